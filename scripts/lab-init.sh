@@ -1,0 +1,36 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# PID 1 of a lab guest (see scripts/lab-run.sh). The root filesystem is the
+# host's, read-only over 9p; the checkout and the run directory are mounted
+# read-write at their host paths. Runs $KVMIG_RUN/cmd, stores its exit status
+# in $KVMIG_RUN/status and reboots, which ends QEMU (-no-reboot).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/tmp TERM=dumb LC_ALL=C.UTF-8
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /var/tmp
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+
+opts=trans=virtio,version=9p2000.L,msize=262144
+mkdir -p "$KVMIG_RUN"
+mount -t 9p -o "$opts" kvmigrun "$KVMIG_RUN" || echo "lab: no run dir share"
+mount -t 9p -o "$opts" kvmigtop "$KVMIG_TOP" || echo "lab: no checkout share"
+
+ip link set lo up 2>/dev/null
+hostname kvmig-lab 2>/dev/null
+echo "lab: $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/ {print $2}' /proc/meminfo) kB"
+
+cd "$KVMIG_TOP" && bash "$KVMIG_RUN/cmd"
+echo $? >"$KVMIG_RUN/status"
+sync
+echo b >/proc/sysrq-trigger

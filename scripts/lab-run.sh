@@ -1,0 +1,107 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot a lab kernel in QEMU (TCG, -cpu max: emulated AMD SVM with nested
+# paging, so kvm_amd runs real guests inside), with the host's root shared
+# read-only and this checkout read-write over 9p, as virtme-ng does; run one
+# command inside and exit with its status.
+#
+#   lab-run.sh [options] [--] command [args...]
+#     -k, --kernel debug|stock   which lab kernel (default: debug)
+#     -c, --cpus N               vCPUs (default: 2)
+#     -m, --mem SIZE             guest memory (default: 2G)
+#     -t, --timeout SECONDS      hard limit for the whole boot (default: 600)
+#     -l, --log FILE             console log (default: build/lab/<kernel>.log)
+#     -q, --quiet                do not echo the console while it runs
+#
+# Inside the guest: KVMIG_KERNEL is debug or stock; KVMIG_MODROOT, for the
+# stock kernel, is the root of its unpacked modules (scripts/lab-modprobe).
+# Exit status: the command's, or 124 on timeout, 125 if no status was left.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+kernel=debug cpus=2 mem=2G timeout=600 log= quiet=
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	-k | --kernel) kernel=$2; shift 2 ;;
+	-c | --cpus) cpus=$2; shift 2 ;;
+	-m | --mem) mem=$2; shift 2 ;;
+	-t | --timeout) timeout=$2; shift 2 ;;
+	-l | --log) log=$2; shift 2 ;;
+	-q | --quiet) quiet=1; shift ;;
+	--) shift; break ;;
+	-*) echo "lab-run: unknown option $1" >&2; exit 2 ;;
+	*) break ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "usage: lab-run.sh [options] command..." >&2; exit 2; }
+
+initrd=() append_extra=
+case $kernel in
+debug)
+	kdir=$("$top/scripts/kernel.sh" debug)
+	bzimage=$kdir/arch/x86/boot/bzImage
+	modroot=
+	;;
+stock)
+	sdir=$("$top/scripts/kernel.sh" stock)
+	abi=$(cat "$sdir/abi")
+	bzimage=$sdir/root/boot/vmlinuz-$abi
+	initrd=(-initrd "$("$top/scripts/lab-initramfs.sh" "$sdir")")
+	modroot=$sdir/root
+	;;
+*)
+	echo "lab-run: --kernel must be debug or stock" >&2
+	exit 2
+	;;
+esac
+
+mkdir -p "$top/build/lab"
+log=${log:-$top/build/lab/$kernel.log}
+run=$(mktemp -d /tmp/kvmig-lab.XXXXXX)
+trap 'rm -rf "$run"' EXIT
+{
+	printf 'export KVMIG_KERNEL=%q KVMIG_MODROOT=%q KVMIG_REQUIRE=1\n' \
+		"$kernel" "$modroot"
+	printf 'cd %q || exit 125\n' "$PWD"
+	printf '%q ' "$@"
+	echo
+} >"$run/cmd"
+
+cmdline="console=ttyS0 loglevel=6 panic=-1"
+cmdline+=" root=/dev/root rootfstype=9p ro"
+cmdline+=" rootflags=trans=virtio,version=9p2000.L,msize=262144"
+cmdline+=" init=$top/scripts/lab-init.sh"
+cmdline+=" KVMIG_INIT=$top/scripts/lab-init.sh KVMIG_RUN=$run KVMIG_TOP=$top"
+
+: >"$log"
+qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max
+	-smp "$cpus" -m "$mem" -nodefaults -no-reboot
+	-display none -monitor none -serial "file:$log"
+	-kernel "$bzimage" "${initrd[@]}" -append "$cmdline"
+	-fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap
+	-device virtio-9p-pci,fsdev=root,mount_tag=/dev/root
+	-fsdev local,id=top,path="$top",security_model=none,multidevs=remap
+	-device virtio-9p-pci,fsdev=top,mount_tag=kvmigtop
+	-fsdev local,id=run,path="$run",security_model=none
+	-device virtio-9p-pci,fsdev=run,mount_tag=kvmigrun)
+
+timeout -k 5 "$timeout" "${qemu[@]}" </dev/null &
+qpid=$!
+if [ -z "$quiet" ]; then
+	tail -n +1 -f --pid=$qpid "$log" &
+fi
+qrc=0
+wait $qpid || qrc=$?
+sleep 0.2
+
+if [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
+	echo "lab-run: timed out after ${timeout}s (console: $log)" >&2
+	exit 124
+fi
+if [ ! -s "$run/status" ]; then
+	echo "lab-run: guest left no status, qemu exit $qrc (console: $log)" >&2
+	exit 125
+fi
+exit "$(cat "$run/status")"

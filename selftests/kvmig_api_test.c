@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ABI tests of /dev/kvmig: the API query and every way to call it wrongly.
+ *
+ * With KVMIG_REQUIRE=1 in the environment a missing /dev/kvmig is a
+ * failure instead of a skip (the lab sets it: there the module is loaded).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvmig.h"
+#include "kselftest_harness.h"
+
+#define DEV "/dev/kvmig"
+
+static int open_dev(struct __test_metadata *_metadata)
+{
+	int fd = open(DEV, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return -1, DEV " not present: load kvmig.ko");
+	ASSERT_LE(0, fd) TH_LOG("open " DEV ": %s", strerror(errno));
+	return fd;
+}
+
+FIXTURE(dev) {
+	int fd;
+};
+
+FIXTURE_SETUP(dev)
+{
+	self->fd = open_dev(_metadata);
+}
+
+FIXTURE_TEARDOWN(dev)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/* ioctl that returns -errno, so EXPECT_EQ shows the error directly. */
+static int xioctl(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) ? -errno : 0;
+}
+
+TEST_F(dev, get_api)
+{
+	__u64 feat[1] = { ~0ULL };
+	struct kvmig_api api = {
+		.nr_features = 1,
+		.features_ptr = (uintptr_t)feat,
+	};
+
+	ASSERT_EQ(0, xioctl(self->fd, KVMIG_GET_API, &api));
+	EXPECT_EQ(KVMIG_API_VERSION, api.api_version);
+	EXPECT_EQ(KVMIG_NR_FEATURE_WORDS, api.nr_features);
+	/* Only bits this header defines may be set. */
+	EXPECT_EQ(0, feat[0] & ~KVMIG_F_ALL_0);
+	EXPECT_EQ(0, api.flags);
+	EXPECT_EQ(0, api.pad);
+}
+
+TEST_F(dev, query_feature_words)
+{
+	struct kvmig_api api = { };
+
+	ASSERT_EQ(0, xioctl(self->fd, KVMIG_GET_API, &api));
+	EXPECT_EQ(KVMIG_API_VERSION, api.api_version);
+	EXPECT_LE(1, api.nr_features);
+}
+
+TEST_F(dev, extra_feature_words_untouched)
+{
+	__u64 feat[4];
+	struct kvmig_api api = {
+		.nr_features = 4,
+		.features_ptr = (uintptr_t)feat,
+	};
+	unsigned int i;
+
+	memset(feat, 0xa5, sizeof(feat));
+	ASSERT_EQ(0, xioctl(self->fd, KVMIG_GET_API, &api));
+	ASSERT_EQ(KVMIG_NR_FEATURE_WORDS, api.nr_features);
+	EXPECT_EQ(0, feat[0] & ~KVMIG_F_ALL_0);
+	for (i = api.nr_features; i < 4; i++)
+		EXPECT_EQ(0xa5a5a5a5a5a5a5a5ULL, feat[i]);
+}
+
+/* A rejected call must leave the caller's struct exactly as it was. */
+static void expect_rejected(struct __test_metadata *_metadata, int fd,
+			    struct kvmig_api *api, int err)
+{
+	struct kvmig_api before = *api;
+
+	EXPECT_EQ(err, xioctl(fd, KVMIG_GET_API, api));
+	EXPECT_EQ(0, memcmp(&before, api, sizeof(before)));
+}
+
+TEST_F(dev, flags_rejected)
+{
+	unsigned int bit;
+
+	for (bit = 0; bit < 32; bit++) {
+		struct kvmig_api api = { .flags = 1U << bit };
+
+		expect_rejected(_metadata, self->fd, &api, -EINVAL);
+	}
+}
+
+TEST_F(dev, pad_rejected)
+{
+	struct kvmig_api api = { .pad = 0x80000000 };
+
+	expect_rejected(_metadata, self->fd, &api, -EINVAL);
+}
+
+TEST_F(dev, reserved_rejected)
+{
+	unsigned int i;
+
+	for (i = 0; i < 4; i++) {
+		struct kvmig_api api = { };
+
+		api.reserved[i] = 1ULL << (i * 16);
+		expect_rejected(_metadata, self->fd, &api, -EINVAL);
+	}
+}
+
+TEST_F(dev, words_without_pointer)
+{
+	struct kvmig_api api = { .nr_features = 1 };
+
+	expect_rejected(_metadata, self->fd, &api, -EINVAL);
+}
+
+TEST_F(dev, bad_feature_pointer)
+{
+	static const uint64_t bad[] = {
+		1,			/* unmapped first page */
+		0xffff800000000000ULL,	/* kernel half */
+		0x0000800000000000ULL,	/* non-canonical */
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct kvmig_api api = {
+			.nr_features = 1,
+			.features_ptr = bad[i],
+		};
+
+		EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_GET_API, &api));
+	}
+}
+
+TEST_F(dev, read_only_feature_array)
+{
+	struct kvmig_api api = { .nr_features = 1 };
+	void *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
+
+	ASSERT_NE(MAP_FAILED, ro);
+	api.features_ptr = (uintptr_t)ro;
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_GET_API, &api));
+	munmap(ro, 4096);
+}
+
+TEST_F(dev, bad_arg_pointer)
+{
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_GET_API, NULL));
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_GET_API, (void *)1));
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_GET_API,
+				  (void *)0xffff800000000000ULL));
+}
+
+TEST_F(dev, read_only_arg)
+{
+	struct kvmig_api *api = mmap(NULL, 4096, PROT_READ,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, api);
+	/* Readable, so it validates, but the answer cannot be written. */
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_GET_API, api));
+	munmap(api, 4096);
+}
+
+TEST_F(dev, unknown_ioctls)
+{
+	struct kvmig_api api = { };
+	char big[256] = { };
+
+	/* Unused numbers in the core range and beyond it. */
+	EXPECT_EQ(-ENOTTY, xioctl(self->fd, _IOWR(KVMIG_IO, 0x0f,
+						  struct kvmig_api), &api));
+	EXPECT_EQ(-ENOTTY, xioctl(self->fd, _IO(KVMIG_IO, 0xff), NULL));
+	/* Same number, wrong direction or wrong size. */
+	EXPECT_EQ(-ENOTTY, xioctl(self->fd, _IOR(KVMIG_IO, 0x00,
+						 struct kvmig_api), &api));
+	EXPECT_EQ(-ENOTTY, xioctl(self->fd, _IOW(KVMIG_IO, 0x00,
+						 struct kvmig_api), &api));
+	EXPECT_EQ(-ENOTTY, xioctl(self->fd, _IOWR(KVMIG_IO, 0x00, big), big));
+	/* Another driver's magic. */
+	EXPECT_EQ(-ENOTTY, xioctl(self->fd, _IOWR(0xAE, 0x00,
+						  struct kvmig_api), &api));
+}
+
+TEST_F(dev, no_read_write_seek_mmap)
+{
+	char buf[8];
+
+	EXPECT_EQ(-1, read(self->fd, buf, sizeof(buf)));
+	EXPECT_EQ(-1, write(self->fd, buf, sizeof(buf)));
+	EXPECT_EQ(-1, lseek(self->fd, 0, SEEK_SET));
+	EXPECT_EQ(ESPIPE, errno);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, 4096, PROT_READ, MAP_SHARED,
+				   self->fd, 0));
+}
+
+TEST(device_mode)
+{
+	struct stat st;
+
+	if (stat(DEV, &st) && errno == ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, DEV " not present: load kvmig.ko");
+	ASSERT_EQ(0, stat(DEV, &st));
+	EXPECT_TRUE(S_ISCHR(st.st_mode));
+	/* It hands out control of VMs: root only. */
+	EXPECT_EQ(0600, st.st_mode & 07777);
+}
+
+TEST(sessions_are_independent)
+{
+	struct kvmig_api api = { };
+	int a, b, i;
+
+	a = open_dev(_metadata);
+	if (a < 0)
+		return;
+	b = open_dev(_metadata);
+	ASSERT_LE(0, b);
+	ASSERT_EQ(0, close(a));
+	EXPECT_EQ(0, xioctl(b, KVMIG_GET_API, &api));
+	ASSERT_EQ(0, close(b));
+
+	/* Many short sessions: each must free what it allocated. */
+	for (i = 0; i < 1000; i++) {
+		a = open_dev(_metadata);
+		ASSERT_LE(0, a);
+		ASSERT_EQ(0, close(a));
+	}
+}
+
+TEST_HARNESS_MAIN
