@@ -19,7 +19,7 @@
  * the file's.
  */
 struct kvmig_session {
-	struct mutex lock;
+	struct mutex lock; /* see above */
 };
 
 int kvmig_dev_init(void);

@@ -15,19 +15,50 @@ struct api_case {
 	int ret;
 };
 
-static void none(struct kvmig_api *api) { }
-static void set_flags(struct kvmig_api *api) { api->flags = 1; }
-static void set_high_flag(struct kvmig_api *api) { api->flags = 1U << 31; }
-static void set_pad(struct kvmig_api *api) { api->pad = 1; }
-static void set_reserved0(struct kvmig_api *api) { api->reserved[0] = 1; }
-static void set_reserved3(struct kvmig_api *api) { api->reserved[3] = 1ULL << 63; }
-static void words_no_ptr(struct kvmig_api *api) { api->nr_features = 1; }
+static void none(struct kvmig_api *api)
+{
+}
+
+static void set_flags(struct kvmig_api *api)
+{
+	api->flags = 1;
+}
+
+static void set_high_flag(struct kvmig_api *api)
+{
+	api->flags = 1U << 31;
+}
+
+static void set_pad(struct kvmig_api *api)
+{
+	api->pad = 1;
+}
+
+static void set_reserved0(struct kvmig_api *api)
+{
+	api->reserved[0] = 1;
+}
+
+static void set_reserved3(struct kvmig_api *api)
+{
+	api->reserved[3] = 1ULL << 63;
+}
+
+static void words_no_ptr(struct kvmig_api *api)
+{
+	api->nr_features = 1;
+}
+
 static void words_and_ptr(struct kvmig_api *api)
 {
 	api->nr_features = 4;
 	api->features_ptr = 0x1000;
 }
-static void ptr_no_words(struct kvmig_api *api) { api->features_ptr = 0x1000; }
+
+static void ptr_no_words(struct kvmig_api *api)
+{
+	api->features_ptr = 0x1000;
+}
 
 static const struct api_case api_cases[] = {
 	{ "zeroed",		none,		0 },

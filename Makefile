@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# kvmig: `make` builds module/kvmig.ko against KDIR (default: the running
+# kernel's build tree) and the selftests. `make check` and `make demo` run
+# everything in the QEMU lab; see README.md.
+
+KDIR ?= /lib/modules/$(shell uname -r)/build
+
+all: module selftests userspace
+
+module:
+	@test -f $(KDIR)/Makefile || { \
+		echo "kvmig: no kernel build tree at KDIR=$(KDIR)."; \
+		echo "kvmig: install the headers of the target kernel, or pass KDIR=<tree>;"; \
+		echo "kvmig: 'make check' and 'make demo' set up the lab's own kernels."; \
+		exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+selftests:
+	$(MAKE) -C selftests
+
+userspace:
+	$(MAKE) -C userspace
+
+
+check:
+	scripts/check.sh
+
+demo:
+	scripts/demo.sh
+
+checkpatch:
+	scripts/checkpatch.sh
+
+# sparse on every kernel file, against KDIR.
+sparse:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) C=2 modules
+
+modules_install: module
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+
+clean:
+	$(MAKE) -C selftests clean
+	$(MAKE) -C userspace clean
+	rm -rf build
+	find module -name '*.o' -o -name '*.ko' -o -name '*.mod' \
+		-o -name '*.mod.c' -o -name '.*.cmd' | xargs rm -f
+	rm -f modules.order Module.symvers module/modules.order
+
+.PHONY: all module selftests userspace check demo checkpatch sparse modules_install clean

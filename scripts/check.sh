@@ -1,0 +1,68 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make check: install what is missing, build the lab kernels (cached), build
+# kvmig for both with warnings as errors, then run in the lab
+#   - on the debug kernel (KASAN, lockdep, kmemleak): KUnit and the selftests,
+#   - on Debian's stock kernel: the selftests,
+# and fail on any failed test or kernel splat. Last line: "N passed, N failed".
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+res=$top/build/results
+rm -rf "$res"
+mkdir -p "$res" build/lab
+t0=$(date +%s)
+
+n=0
+exec 3>"$res/host.tap"
+echo "TAP version 13" >&3
+result() { # result NAME STATUS
+	n=$((n + 1))
+	if [ "$2" -eq 0 ]; then echo "ok $n $1" >&3; else echo "not ok $n $1" >&3; fi
+	echo "check: $([ "$2" -eq 0 ] && echo ok || echo FAILED): $1"
+}
+finish() {
+	echo "1..$n" >&3
+	exec 3>&-
+	echo
+	local counts rc
+	counts=$(scripts/tap-count.py "$res"/*.tap "$res"/*/*.tap \
+		"$res"/*/*.ktap 2>&1 >/dev/null | tail -1)
+	scripts/tap-count.py "$res"/*.tap "$res"/*/*.tap "$res"/*/*.ktap 2>/dev/null
+	rc=$?
+	read -r p f s <<<"$counts"
+	echo "check: wall time $(($(date +%s) - t0)) s"
+	echo "${p:-0} passed, ${f:-1} failed, ${s:-0} skipped"
+	[ "$rc" -eq 0 ] && [ "${f:-1}" -eq 0 ]
+	exit $?
+}
+
+scripts/deps.sh || { result "install dependencies" 1; finish; }
+
+scripts/kernel.sh debug >/dev/null
+result "debug kernel built or cached" $?
+scripts/kernel.sh stock >/dev/null
+result "stock kernel fetched or cached" $?
+
+scripts/build.sh debug
+result "build kvmig, selftests, userspace for the debug kernel (-Werror)" $?
+scripts/build.sh stock
+result "build kvmig, selftests, userspace for the stock kernel (-Werror)" $?
+
+scripts/checkpatch.sh
+result "checkpatch: module/ and uapi/ clean" $?
+
+lab() { # lab NAME: boot that kernel, run lab-tests.sh, check the console
+	local log=$top/build/lab/$1.log
+	scripts/lab-run.sh -q -k "$1" -l "$log" -t 900 -- \
+		scripts/lab-tests.sh "$res/$1" "$top/build/$1/module"
+	result "lab run on the $1 kernel completed" $?
+	scripts/splat-check.sh "$log"
+	result "no kernel splat in the $1 kernel's console" $?
+	grep -E '^(lab-tests|check):|^(not )?ok ' "$log" | sed 's/^/  /' | tail -80
+}
+lab debug
+lab stock
+finish

@@ -1,0 +1,13 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Run the kernel's checkpatch.pl (from the lab's kernel source) on kvmig's
+# kernel code and UAPI header. Exit 1 on any error or warning.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=${KVMIG_CACHE:-$HOME/.cache/kvmig}
+ver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
+cp=$cache/src-$ver/scripts/checkpatch.pl
+[ -x "$cp" ] || "$top/scripts/kernel.sh" debug >/dev/null
+cd "$top"
+"$cp" --no-tree --strict --terse --show-types -f \
+	module/*.c module/*.h uapi/*.h

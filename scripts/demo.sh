@@ -1,0 +1,16 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make demo: build everything, boot Debian's stock kernel in the lab, load
+# KVM and kvmig, and show that they are there and that a nested KVM guest
+# runs. (It becomes the live-migration demo with the transfer engine.)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+scripts/deps.sh
+echo "demo: preparing the lab's stock kernel and building kvmig"
+scripts/kernel.sh stock >/dev/null
+scripts/build.sh stock
+echo "demo: booting the lab (QEMU TCG, emulated AMD SVM + nested paging)"
+scripts/lab-run.sh -q -k stock -l build/lab/demo.log -t 300 -- \
+	scripts/lab-demo.sh build/stock/module

@@ -1,0 +1,75 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# lab-tests.sh OUT MODDIR: the tests `make check` runs inside a lab guest.
+# Loads the module built in MODDIR, runs KUnit (debug kernel) and the
+# selftests, unloads, checks kmemleak (debug kernel); writes TAP to OUT:
+#   lab.tap        the steps of this script
+#   kunit.ktap     the KUnit results of kvmig_test.ko (debug kernel)
+#   selftests.tap  make -C selftests run_tests
+set -u
+out=$1 mod=$2
+mkdir -p "$out"
+rm -f "$out"/*.tap "$out"/*.ktap
+
+n=0 plan=()
+exec 3>"$out/lab.tap"
+echo "TAP version 13" >&3
+result() { # result NAME STATUS
+	n=$((n + 1))
+	if [ "$2" -eq 0 ]; then echo "ok $n $1" >&3; else echo "not ok $n $1" >&3; fi
+	echo "lab-tests: $([ "$2" -eq 0 ] && echo ok || echo FAILED): $1"
+}
+step() { # step NAME CMD...: run, log, record
+	local name=$1
+	shift
+	echo "lab-tests: + $*"
+	"$@"
+	result "$name" $?
+}
+debug=
+[ "${KVMIG_KERNEL:-}" = debug ] && debug=1
+kmemleak=/sys/kernel/debug/kmemleak
+
+# Forget objects from boot: only what the tests leave counts.
+[ -n "$debug" ] && [ -w $kmemleak ] && echo clear >$kmemleak
+
+if [ -z "$debug" ]; then
+	step "modprobe kvm_amd (with ccp, irqbypass)" \
+		sh -c 'scripts/lab-modprobe ccp && scripts/lab-modprobe kvm_amd'
+fi
+step "/dev/kvm present" test -c /dev/kvm
+step "insmod kvmig.ko" insmod "$mod/kvmig.ko"
+step "/dev/kvmig is a root-only char device" \
+	sh -c '[ -c /dev/kvmig ] && [ "$(stat -c %a /dev/kvmig)" = 600 ]'
+modinfo "$mod/kvmig.ko"
+
+if [ -n "$debug" ]; then
+	# KUnit runs the suites at load and prints KTAP to the kernel log:
+	# take the log from the module's first line, keep only KTAP lines.
+	dmesg -C
+	step "insmod kvmig_test.ko (KUnit)" insmod "$mod/kvmig_test.ko"
+	dmesg -t | grep -E '^ *(KTAP version|# |ok |not ok |1\.\.)' \
+		>"$out/kunit.ktap"
+	cat "$out/kunit.ktap"
+	step "KUnit suite kvmig_api reported" \
+		grep -qE '^(not )?ok [0-9]+ kvmig_api$' "$out/kunit.ktap"
+	step "rmmod kvmig_test" rmmod kvmig_test
+fi
+
+make -s -C selftests run_tests >"$out/selftests.tap" 2>&1
+cat "$out/selftests.tap"
+
+step "rmmod kvmig" rmmod kvmig
+step "/dev/kvmig gone after rmmod" test ! -e /dev/kvmig
+
+if [ -n "$debug" ]; then
+	# kmemleak reports objects older than 5 s only; scan twice to settle.
+	sleep 5
+	echo scan >$kmemleak
+	echo scan >$kmemleak
+	leaks=$(grep -c 'unreferenced object' $kmemleak)
+	[ "$leaks" -eq 0 ] || cat $kmemleak
+	result "kmemleak: no leaks ($leaks reported)" "$leaks"
+fi
+echo "1..$n" >&3
