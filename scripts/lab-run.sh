@@ -69,7 +69,7 @@ trap 'rm -rf "$run"' EXIT
 	echo
 } >"$run/cmd"
 
-cmdline="console=ttyS0 loglevel=6 panic=-1"
+cmdline="console=ttyS0 loglevel=7 panic=-1"
 cmdline+=" root=/dev/root rootfstype=9p ro"
 cmdline+=" rootflags=trans=virtio,version=9p2000.L,msize=262144"
 cmdline+=" init=$top/scripts/lab-init.sh"
