@@ -6,28 +6,56 @@
 #define _KVMIG_CORE_H
 
 #include <linux/mutex.h>
+#include <linux/types.h>
 #include <kunit/visibility.h>
 
 #include <kvmig.h>
 
+struct file;
+struct kvm;
+
+/* Session states; the diagram is in uapi/kvmig.h. */
+enum kvmig_state {
+	KVMIG_STATE_IDLE,
+	KVMIG_STATE_ATTACHED,
+};
+
 /**
  * struct kvmig_session - one open file of /dev/kvmig
- * @lock: serialises the session's ioctls. Everything a later part adds to
- *	the session is protected by it unless its own comment says otherwise.
+ * @lock: serialises the session's ioctls and protects every field below.
+ * @state: where the session is in its lifecycle.
+ * @vm_file: the VM's file, with our own reference (fget) from ATTACHED on.
+ * @kvm: the VM, with a kvm_get_kvm() reference from ATTACHED on.
+ * @role: KVMIG_ROLE_*, valid from ATTACHED on.
+ * @dirty_mode: KVMIG_DIRTY_RING or _BITMAP for a source, _AUTO for a
+ *	destination; valid from ATTACHED on.
  *
  * Allocated by open(), freed by the file's release: its lifetime is exactly
- * the file's.
+ * the file's, and so is every reference it holds.
  */
 struct kvmig_session {
 	struct mutex lock; /* see above */
+	enum kvmig_state state;
+	struct file *vm_file;
+	struct kvm *kvm;
+	u32 role;
+	u32 dirty_mode;
 };
 
 int kvmig_dev_init(void);
 void kvmig_dev_exit(void);
 
+struct kvmig_session *kvmig_session_create(void);
+void kvmig_session_destroy(struct kvmig_session *s);
+long kvmig_session_attach(struct kvmig_session *s,
+			  struct kvmig_attach __user *argp);
+
 #if IS_ENABLED(CONFIG_KUNIT)
 int kvmig_api_check(const struct kvmig_api *api);
 void kvmig_api_fill(struct kvmig_api *api, u32 nr_words);
+int kvmig_attach_check(const struct kvmig_attach *a);
+int kvmig_dirty_mode_resolve(u32 role, u32 mode, u32 ring_size,
+			     bool manual_protect, u32 *out);
 #endif
 
 #endif /* _KVMIG_CORE_H */

@@ -7,7 +7,6 @@
 #include <linux/compat.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
-#include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
@@ -69,11 +68,14 @@ static long kvmig_get_api(void __user *argp)
 static long kvmig_ioctl(struct file *file, unsigned int cmd,
 			unsigned long arg)
 {
+	struct kvmig_session *s = file->private_data;
 	void __user *argp = (void __user *)arg;
 
 	switch (cmd) {
 	case KVMIG_GET_API:
 		return kvmig_get_api(argp);
+	case KVMIG_ATTACH_VM:
+		return kvmig_session_attach(s, argp);
 	default:
 		return -ENOTTY;
 	}
@@ -83,20 +85,16 @@ static int kvmig_open(struct inode *inode, struct file *file)
 {
 	struct kvmig_session *s;
 
-	s = kzalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
+	s = kvmig_session_create();
 	if (!s)
 		return -ENOMEM;
-	mutex_init(&s->lock);
 	file->private_data = s;
 	return stream_open(inode, file);
 }
 
 static int kvmig_release(struct inode *inode, struct file *file)
 {
-	struct kvmig_session *s = file->private_data;
-
-	mutex_destroy(&s->lock);
-	kfree(s);
+	kvmig_session_destroy(file->private_data);
 	return 0;
 }
 

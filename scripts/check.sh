@@ -58,10 +58,11 @@ lab() { # lab NAME: boot that kernel, run lab-tests.sh, check the console
 	local log=$top/build/lab/$1.log
 	scripts/lab-run.sh -q -k "$1" -l "$log" -t 900 -- \
 		scripts/lab-tests.sh "$res/$1" "$top/build/$1/module"
-	result "lab run on the $1 kernel completed" $?
+	local rc=$?
+	grep -E '^(lab-tests|check):|^(not )?ok ' "$log" | sed 's/^/  /' | tail -80
+	result "lab run on the $1 kernel completed" $rc
 	scripts/splat-check.sh "$log"
 	result "no kernel splat in the $1 kernel's console" $?
-	grep -E '^(lab-tests|check):|^(not )?ok ' "$log" | sed 's/^/  /' | tail -80
 }
 lab debug
 lab stock

@@ -45,11 +45,19 @@ debug_kernel() {
 
 	tmp=$out.tmp
 	rm -rf "$tmp"
+	# A tree built from an earlier fragment turns a full build into an
+	# incremental one: kbuild tracks dependencies per CONFIG_ option.
+	seed=$(ls -dt "$cache"/debug-"$ver"-*/.done 2>/dev/null | head -1)
+	if [ -n "$seed" ]; then
+		log "seeding from $(dirname "$seed")"
+		cp -a "$(dirname "$seed")" "$tmp"
+		rm -f "$tmp/.done"
+	fi
 	mkdir -p "$tmp"
 	log "configuring debug kernel in $tmp"
 	make -s -C "$src" O="$tmp" allnoconfig >&2
 	"$src/scripts/kconfig/merge_config.sh" -m -O "$tmp" \
-		"$tmp/.config" "$frag" >&2
+		"$tmp/.config" "$frag" >"$tmp/merge_config.log"
 	make -s -C "$src" O="$tmp" olddefconfig >&2
 
 	# Kconfig silently drops options whose dependencies are unmet: refuse
@@ -72,6 +80,9 @@ debug_kernel() {
 	touch "$tmp/.done"
 	rm -rf "$out"
 	mv "$tmp" "$out"
+	# Older configurations are of no further use: keep the cache small.
+	find "$cache" -maxdepth 1 -name "debug-*" ! -path "$out" \
+		-exec rm -rf {} + 2>/dev/null
 	echo "$out"
 }
 

@@ -52,8 +52,10 @@ if [ -n "$debug" ]; then
 	dmesg -t | grep -E '^ *(KTAP version|# |ok |not ok |1\.\.)' \
 		>"$out/kunit.ktap"
 	cat "$out/kunit.ktap"
-	step "KUnit suite kvmig_api reported" \
-		grep -qE '^(not )?ok [0-9]+ kvmig_api$' "$out/kunit.ktap"
+	for suite in kvmig_api kvmig_session; do
+		step "KUnit suite $suite reported" \
+			grep -qE "^(not )?ok [0-9]+ $suite\$" "$out/kunit.ktap"
+	done
 	step "rmmod kvmig_test" rmmod kvmig_test
 fi
 

@@ -100,7 +100,11 @@ FIXTURE_TEARDOWN(vm)
 		close(self->kvm);
 }
 
-TEST_F(vm, add_out_store_hlt)
+/*
+ * Nested and emulated, the first entry is slow on the debug kernel: the
+ * timeout is a safety net, not a measurement.
+ */
+TEST_F_TIMEOUT(vm, add_out_store_hlt, 300)
 {
 	struct kvm_regs regs = {
 		.rip = CODE_GPA,

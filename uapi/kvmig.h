@@ -68,4 +68,64 @@ struct kvmig_api {
 
 #define KVMIG_GET_API		_IOWR(KVMIG_IO, 0x00, struct kvmig_api)
 
+/*
+ * Session lifecycle. A session is one open file of /dev/kvmig.
+ *
+ *   open()
+ *     |
+ *     v
+ *   +--------+   KVMIG_ATTACH_VM    +----------+
+ *   |  IDLE  | -------------------> | ATTACHED | ---> (dirty tracking and
+ *   +--------+                      +----------+      transfer: later)
+ *     |                                  |
+ *     +---------- close() / exit --------+--> released: the VM reference
+ *                                             and the VM file are dropped
+ *
+ * A call that the current state does not allow fails with -EBUSY and
+ * changes nothing.
+ *
+ * While attached, the VMM must not harvest the VM's dirty log itself:
+ * no KVM_GET_DIRTY_LOG or KVM_CLEAR_DIRTY_LOG (bitmap mode), no reaping of
+ * the dirty rings and no KVM_RESET_DIRTY_RINGS (ring mode). There must be
+ * exactly one harvester; a page the VMM reaps is a page kvmig never sends.
+ * The VMM keeps running its vCPUs and keeps its VM file; kvmig holds its own
+ * reference, so the VM outlives the VMM's close() until the session ends.
+ */
+
+/* Roles of a session (struct kvmig_attach.role). */
+#define KVMIG_ROLE_SOURCE	1	/* sends the VM's memory */
+#define KVMIG_ROLE_DEST		2	/* receives into the VM's memory */
+
+/* Dirty-tracking modes (struct kvmig_attach.dirty_mode). */
+#define KVMIG_DIRTY_AUTO	0	/* ring if the VM has rings, else bitmap */
+#define KVMIG_DIRTY_RING	1	/* per-vCPU dirty rings (KVM_CAP_DIRTY_LOG_RING*) */
+#define KVMIG_DIRTY_BITMAP	2	/* bitmap, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 */
+
+/**
+ * struct kvmig_attach - hand the session a KVM VM
+ * @vm_fd: in: a VM file descriptor from KVM_CREATE_VM, of the caller's own
+ *	process (the VM's mm must be the caller's)
+ * @flags: in: must be 0
+ * @role: in: KVMIG_ROLE_SOURCE or KVMIG_ROLE_DEST
+ * @dirty_mode: in: a KVMIG_DIRTY_* mode; out: the mode in use, never
+ *	KVMIG_DIRTY_AUTO. Only a source tracks dirty pages: a destination must
+ *	pass KVMIG_DIRTY_AUTO and gets it back.
+ * @reserved: must be 0
+ *
+ * Errors: -EFAULT; -EINVAL for a nonzero flag or reserved field, an unknown
+ * role or mode, a file that is not a KVM VM, or a mode the VM is not set up
+ * for (ring mode without rings; bitmap mode with rings, or without manual
+ * protect); -EBADF for a descriptor that is not open; -EPERM for a VM of
+ * another process; -EBUSY if the session is not IDLE.
+ */
+struct kvmig_attach {
+	__u32 vm_fd;
+	__u32 flags;
+	__u32 role;
+	__u32 dirty_mode;
+	__u64 reserved[4];
+};
+
+#define KVMIG_ATTACH_VM		_IOWR(KVMIG_IO, 0x01, struct kvmig_attach)
+
 #endif /* _UAPI_KVMIG_H */

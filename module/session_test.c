@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests for sessions: validation of struct kvmig_attach and the
+ * choice of dirty tracker, one case per rule.
+ */
+#include <kunit/test.h>
+#include <kunit/visibility.h>
+
+#include "core.h"
+
+struct attach_case {
+	const char *name;
+	struct kvmig_attach a;
+	int ret;
+};
+
+#define SRC	.role = KVMIG_ROLE_SOURCE
+#define DST	.role = KVMIG_ROLE_DEST
+
+static const struct attach_case attach_cases[] = {
+	{ "source auto",	{ SRC },				0 },
+	{ "source ring",	{ SRC, .dirty_mode = KVMIG_DIRTY_RING },	0 },
+	{ "source bitmap",	{ SRC, .dirty_mode = KVMIG_DIRTY_BITMAP },	0 },
+	{ "dest auto",		{ DST },				0 },
+	{ "fd INT_MAX",		{ SRC, .vm_fd = 0x7fffffff },		0 },
+	{ "role 0",		{ .role = 0 },				-EINVAL },
+	{ "role 3",		{ .role = 3 },				-EINVAL },
+	{ "mode 3",		{ SRC, .dirty_mode = 3 },		-EINVAL },
+	{ "mode ~0",		{ SRC, .dirty_mode = ~0U },		-EINVAL },
+	{ "dest with ring",	{ DST, .dirty_mode = KVMIG_DIRTY_RING },	-EINVAL },
+	{ "flags bit 0",	{ SRC, .flags = 1 },			-EINVAL },
+	{ "flags bit 31",	{ SRC, .flags = 1U << 31 },		-EINVAL },
+	{ "reserved[0]",	{ SRC, .reserved = { 1 } },		-EINVAL },
+	{ "reserved[3]",	{ SRC, .reserved = { 0, 0, 0, 1 } },	-EINVAL },
+	{ "fd negative",	{ SRC, .vm_fd = 0x80000000 },		-EBADF },
+};
+
+static void attach_case_desc(const struct attach_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(attach, attach_cases, attach_case_desc);
+
+static void kvmig_attach_check_test(struct kunit *test)
+{
+	const struct attach_case *c = test->param_value;
+
+	KUNIT_EXPECT_EQ(test, kvmig_attach_check(&c->a), c->ret);
+}
+
+struct mode_case {
+	const char *name;
+	u32 role, mode, ring_size;
+	bool manual;
+	int ret;
+	u32 out;
+};
+
+static const struct mode_case mode_cases[] = {
+	{ "auto, rings",	1, 0, 4096, false, 0, KVMIG_DIRTY_RING },
+	{ "auto, manual",	1, 0, 0, true, 0, KVMIG_DIRTY_BITMAP },
+	{ "auto, neither",	1, 0, 0, false, -EINVAL },
+	{ "ring, rings",	1, 1, 65536, false, 0, KVMIG_DIRTY_RING },
+	{ "ring, no rings",	1, 1, 0, true, -EINVAL },
+	{ "bitmap, manual",	1, 2, 0, true, 0, KVMIG_DIRTY_BITMAP },
+	{ "bitmap, no manual",	1, 2, 0, false, -EINVAL },
+	{ "bitmap, rings",	1, 2, 4096, true, -EINVAL },
+	{ "dest, anything",	2, 0, 0, false, 0, KVMIG_DIRTY_AUTO },
+};
+
+static void mode_case_desc(const struct mode_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(mode, mode_cases, mode_case_desc);
+
+static void kvmig_dirty_mode_resolve_test(struct kunit *test)
+{
+	const struct mode_case *c = test->param_value;
+	u32 out = 0xdead;
+	int ret;
+
+	ret = kvmig_dirty_mode_resolve(c->role, c->mode, c->ring_size,
+				       c->manual, &out);
+	KUNIT_EXPECT_EQ(test, ret, c->ret);
+	/* On error the output is left alone. */
+	KUNIT_EXPECT_EQ(test, out, ret ? 0xdead : c->out);
+}
+
+static void kvmig_attach_layout_test(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_attach), 48);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_attach, reserved), 16);
+	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_ATTACH_VM),
+			sizeof(struct kvmig_attach));
+	KUNIT_EXPECT_EQ(test, _IOC_DIR(KVMIG_ATTACH_VM),
+			_IOC_READ | _IOC_WRITE);
+}
+
+static struct kunit_case kvmig_session_cases[] = {
+	KUNIT_CASE_PARAM(kvmig_attach_check_test, attach_gen_params),
+	KUNIT_CASE_PARAM(kvmig_dirty_mode_resolve_test, mode_gen_params),
+	KUNIT_CASE(kvmig_attach_layout_test),
+	{}
+};
+
+static struct kunit_suite kvmig_session_suite = {
+	.name = "kvmig_session",
+	.test_cases = kvmig_session_cases,
+};
+
+kunit_test_suites(&kvmig_session_suite);
