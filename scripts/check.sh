@@ -56,10 +56,11 @@ result "checkpatch: module/ and uapi/ clean" $?
 
 lab() { # lab NAME: boot that kernel, run lab-tests.sh, check the console
 	local log=$top/build/lab/$1.log
+	echo "check: booting the $1 kernel in the lab (console: $log)"
 	scripts/lab-run.sh -q -k "$1" -l "$log" -t 900 -- \
-		scripts/lab-tests.sh "$res/$1" "$top/build/$1/module"
-	local rc=$?
-	grep -E '^(lab-tests|check):|^(not )?ok ' "$log" | sed 's/^/  /' | tail -80
+		scripts/lab-tests.sh "$res/$1" "$top/build/$1/module" |
+		grep -E '^(lab-tests: (ok|FAILED)|(not )?ok )' | sed 's/^/  /'
+	local rc=${PIPESTATUS[0]}
 	result "lab run on the $1 kernel completed" $rc
 	scripts/splat-check.sh "$log"
 	result "no kernel splat in the $1 kernel's console" $?

@@ -9,12 +9,12 @@ say "host: $(uname -sr), $(nproc) vCPUs; CPU has: $(grep -ow -m1 -e svm -e npt /
 say "loading KVM: modprobe ccp kvm_amd"
 scripts/lab-modprobe ccp
 scripts/lab-modprobe kvm_amd
-dmesg | grep -iE 'kvm|svm|nested paging' | sed 's/^/  /' || true
+dmesg | grep -E 'kvm_amd|SVM' | sed 's/^/  /' || true
 ls -l /dev/kvm
 
 say "loading kvmig: insmod $mod/kvmig.ko"
 insmod "$mod/kvmig.ko"
-dmesg | grep kvmig | sed 's/^/  /'
+dmesg | grep 'kvmig:' | sed 's/^/  /'
 ls -l /dev/kvmig
 lsmod | grep -E '^(kvmig|kvm_amd|kvm) '
 

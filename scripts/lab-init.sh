@@ -30,7 +30,9 @@ ip link set lo up 2>/dev/null
 hostname kvmig-lab 2>/dev/null
 echo "lab: $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/ {print $2}' /proc/meminfo) kB"
 
-cd "$KVMIG_TOP" && bash "$KVMIG_RUN/cmd"
-echo $? >"$KVMIG_RUN/status"
+# The command's output goes to the console and to the run directory, where
+# lab-run.sh -q shows it without the kernel's messages.
+cd "$KVMIG_TOP" && bash "$KVMIG_RUN/cmd" 2>&1 | tee -a "$KVMIG_RUN/output"
+echo "${PIPESTATUS[0]}" >"$KVMIG_RUN/status"
 sync
 echo b >/proc/sysrq-trigger

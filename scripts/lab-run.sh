@@ -12,7 +12,7 @@
 #     -m, --mem SIZE             guest memory (default: 2G)
 #     -t, --timeout SECONDS      hard limit for the whole boot (default: 600)
 #     -l, --log FILE             console log (default: build/lab/<kernel>.log)
-#     -q, --quiet                do not echo the console while it runs
+#     -q, --quiet                show the command's output, not the console
 #
 # Inside the guest: KVMIG_KERNEL is debug or stock; KVMIG_MODROOT, for the
 # stock kernel, is the root of its unpacked modules (scripts/lab-modprobe).
@@ -79,6 +79,7 @@ cmdline+=" init=$top/scripts/lab-init.sh"
 cmdline+=" KVMIG_INIT=$top/scripts/lab-init.sh KVMIG_RUN=$run KVMIG_TOP=$top"
 
 : >"$log"
+: >"$run/output"
 qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu "${KVMIG_CPU:-max}"
 	-smp "$cpus" -m "$mem" -nodefaults -no-reboot
 	-display none -monitor none -serial "file:$log"
@@ -94,6 +95,8 @@ timeout -k 5 "$timeout" "${qemu[@]}" </dev/null &
 qpid=$!
 if [ -z "$quiet" ]; then
 	tail -n +1 -f --pid=$qpid "$log" &
+else
+	tail -n +1 -f --pid=$qpid "$run/output" &
 fi
 qrc=0
 wait $qpid || qrc=$?
