@@ -21,10 +21,18 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 
-opts=trans=virtio,version=9p2000.L,msize=262144
-mkdir -p "$KVMIG_RUN"
-mount -t 9p -o "$opts" kvmigrun "$KVMIG_RUN" || echo "lab: no run dir share"
-mount -t 9p -o "$opts" kvmigtop "$KVMIG_TOP" || echo "lab: no checkout share"
+# The shares go to their host paths; those may sit under a tmpfs mounted
+# above (a checkout in /tmp), so make the mount points first.
+share() { # share TAG PATH [ro]
+	local opts=trans=virtio,version=9p2000.L,msize=262144${3:+,ro}
+
+	[ -n "$2" ] || return 0
+	mkdir -p "$2" 2>/dev/null
+	mount -t 9p -o "$opts" "$1" "$2" || echo "lab: cannot mount $1 on $2"
+}
+share kvmigrun "$KVMIG_RUN"
+share kvmigtop "$KVMIG_TOP"
+share kvmigmod "${KVMIG_MODROOT:-}" ro
 
 ip link set lo up 2>/dev/null
 hostname kvmig-lab 2>/dev/null

@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "usage: lab-run.sh [options] command..." >&2; exit 2; }
 
-initrd=() append_extra=
+initrd=() modshare=()
 case $kernel in
 debug)
 	kdir=$("$top/scripts/kernel.sh" debug)
@@ -50,6 +50,8 @@ stock)
 	bzimage=$sdir/root/boot/vmlinuz-$abi
 	initrd=(-initrd "$("$top/scripts/lab-initramfs.sh" "$sdir")")
 	modroot=$sdir/root
+	modshare=(-fsdev "local,id=mod,path=$modroot,security_model=none,readonly=on,multidevs=remap"
+		-device virtio-9p-pci,fsdev=mod,mount_tag=kvmigmod)
 	;;
 *)
 	echo "lab-run: --kernel must be debug or stock" >&2
@@ -77,6 +79,7 @@ cmdline+=" root=/dev/root rootfstype=9p ro"
 cmdline+=" rootflags=trans=virtio,version=9p2000.L,msize=262144"
 cmdline+=" init=$top/scripts/lab-init.sh"
 cmdline+=" KVMIG_INIT=$top/scripts/lab-init.sh KVMIG_RUN=$run KVMIG_TOP=$top"
+cmdline+=" KVMIG_MODROOT=$modroot"
 
 : >"$log"
 : >"$run/output"
@@ -89,7 +92,7 @@ qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu "${KVMIG_CPU:-max}"
 	-fsdev local,id=top,path="$top",security_model=none,multidevs=remap
 	-device virtio-9p-pci,fsdev=top,mount_tag=kvmigtop
 	-fsdev local,id=run,path="$run",security_model=none
-	-device virtio-9p-pci,fsdev=run,mount_tag=kvmigrun)
+	-device virtio-9p-pci,fsdev=run,mount_tag=kvmigrun "${modshare[@]}")
 
 timeout -k 5 "$timeout" "${qemu[@]}" </dev/null &
 qpid=$!
