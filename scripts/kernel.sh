@@ -47,7 +47,7 @@ debug_kernel() {
 	rm -rf "$tmp"
 	# A tree built from an earlier fragment turns a full build into an
 	# incremental one: kbuild tracks dependencies per CONFIG_ option.
-	seed=$(ls -dt "$cache"/debug-"$ver"-*/.done 2>/dev/null | head -1)
+	seed=$(ls -dt "$cache"/debug-"$ver"-*/.done 2>/dev/null | head -1) || true
 	if [ -n "$seed" ]; then
 		log "seeding from $(dirname "$seed")"
 		cp -a "$(dirname "$seed")" "$tmp"
