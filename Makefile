@@ -29,6 +29,9 @@ check:
 demo:
 	scripts/demo.sh
 
+bench:
+	scripts/bench.sh
+
 checkpatch:
 	scripts/checkpatch.sh
 
@@ -42,9 +45,10 @@ modules_install: module
 clean:
 	$(MAKE) -C selftests clean
 	$(MAKE) -C userspace clean
+	$(MAKE) -C bench clean
 	rm -rf build
 	find module -name '*.o' -o -name '*.ko' -o -name '*.mod' \
 		-o -name '*.mod.c' -o -name '.*.cmd' | xargs rm -f
 	rm -f modules.order Module.symvers module/modules.order
 
-.PHONY: all module selftests userspace check demo checkpatch sparse modules_install clean
+.PHONY: all module selftests userspace check demo bench checkpatch sparse modules_install clean

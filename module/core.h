@@ -14,32 +14,32 @@
 struct file;
 struct kvm;
 
-/* Session states; the diagram is in uapi/kvmig.h. */
-enum kvmig_state {
-	KVMIG_STATE_IDLE,
-	KVMIG_STATE_ATTACHED,
-};
+#include "dirty/dirty.h"
 
 /**
  * struct kvmig_session - one open file of /dev/kvmig
  * @lock: serialises the session's ioctls and protects every field below.
- * @state: where the session is in its lifecycle.
+ * @state: KVMIG_STATE_*, the diagram is in uapi/kvmig.h.
  * @vm_file: the VM's file, with our own reference (fget) from ATTACHED on.
  * @kvm: the VM, with a kvm_get_kvm() reference from ATTACHED on.
  * @role: KVMIG_ROLE_*, valid from ATTACHED on.
  * @dirty_mode: KVMIG_DIRTY_RING or _BITMAP for a source, _AUTO for a
  *	destination; valid from ATTACHED on.
+ * @fail_reason: KVMIG_FAIL_*, set when entering FAILED.
+ * @dirty: the dirty-page tracker, from TRACKING on (and in FAILED).
  *
  * Allocated by open(), freed by the file's release: its lifetime is exactly
  * the file's, and so is every reference it holds.
  */
 struct kvmig_session {
 	struct mutex lock; /* see above */
-	enum kvmig_state state;
+	u32 state;
 	struct file *vm_file;
 	struct kvm *kvm;
 	u32 role;
 	u32 dirty_mode;
+	u32 fail_reason;
+	struct kvmig_dirty *dirty;
 };
 
 int kvmig_dev_init(void);
@@ -49,6 +49,14 @@ struct kvmig_session *kvmig_session_create(void);
 void kvmig_session_destroy(struct kvmig_session *s);
 long kvmig_session_attach(struct kvmig_session *s,
 			  struct kvmig_attach __user *argp);
+long kvmig_session_dirty_start(struct kvmig_session *s,
+			       struct kvmig_dirty_start __user *argp);
+long kvmig_session_harvest(struct kvmig_session *s,
+			   struct kvmig_harvest __user *argp);
+long kvmig_session_dirty_read(struct kvmig_session *s,
+			      struct kvmig_dirty_read __user *argp);
+long kvmig_session_stats(struct kvmig_session *s,
+			 struct kvmig_stats __user *argp);
 
 #if IS_ENABLED(CONFIG_KUNIT)
 int kvmig_api_check(const struct kvmig_api *api);

@@ -76,6 +76,14 @@ static long kvmig_ioctl(struct file *file, unsigned int cmd,
 		return kvmig_get_api(argp);
 	case KVMIG_ATTACH_VM:
 		return kvmig_session_attach(s, argp);
+	case KVMIG_DIRTY_START:
+		return kvmig_session_dirty_start(s, argp);
+	case KVMIG_DIRTY_HARVEST:
+		return kvmig_session_harvest(s, argp);
+	case KVMIG_DIRTY_READ:
+		return kvmig_session_dirty_read(s, argp);
+	case KVMIG_GET_STATS:
+		return kvmig_session_stats(s, argp);
 	default:
 		return -ENOTTY;
 	}

@@ -28,6 +28,8 @@ struct kvmig_session *kvmig_session_create(void)
 /* Called from the file's release: nobody else can reach @s any more. */
 void kvmig_session_destroy(struct kvmig_session *s)
 {
+	if (s->dirty)
+		kvmig_dirty_destroy(s->dirty);
 	if (s->state >= KVMIG_STATE_ATTACHED) {
 		kvm_put_kvm(s->kvm);
 		fput(s->vm_file);
@@ -147,6 +149,217 @@ long kvmig_session_attach(struct kvmig_session *s,
 		return ret;
 
 	if (put_user(a.dirty_mode, &argp->dirty_mode))
+		return -EFAULT;
+	return 0;
+}
+
+/* May the dirty-tracking calls run now? */
+static int tracking_check(struct kvmig_session *s)
+{
+	lockdep_assert_held(&s->lock);
+
+	if (s->state == KVMIG_STATE_FAILED)
+		return -ESTALE;
+	if (s->state != KVMIG_STATE_TRACKING)
+		return -EBUSY;
+	return 0;
+}
+
+static void session_fail(struct kvmig_session *s)
+{
+	static const char * const why[] = {
+		[KVMIG_FAIL_MEMSLOTS] = "the memslot layout changed",
+		[KVMIG_FAIL_RING_STOLEN] = "another harvester reaped the dirty rings",
+	};
+
+	lockdep_assert_held(&s->lock);
+
+	s->state = KVMIG_STATE_FAILED;
+	s->fail_reason = s->dirty->fail_reason;
+	pr_warn_ratelimited("pid %d: dirty tracking failed: %s\n",
+			    task_pid_nr(current),
+			    s->fail_reason < ARRAY_SIZE(why) &&
+			    why[s->fail_reason] ? why[s->fail_reason] : "?");
+}
+
+static int __dirty_start(struct kvmig_session *s, struct kvmig_dirty_start *a)
+{
+	struct kvmig_dirty *d;
+
+	lockdep_assert_held(&s->lock);
+
+	if (s->state != KVMIG_STATE_ATTACHED)
+		return -EBUSY;
+	if (s->role != KVMIG_ROLE_SOURCE)
+		return -EINVAL;
+	if (current->mm != s->kvm->mm)
+		return -EPERM;
+
+	d = kvmig_dirty_create(&s->lock, s->kvm, s->vm_file, s->dirty_mode);
+	if (IS_ERR(d))
+		return PTR_ERR(d);
+	s->dirty = d;
+	s->state = KVMIG_STATE_TRACKING;
+	a->nr_slots = d->nr_slots;
+	a->guest_pages = d->guest_pages;
+	a->scratch_addr = d->uscratch;
+	a->scratch_len = d->uscratch ? d->uscratch_len : 0;
+	return 0;
+}
+
+long kvmig_session_dirty_start(struct kvmig_session *s,
+			       struct kvmig_dirty_start __user *argp)
+{
+	struct kvmig_dirty_start a;
+	int ret;
+
+	if (copy_from_user(&a, argp, sizeof(a)))
+		return -EFAULT;
+	/* Output fields are ignored on input. */
+	if (a.flags || memchr_inv(a.reserved, 0, sizeof(a.reserved)))
+		return -EINVAL;
+	/* Fail before starting if the answer could not be written back. */
+	if (copy_to_user(argp, &a, sizeof(a)))
+		return -EFAULT;
+
+	mutex_lock(&s->lock);
+	ret = __dirty_start(s, &a);
+	mutex_unlock(&s->lock);
+	if (ret)
+		return ret;
+
+	if (copy_to_user(argp, &a, sizeof(a)))
+		return -EFAULT;
+	return 0;
+}
+
+static int __harvest(struct kvmig_session *s, struct kvmig_harvest *h)
+{
+	int ret;
+
+	lockdep_assert_held(&s->lock);
+
+	ret = tracking_check(s);
+	if (ret)
+		return ret;
+	if (current->mm != s->kvm->mm)
+		return -EPERM;
+
+	ret = kvmig_dirty_harvest(s->dirty, &h->found);
+	if (ret == -ESTALE)
+		session_fail(s);
+	h->pending = s->dirty->pages_pending;
+	h->round = s->dirty->rounds;
+	return ret;
+}
+
+long kvmig_session_harvest(struct kvmig_session *s,
+			   struct kvmig_harvest __user *argp)
+{
+	struct kvmig_harvest h;
+	int ret;
+
+	if (copy_from_user(&h, argp, sizeof(h)))
+		return -EFAULT;
+	if (h.flags || h.pad || memchr_inv(h.reserved, 0, sizeof(h.reserved)))
+		return -EINVAL;
+
+	mutex_lock(&s->lock);
+	ret = __harvest(s, &h);
+	mutex_unlock(&s->lock);
+	if (ret)
+		return ret;
+
+	/* What was harvested stays pending, even if this copy fails. */
+	if (copy_to_user(argp, &h, sizeof(h)))
+		return -EFAULT;
+	return 0;
+}
+
+#define KVMIG_READ_MAX_RUNS	65536
+
+static int __dirty_read(struct kvmig_session *s, struct kvmig_dirty_read *r,
+			struct kvmig_dirty_read __user *argp)
+{
+	struct kvmig_dirty_run *runs;
+	u32 n;
+	int ret;
+
+	lockdep_assert_held(&s->lock);
+
+	ret = tracking_check(s);
+	if (ret)
+		return ret;
+
+	runs = kvmalloc_array(r->nr_runs, sizeof(*runs), GFP_KERNEL_ACCOUNT);
+	if (!runs)
+		return -ENOMEM;
+	n = kvmig_dirty_collect_runs(s->dirty, runs, r->nr_runs, &r->pages);
+	r->nr_runs = n;
+	r->pending = s->dirty->pages_pending - r->pages;
+
+	/* Copy everything out first: on -EFAULT nothing is consumed. */
+	ret = -EFAULT;
+	if (copy_to_user(u64_to_user_ptr(r->runs_ptr), runs,
+			 (size_t)n * sizeof(*runs)) ||
+	    copy_to_user(argp, r, sizeof(*r)))
+		goto out;
+	kvmig_dirty_consume(s->dirty, runs, n);
+	ret = 0;
+out:
+	kvfree(runs);
+	return ret;
+}
+
+long kvmig_session_dirty_read(struct kvmig_session *s,
+			      struct kvmig_dirty_read __user *argp)
+{
+	struct kvmig_dirty_read r;
+	int ret;
+
+	if (copy_from_user(&r, argp, sizeof(r)))
+		return -EFAULT;
+	if (r.flags || memchr_inv(r.reserved, 0, sizeof(r.reserved)))
+		return -EINVAL;
+	if (!r.nr_runs || r.nr_runs > KVMIG_READ_MAX_RUNS || !r.runs_ptr)
+		return -EINVAL;
+
+	mutex_lock(&s->lock);
+	ret = __dirty_read(s, &r, argp);
+	mutex_unlock(&s->lock);
+	return ret;
+}
+
+long kvmig_session_stats(struct kvmig_session *s,
+			 struct kvmig_stats __user *argp)
+{
+	struct kvmig_stats st;
+	struct kvmig_dirty *d;
+
+	if (copy_from_user(&st, argp, sizeof(st)))
+		return -EFAULT;
+	if (st.flags || memchr_inv(st.reserved, 0, sizeof(st.reserved)))
+		return -EINVAL;
+	memset(&st, 0, sizeof(st));
+
+	mutex_lock(&s->lock);
+	st.state = s->state;
+	st.role = s->role;
+	st.dirty_mode = s->dirty_mode;
+	st.fail_reason = s->fail_reason;
+	d = s->dirty;
+	if (d) {
+		st.nr_slots = d->nr_slots;
+		st.guest_pages = d->guest_pages;
+		st.rounds = d->rounds;
+		st.pages_harvested = d->pages_harvested;
+		st.pages_pending = d->pages_pending;
+		st.pages_read = d->pages_read;
+		st.harvest_ns = d->harvest_ns;
+	}
+	mutex_unlock(&s->lock);
+
+	if (copy_to_user(argp, &st, sizeof(st)))
 		return -EFAULT;
 	return 0;
 }

@@ -25,3 +25,4 @@ cp -r Kbuild module uapi "$dir/"
 make -s -C "$kdir" M="$dir" KVMIG_WERROR=y modules
 make -s -C selftests KVMIG_WERROR=1
 make -s -C userspace KVMIG_WERROR=1
+make -s -C bench KVMIG_WERROR=1

@@ -10,4 +10,4 @@ cp=$cache/src-$ver/scripts/checkpatch.pl
 [ -x "$cp" ] || "$top/scripts/kernel.sh" debug >/dev/null
 cd "$top"
 "$cp" --no-tree --strict --terse --show-types -f \
-	module/*.c module/*.h uapi/*.h
+	module/*.c module/*.h module/dirty/*.c module/dirty/*.h uapi/*.h

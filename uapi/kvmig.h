@@ -24,6 +24,7 @@
 #ifndef _UAPI_KVMIG_H
 #define _UAPI_KVMIG_H
 
+#include <linux/const.h>
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
@@ -34,9 +35,14 @@
 /*
  * Feature bits, reported by KVMIG_GET_API in word 0 of the feature array.
  * A bit is only ever added, never reused; the kernel sets only bits it
- * implements. No optional feature exists yet in API version 1.
+ * implements.
  */
-#define KVMIG_F_ALL_0		0ULL
+#define KVMIG_F0_DIRTY_RING	_BITULL(0)	/* KVMIG_DIRTY_RING trackers */
+#define KVMIG_F0_DIRTY_BITMAP	_BITULL(1)	/* KVMIG_DIRTY_BITMAP trackers */
+#define KVMIG_F0_DIRTY_READ	_BITULL(2)	/* KVMIG_DIRTY_READ */
+#define KVMIG_F0_STATS		_BITULL(3)	/* KVMIG_GET_STATS */
+#define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
+				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -74,22 +80,53 @@ struct kvmig_api {
  *   open()
  *     |
  *     v
- *   +--------+   KVMIG_ATTACH_VM    +----------+
- *   |  IDLE  | -------------------> | ATTACHED | ---> (dirty tracking and
- *   +--------+                      +----------+      transfer: later)
- *     |                                  |
- *     +---------- close() / exit --------+--> released: the VM reference
- *                                             and the VM file are dropped
+ *   +------+  KVMIG_ATTACH_VM  +----------+  KVMIG_DIRTY_START  +----------+
+ *   | IDLE | ----------------> | ATTACHED | ------------------> | TRACKING |
+ *   +------+                   +----------+    (source only)    +----------+
+ *                                                                 |  ^   |
+ *                         KVMIG_DIRTY_HARVEST, KVMIG_DIRTY_READ --+--+   |
+ *                                                                        |
+ *                     memslot layout changed, or another harvester seen  |
+ *                                                                        v
+ *                                                                 +--------+
+ *                                                                 | FAILED |
+ *                                                                 +--------+
  *
- * A call that the current state does not allow fails with -EBUSY and
- * changes nothing.
+ *   close() or exit, from any state: released. The dirty-tracking state,
+ *   the VM reference and the VM file are dropped.
  *
- * While attached, the VMM must not harvest the VM's dirty log itself:
- * no KVM_GET_DIRTY_LOG or KVM_CLEAR_DIRTY_LOG (bitmap mode), no reaping of
- * the dirty rings and no KVM_RESET_DIRTY_RINGS (ring mode). There must be
- * exactly one harvester; a page the VMM reaps is a page kvmig never sends.
- * The VMM keeps running its vCPUs and keeps its VM file; kvmig holds its own
- * reference, so the VM outlives the VMM's close() until the session ends.
+ * KVMIG_GET_API and KVMIG_GET_STATS work in every state. Any other call
+ * that the current state does not allow fails with -EBUSY and changes
+ * nothing; in FAILED, the dirty-tracking calls fail with -ESTALE and
+ * KVMIG_GET_STATS tells why (struct kvmig_stats.fail_reason).
+ *
+ * What the VMM must do while attached:
+ *  - create the VM, its memslots and its vCPUs itself, and keep running
+ *    the vCPUs; kvmig never runs them;
+ *  - for a source, before KVMIG_DIRTY_START: set KVM_MEM_LOG_DIRTY_PAGES on
+ *    every memslot of guest RAM (read-only slots excepted), with the VM set
+ *    up for the chosen mode (KVM_CAP_DIRTY_LOG_RING[_ACQ_REL] before the
+ *    first vCPU, or KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2); kvmig refuses to
+ *    start on a VM with an unlogged RAM slot or with SMM memslots;
+ *  - in ring mode, answer KVM_EXIT_DIRTY_RING_FULL with KVMIG_DIRTY_HARVEST
+ *    before running the vCPU again;
+ *  - make the dirty-tracking calls from its own process (the VM's mm):
+ *    they fail with -EPERM from any other.
+ *
+ * What the VMM must not do while tracking:
+ *  - harvest the dirty log itself: no reaping of the dirty rings and no
+ *    KVM_RESET_DIRTY_RINGS (ring mode), no KVM_CLEAR_DIRTY_LOG (bitmap
+ *    mode). There must be exactly one harvester: a page the VMM reaps is a
+ *    page kvmig never sends. In ring mode kvmig detects entries collected
+ *    behind its back and fails the session (KVMIG_FAIL_RING_STOLEN); a
+ *    KVM_CLEAR_DIRTY_LOG cannot be detected;
+ *  - add, delete, move or change the flags of a memslot: kvmig detects it
+ *    at the next harvest and fails the session (KVMIG_FAIL_MEMSLOTS), since
+ *    the layout is what the destination was promised;
+ *  - unmap or remap the scratch area kvmig maps in its address space at
+ *    KVMIG_DIRTY_START in bitmap mode (kvmig_dirty_start.scratch_addr).
+ * The VMM keeps its VM file; kvmig holds its own reference, so the VM
+ * outlives the VMM's close() until the session ends.
  */
 
 /* Roles of a session (struct kvmig_attach.role). */
@@ -127,5 +164,158 @@ struct kvmig_attach {
 };
 
 #define KVMIG_ATTACH_VM		_IOWR(KVMIG_IO, 0x01, struct kvmig_attach)
+
+/**
+ * struct kvmig_dirty_start - start harvesting the VM's dirty pages
+ * @flags: in: must be 0
+ * @nr_slots: out: memslots tracked (address space 0, user slots)
+ * @guest_pages: out: pages in those memslots
+ * @scratch_addr: out: bitmap mode: the address of the scratch area kvmig
+ *	mapped in the caller's address space (KVM_CLEAR_DIRTY_LOG reads its
+ *	argument from user memory); 0 in ring mode. Unmapped on close() when
+ *	it is the VMM that closes.
+ * @scratch_len: out: its length in bytes
+ * @reserved: must be 0
+ *
+ * From ATTACHED (source) to TRACKING. The memslot layout is recorded here;
+ * pages dirtied from now on (and, in bitmap mode, any bit already in
+ * KVM's bitmaps) are reported by the following harvests.
+ *
+ * Errors: -EFAULT; -EINVAL for a nonzero flag or reserved field, a
+ * destination session, a RAM slot without KVM_MEM_LOG_DIRTY_PAGES, a VM
+ * with no memslot, or a VM whose dirty-log setup no longer matches the
+ * attached mode; -EOPNOTSUPP for a VM with memslots in another address
+ * space (SMM); -EPERM from another process than the VM's; -EBUSY if the
+ * session is not ATTACHED; -ENOMEM.
+ */
+struct kvmig_dirty_start {
+	__u32 flags;
+	__u32 nr_slots;
+	__u64 guest_pages;
+	__u64 scratch_addr;
+	__u64 scratch_len;
+	__u64 reserved[4];
+};
+
+#define KVMIG_DIRTY_START	_IOWR(KVMIG_IO, 0x10, struct kvmig_dirty_start)
+
+/**
+ * struct kvmig_harvest - one harvest of the VM's dirty tracking
+ * @flags: in: must be 0
+ * @pad: must be 0
+ * @found: out: pages this harvest collected (ring entries, or bits)
+ * @pending: out: pages harvested and not yet consumed, after this harvest
+ * @round: out: number of harvests so far, this one included
+ * @reserved: must be 0
+ *
+ * Collects what KVM logged since the last harvest, adds it to the
+ * session's pending set and re-protects those pages, so that the next
+ * write to any of them is logged again: ring mode walks every vCPU's
+ * dirty ring and calls KVM_RESET_DIRTY_RINGS; bitmap mode reads each
+ * memslot's bitmap and calls KVM_CLEAR_DIRTY_LOG on the bits it took.
+ *
+ * Errors: -EFAULT; -EINVAL for a nonzero flag, pad or reserved field;
+ * -EBUSY if the session is not TRACKING; -EPERM from another process
+ * than the VM's; -ESTALE once the session has FAILED (this call may be
+ * the one that fails it); other errors from KVM's ioctls, after which
+ * the pages harvested so far stay pending and the call may be repeated.
+ */
+struct kvmig_harvest {
+	__u32 flags;
+	__u32 pad;
+	__u64 found;
+	__u64 pending;
+	__u64 round;
+	__u64 reserved[4];
+};
+
+#define KVMIG_DIRTY_HARVEST	_IOWR(KVMIG_IO, 0x11, struct kvmig_harvest)
+
+/**
+ * struct kvmig_dirty_run - pages [@gfn, @gfn + @npages) of memslot @slot
+ * @gfn: first guest frame number of the run
+ * @npages: pages in the run, at least 1
+ * @slot: KVM memslot id (address space 0)
+ */
+struct kvmig_dirty_run {
+	__u64 gfn;
+	__u32 npages;
+	__u32 slot;
+};
+
+/**
+ * struct kvmig_dirty_read - take pending pages out as runs
+ * @flags: in: must be 0
+ * @nr_runs: in: capacity of the array at @runs_ptr; out: runs written
+ * @runs_ptr: in: user address of struct kvmig_dirty_run[@nr_runs]
+ * @pages: out: pages in the runs written
+ * @pending: out: pages still pending after this read
+ * @reserved: must be 0
+ *
+ * Writes the pending set as runs of consecutive dirty gfns, by memslot id
+ * and then gfn, and removes what it wrote from the pending set: a run is
+ * returned once. Read until @pending is 0 to drain. This is how tests and
+ * userspace transports see what was harvested; the in-kernel transfer
+ * engine consumes the same set without it.
+ *
+ * Errors: -EFAULT (nothing is removed: the runs stay pending); -EINVAL for
+ * a nonzero flag or reserved field, or @nr_runs of 0 or above 65536;
+ * -EBUSY if the session is not TRACKING; -ESTALE once it has FAILED.
+ */
+struct kvmig_dirty_read {
+	__u32 flags;
+	__u32 nr_runs;
+	__u64 runs_ptr;
+	__u64 pages;
+	__u64 pending;
+	__u64 reserved[4];
+};
+
+#define KVMIG_DIRTY_READ	_IOWR(KVMIG_IO, 0x12, struct kvmig_dirty_read)
+
+/* Session states, as reported in struct kvmig_stats.state. */
+#define KVMIG_STATE_IDLE	0
+#define KVMIG_STATE_ATTACHED	1
+#define KVMIG_STATE_TRACKING	2
+#define KVMIG_STATE_FAILED	3
+
+/* Why a session failed (struct kvmig_stats.fail_reason). */
+#define KVMIG_FAIL_NONE		0
+#define KVMIG_FAIL_MEMSLOTS	1	/* memslot added, deleted, moved or changed */
+#define KVMIG_FAIL_RING_STOLEN	2	/* ring entries reaped by someone else */
+
+/**
+ * struct kvmig_stats - what a session is doing
+ * @flags: in: must be 0
+ * @state: out: KVMIG_STATE_*
+ * @role: out: KVMIG_ROLE_*, 0 before attach
+ * @dirty_mode: out: KVMIG_DIRTY_*, as resolved at attach
+ * @fail_reason: out: KVMIG_FAIL_*
+ * @nr_slots: out: memslots tracked
+ * @guest_pages: out: pages in those memslots
+ * @rounds: out: harvests done
+ * @pages_harvested: out: pages collected, summed over all harvests
+ * @pages_pending: out: pages harvested and not yet consumed
+ * @pages_read: out: pages handed out by KVMIG_DIRTY_READ
+ * @harvest_ns: out: time spent in harvests, in nanoseconds
+ * @reserved: must be 0 in; 0 out (later API versions fill them in)
+ */
+struct kvmig_stats {
+	__u32 flags;
+	__u32 state;
+	__u32 role;
+	__u32 dirty_mode;
+	__u32 fail_reason;
+	__u32 nr_slots;
+	__u64 guest_pages;
+	__u64 rounds;
+	__u64 pages_harvested;
+	__u64 pages_pending;
+	__u64 pages_read;
+	__u64 harvest_ns;
+	__u64 reserved[16];
+};
+
+#define KVMIG_GET_STATS		_IOWR(KVMIG_IO, 0x50, struct kvmig_stats)
 
 #endif /* _UAPI_KVMIG_H */

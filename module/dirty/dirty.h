@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Dirty-page harvesting: two trackers (dirty ring, bitmap with manual
+ * protect) behind one ops table, feeding one pending set per memslot.
+ */
+#ifndef _KVMIG_DIRTY_H
+#define _KVMIG_DIRTY_H
+
+#include <linux/mutex.h>
+#include <linux/types.h>
+
+#include <kvmig.h>
+
+struct file;
+struct kvm;
+struct kvm_dirty_gfn;
+struct kvmig_dirty;
+
+/**
+ * struct kvmig_tracker_ops - one way of harvesting KVM's dirty tracking
+ * @name: for messages
+ * @start: check the VM's setup and prepare; undone by @stop
+ * @harvest: collect what KVM logged into the pending set, add the number
+ *	of pages collected to *@found, re-protect them; -ESTALE (with
+ *	kvmig_dirty.fail_reason set) if the session must fail
+ * @stop: release what @start set up
+ *
+ * All three run with the session's lock held, in the VMM's process.
+ */
+struct kvmig_tracker_ops {
+	const char *name;
+	int (*start)(struct kvmig_dirty *d);
+	int (*harvest)(struct kvmig_dirty *d, u64 *found);
+	void (*stop)(struct kvmig_dirty *d);
+};
+
+extern const struct kvmig_tracker_ops kvmig_ring_ops;
+extern const struct kvmig_tracker_ops kvmig_bitmap_ops;
+
+/**
+ * struct kvmig_slot - a memslot as recorded at KVMIG_DIRTY_START
+ * @id: memslot id (address space 0)
+ * @flags: the memslot's flags (KVM_MEM_*)
+ * @base_gfn: first gfn
+ * @npages: size in pages
+ * @userspace_addr: where the VMM maps it
+ * @pending: bit per page: harvested and not yet consumed
+ */
+struct kvmig_slot {
+	u32 id;
+	u32 flags;
+	u64 base_gfn;
+	u64 npages;
+	u64 userspace_addr;
+	unsigned long *pending;
+};
+
+/**
+ * struct kvmig_dirty - a session's dirty-page tracker
+ * @lock: the session's lock; it protects everything here.
+ * @kvm: the VM (the session holds the reference)
+ * @vm_file: the VM's file (the session holds the reference)
+ * @ops: the tracker in use
+ * @generation: memslot generation the layout was last checked at
+ * @nr_slots: entries in @slots
+ * @slots: the layout recorded at start, sorted by id
+ * @guest_pages: pages in @slots
+ * @pages_pending: bits set over all kvmig_slot.pending
+ * @rounds: harvests done
+ * @pages_harvested: pages collected over all harvests
+ * @pages_read: pages consumed through KVMIG_DIRTY_READ
+ * @harvest_ns: time spent harvesting
+ * @fail_reason: KVMIG_FAIL_*, when a harvest returned -ESTALE
+ * @fetch: ring mode: per vCPU index, the next ring entry to collect
+ * @nr_fetch: ring mode: entries in @fetch (the VM's max_vcpus)
+ * @bits: bitmap mode: one harvest's bits of one memslot
+ * @uscratch: bitmap mode: user address of the scratch area in the VM's mm
+ * @uscratch_len: bitmap mode: its length
+ */
+struct kvmig_dirty {
+	struct mutex *lock; /* the session's: see above */
+	struct kvm *kvm;
+	struct file *vm_file;
+	const struct kvmig_tracker_ops *ops;
+	u64 generation;
+	u32 nr_slots;
+	struct kvmig_slot *slots;
+	u64 guest_pages;
+	u64 pages_pending;
+	u64 rounds;
+	u64 pages_harvested;
+	u64 pages_read;
+	u64 harvest_ns;
+	u32 fail_reason;
+	u32 *fetch;
+	u32 nr_fetch;
+	unsigned long *bits;
+	unsigned long uscratch;
+	unsigned long uscratch_len;
+};
+
+struct kvmig_dirty *kvmig_dirty_create(struct mutex *lock, struct kvm *kvm,
+				       struct file *vm_file, u32 mode);
+void kvmig_dirty_destroy(struct kvmig_dirty *d);
+int kvmig_dirty_harvest(struct kvmig_dirty *d, u64 *found);
+u32 kvmig_dirty_collect_runs(struct kvmig_dirty *d,
+			     struct kvmig_dirty_run *runs, u32 max,
+			     u64 *pages);
+void kvmig_dirty_consume(struct kvmig_dirty *d,
+			 const struct kvmig_dirty_run *runs, u32 nr);
+
+/* Shared by the trackers. */
+struct kvmig_slot *kvmig_dirty_slot(struct kvmig_dirty *d, u32 id);
+int kvmig_dirty_check_layout(struct kvmig_dirty *d);
+long kvmig_vm_ioctl(struct kvmig_dirty *d, unsigned int cmd,
+		    unsigned long arg);
+
+/* Pure helpers, tested by KUnit. */
+typedef int (*kvmig_ring_fn)(void *arg, u32 slot, u64 offset);
+int kvmig_ring_collect(struct kvm_dirty_gfn *gfns, u32 size, u32 reset_index,
+		       u32 *fetch, kvmig_ring_fn fn, void *arg);
+u32 kvmig_bitmap_runs(const unsigned long *bm, unsigned long nbits,
+		      unsigned long *pos, u64 base_gfn, u32 slot,
+		      struct kvmig_dirty_run *runs, u32 max, u64 *pages);
+
+#endif /* _KVMIG_DIRTY_H */

@@ -1,0 +1,15 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# lab-bench.sh MODDIR OUTDIR [ARGS]: inside the lab guest, run the benchmarks.
+set -euo pipefail
+mod=$1 out=$2
+shift 2
+scripts/lab-modprobe ccp
+scripts/lab-modprobe kvm_amd
+insmod "$mod/kvmig.ko"
+{
+	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
+	echo "# command: make bench (bench/harvest_bench $*)"
+	bench/harvest_bench "$@"
+} | tee "$out/bench-harvest.txt"
+rmmod kvmig

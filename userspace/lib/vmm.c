@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A small VMM for kvmig's tests, benchmarks and demo; see vmm.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+#define say(...) fprintf(stderr, "vmm: " __VA_ARGS__)
+
+static int fail(const char *what)
+{
+	int err = errno;
+
+	say("%s: %s\n", what, strerror(err));
+	return -err;
+}
+
+static int enable_cap(struct vmm *vmm, uint32_t cap, uint64_t arg0)
+{
+	struct kvm_enable_cap ec = { .cap = cap, .args = { arg0 } };
+
+	if (ioctl(vmm->vm, KVM_ENABLE_CAP, &ec))
+		return fail("KVM_ENABLE_CAP");
+	return 0;
+}
+
+static int setup_dirty(struct vmm *vmm)
+{
+	const struct vmm_config *c = &vmm->cfg;
+	int cap, max;
+
+	if (c->dirty == VMM_DIRTY_BITMAP) {
+		if (!(ioctl(vmm->kvm, KVM_CHECK_EXTENSION,
+			    KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) &
+		      KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)) {
+			say("no KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2\n");
+			return -EOPNOTSUPP;
+		}
+		return enable_cap(vmm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+				  KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE);
+	}
+
+	cap = KVM_CAP_DIRTY_LOG_RING_ACQ_REL;
+	max = ioctl(vmm->vm, KVM_CHECK_EXTENSION, cap);
+	if (max <= 0) {
+		cap = KVM_CAP_DIRTY_LOG_RING;
+		max = ioctl(vmm->vm, KVM_CHECK_EXTENSION, cap);
+	}
+	if (max <= 0) {
+		say("no dirty ring support\n");
+		return -EOPNOTSUPP;
+	}
+	if (vmm->cfg.ring_bytes > (uint32_t)max) {
+		say("ring of %u bytes, KVM allows %d\n", vmm->cfg.ring_bytes,
+		    max);
+		return -EINVAL;
+	}
+	vmm->ring_entries = vmm->cfg.ring_bytes / sizeof(struct kvm_dirty_gfn);
+	return enable_cap(vmm, cap, vmm->cfg.ring_bytes);
+}
+
+static int add_slot(struct vmm *vmm, uint32_t id, uint64_t gpa,
+		    uint64_t size, void *hva, uint32_t flags)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = id,
+		.flags = flags,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+
+	if (ioctl(vmm->vm, KVM_SET_USER_MEMORY_REGION, &r))
+		return fail("KVM_SET_USER_MEMORY_REGION");
+	return 0;
+}
+
+static void *map_anon(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int setup_vcpu(struct vmm *vmm, unsigned int i)
+{
+	struct vmm_vcpu *v = &vmm->vcpus[i];
+	struct kvm_segment seg = {
+		.base = 0, .limit = 0xffffffff, .selector = 0x10,
+		.type = 3, .present = 1, .db = 1, .s = 1, .g = 1,
+	};
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {
+		.rip = VMM_CODE_GPA,
+		.rsi = VMM_MBOX_GPA + i * VMM_MBOX_SIZE,
+		.rflags = 0x2,
+	};
+
+	v->vmm = vmm;
+	v->index = i;
+	v->fd = ioctl(vmm->vm, KVM_CREATE_VCPU, i);
+	if (v->fd < 0)
+		return fail("KVM_CREATE_VCPU");
+	v->run = mmap(NULL, vmm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		return fail("mmap kvm_run");
+	}
+	if (vmm->cfg.dirty == VMM_DIRTY_RING) {
+		v->ring = mmap(NULL, vmm->cfg.ring_bytes,
+			       PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
+			       (off_t)vmm->page_size * KVM_DIRTY_LOG_PAGE_OFFSET);
+		if (v->ring == MAP_FAILED) {
+			v->ring = NULL;
+			return fail("mmap dirty ring");
+		}
+	}
+
+	/* 32-bit protected mode, flat segments, no paging. */
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs))
+		return fail("KVM_GET_SREGS");
+	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = seg;
+	seg.selector = 0x8;
+	seg.type = 0xb;
+	sregs.cs = seg;
+	sregs.cr0 |= 1;
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs))
+		return fail("KVM_SET_SREGS");
+	if (ioctl(v->fd, KVM_SET_REGS, &regs))
+		return fail("KVM_SET_REGS");
+	return 0;
+}
+
+int vmm_create(struct vmm *vmm, const struct vmm_config *cfg)
+{
+	unsigned int i;
+	int ret, size;
+
+	memset(vmm, 0, sizeof(*vmm));
+	vmm->kvm = vmm->vm = -1;
+	for (i = 0; i < VMM_MAX_VCPUS; i++)
+		vmm->vcpus[i].fd = -1;
+	vmm->cfg = *cfg;
+	if (!vmm->cfg.ring_bytes)
+		vmm->cfg.ring_bytes = 65536;
+	pthread_mutex_init(&vmm->ring_lock, NULL);
+	vmm->page_size = getpagesize();
+
+	if (!cfg->nr_vcpus || cfg->nr_vcpus > VMM_MAX_VCPUS ||
+	    !cfg->nr_slots || cfg->nr_slots > VMM_MAX_SLOTS ||
+	    !cfg->slot_size || cfg->slot_size > VMM_DATA_MAX ||
+	    cfg->slot_size % vmm->page_size) {
+		say("bad configuration\n");
+		return -EINVAL;
+	}
+
+	vmm->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vmm->kvm < 0)
+		return fail("/dev/kvm");
+	vmm->vm = ioctl(vmm->kvm, KVM_CREATE_VM, 0);
+	if (vmm->vm < 0)
+		return fail("KVM_CREATE_VM");
+	size = ioctl(vmm->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (size <= 0)
+		return fail("KVM_GET_VCPU_MMAP_SIZE");
+	vmm->run_size = size;
+
+	ret = setup_dirty(vmm);
+	if (ret)
+		return ret;
+
+	/* Guest code and mailboxes: read-only for the guest, never dirty. */
+	vmm->ctrl = map_anon(VMM_CTRL_SIZE);
+	if (!vmm->ctrl)
+		return fail("mmap control slot");
+	ret = add_slot(vmm, VMM_CTRL_SLOT, 0, VMM_CTRL_SIZE, vmm->ctrl,
+		       KVM_MEM_READONLY);
+	if (ret)
+		return ret;
+
+	for (i = 0; i < cfg->nr_slots; i++) {
+		struct vmm_slot *s = &vmm->slots[i];
+
+		s->id = 2 * i + 1;	/* sparse ids, on purpose */
+		s->gpa = (i + 1) * VMM_DATA_GPA;
+		s->size = cfg->slot_size;
+		s->hva = map_anon(s->size);
+		if (!s->hva)
+			return fail("mmap data slot");
+		ret = add_slot(vmm, s->id, s->gpa, s->size, s->hva,
+			       KVM_MEM_LOG_DIRTY_PAGES);
+		if (ret)
+			return ret;
+		if (cfg->dirty == VMM_DIRTY_BITMAP) {
+			vmm->bitmaps[i] = calloc(s->size / vmm->page_size / 64 + 1,
+						 sizeof(uint64_t));
+			if (!vmm->bitmaps[i])
+				return -ENOMEM;
+		}
+	}
+
+	for (i = 0; i < cfg->nr_vcpus; i++) {
+		ret = setup_vcpu(vmm, i);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+void vmm_destroy(struct vmm *vmm)
+{
+	unsigned int i;
+
+	for (i = 0; i < VMM_MAX_VCPUS; i++) {
+		struct vmm_vcpu *v = &vmm->vcpus[i];
+
+		if (v->ring)
+			munmap(v->ring, vmm->cfg.ring_bytes);
+		if (v->run)
+			munmap(v->run, vmm->run_size);
+		if (v->fd >= 0)
+			close(v->fd);
+	}
+	if (vmm->vm >= 0)
+		close(vmm->vm);
+	for (i = 0; i < VMM_MAX_SLOTS; i++) {
+		if (vmm->slots[i].hva)
+			munmap(vmm->slots[i].hva, vmm->slots[i].size);
+		free(vmm->bitmaps[i]);
+	}
+	if (vmm->ctrl)
+		munmap(vmm->ctrl, VMM_CTRL_SIZE);
+	if (vmm->kvm >= 0)
+		close(vmm->kvm);
+	pthread_mutex_destroy(&vmm->ring_lock);
+	memset(vmm, 0, sizeof(*vmm));
+	vmm->kvm = vmm->vm = -1;
+}
+
+int vmm_load(struct vmm *vmm, const void *code, size_t len)
+{
+	if (len > VMM_MBOX_GPA - VMM_CODE_GPA)
+		return -E2BIG;
+	memcpy(vmm->ctrl + VMM_CODE_GPA, code, len);
+	return 0;
+}
+
+void *vmm_mbox(struct vmm *vmm, unsigned int vcpu)
+{
+	return vmm->ctrl + VMM_MBOX_GPA + vcpu * VMM_MBOX_SIZE;
+}
+
+struct vmm_slot *vmm_slot_of(struct vmm *vmm, uint64_t gpa)
+{
+	unsigned int i;
+
+	for (i = 0; i < vmm->cfg.nr_slots; i++) {
+		struct vmm_slot *s = &vmm->slots[i];
+
+		if (gpa >= s->gpa && gpa - s->gpa < s->size)
+			return s;
+	}
+	return NULL;
+}
+
+/* Run one vCPU until it reports the end of its round. */
+static int run_vcpu(struct vmm_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct vmm *vmm = v->vmm;
+	int ret;
+
+	for (;;) {
+		if (ioctl(v->fd, KVM_RUN, 0)) {
+			if (errno == EINTR)
+				continue;
+			return fail("KVM_RUN");
+		}
+		switch (run->exit_reason) {
+		case KVM_EXIT_IO:
+			if (run->io.port == VMM_PORT_DONE &&
+			    run->io.direction == KVM_EXIT_IO_OUT)
+				return 0;
+			say("vCPU %u: I/O on port %#x\n", v->index,
+			    run->io.port);
+			return -EIO;
+		case KVM_EXIT_DIRTY_RING_FULL:
+			pthread_mutex_lock(&vmm->ring_lock);
+			vmm->ring_full_exits++;
+			ret = vmm->ring_full ?
+			      vmm->ring_full(vmm, vmm->ring_full_arg) :
+			      -ENOSPC;
+			pthread_mutex_unlock(&vmm->ring_lock);
+			if (ret) {
+				say("vCPU %u: dirty ring full: %s\n",
+				    v->index, strerror(-ret));
+				return ret;
+			}
+			break;
+		case KVM_EXIT_MMIO:
+			say("vCPU %u: MMIO %s at %#llx\n", v->index,
+			    run->mmio.is_write ? "write" : "read",
+			    (unsigned long long)run->mmio.phys_addr);
+			return -EFAULT;
+		default:
+			say("vCPU %u: exit reason %u\n", v->index,
+			    run->exit_reason);
+			return -EIO;
+		}
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vmm_vcpu *v = arg;
+
+	v->err = run_vcpu(v);
+	return NULL;
+}
+
+int vmm_run(struct vmm *vmm)
+{
+	unsigned int i, n = vmm->cfg.nr_vcpus;
+	int ret = 0;
+
+	if (n == 1)
+		return run_vcpu(&vmm->vcpus[0]);
+
+	for (i = 0; i < n; i++) {
+		vmm->vcpus[i].err = 0;
+		if (pthread_create(&vmm->vcpus[i].thread, NULL, vcpu_thread,
+				   &vmm->vcpus[i])) {
+			vmm->vcpus[i].err = -EAGAIN;
+			break;
+		}
+	}
+	n = i;
+	for (i = 0; i < n; i++) {
+		pthread_join(vmm->vcpus[i].thread, NULL);
+		if (vmm->vcpus[i].err && !ret)
+			ret = vmm->vcpus[i].err;
+	}
+	return ret;
+}
+
+long vmm_harvest_bitmap(struct vmm *vmm, vmm_dirty_fn fn, void *arg)
+{
+	unsigned int i;
+	long pages = 0;
+
+	for (i = 0; i < vmm->cfg.nr_slots; i++) {
+		struct vmm_slot *s = &vmm->slots[i];
+		uint64_t npages = s->size / vmm->page_size;
+		uint64_t *bm = vmm->bitmaps[i], w, words = (npages + 63) / 64;
+		struct kvm_dirty_log get = { .slot = s->id, .dirty_bitmap = bm };
+		struct kvm_clear_dirty_log clr = {
+			.slot = s->id,
+			.first_page = 0,
+			.num_pages = npages,
+			.dirty_bitmap = bm,
+		};
+		bool any = false;
+		uint64_t j;
+
+		if (ioctl(vmm->vm, KVM_GET_DIRTY_LOG, &get))
+			return fail("KVM_GET_DIRTY_LOG");
+		for (j = 0; j < words && !any; j++)
+			any = bm[j];
+		if (!any)
+			continue;
+		if (ioctl(vmm->vm, KVM_CLEAR_DIRTY_LOG, &clr))
+			return fail("KVM_CLEAR_DIRTY_LOG");
+		for (j = 0; j < words; j++) {
+			for (w = bm[j]; w; w &= w - 1) {
+				fn(arg, s->id, j * 64 + __builtin_ctzll(w));
+				pages++;
+			}
+		}
+	}
+	return pages;
+}
+
+long vmm_harvest_ring(struct vmm *vmm, vmm_dirty_fn fn, void *arg)
+{
+	uint32_t mask = vmm->ring_entries - 1;
+	unsigned int i;
+	long pages = 0;
+
+	for (i = 0; i < vmm->cfg.nr_vcpus; i++) {
+		struct vmm_vcpu *v = &vmm->vcpus[i];
+
+		for (;;) {
+			struct kvm_dirty_gfn *e = &v->ring[v->ring_fetch & mask];
+
+			if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) &
+			      KVM_DIRTY_GFN_F_DIRTY))
+				break;
+			fn(arg, e->slot, e->offset);
+			__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET,
+					 __ATOMIC_RELEASE);
+			v->ring_fetch++;
+			pages++;
+		}
+	}
+	if (pages && ioctl(vmm->vm, KVM_RESET_DIRTY_RINGS, 0) < 0)
+		return fail("KVM_RESET_DIRTY_RINGS");
+	return pages;
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A small VMM for kvmig's tests, benchmarks and demo.
+ *
+ * It builds a KVM VM with one read-only control memslot (guest code and
+ * one mailbox per vCPU) and one or more data memslots backed by anonymous
+ * memory, with dirty logging on, in one of KVM's dirty-tracking setups.
+ * vCPUs run in 32-bit protected mode with flat segments and no paging, so
+ * a guest address is a guest physical address below 4 GiB.
+ *
+ * A guest program is position-independent code, copied to VMM_CODE_GPA;
+ * each vCPU starts there with %esi = its mailbox's gpa, and ends each of
+ * its rounds with an OUT to VMM_PORT_DONE. vmm_run() runs every vCPU, in a
+ * thread each, until all of them have done so.
+ */
+#ifndef KVMIG_VMM_H
+#define KVMIG_VMM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#define VMM_MAX_VCPUS		8
+#define VMM_MAX_SLOTS		4	/* data slots */
+
+#define VMM_CTRL_SLOT		0
+#define VMM_CODE_GPA		0x1000
+#define VMM_MBOX_GPA		0x10000
+#define VMM_MBOX_SIZE		0x4000
+#define VMM_CTRL_SIZE		(VMM_MBOX_GPA + VMM_MAX_VCPUS * VMM_MBOX_SIZE)
+#define VMM_DATA_GPA		0x20000000ULL	/* data slot i at (i + 1) * this */
+#define VMM_DATA_MAX		0x20000000ULL	/* largest data slot */
+
+#define VMM_PORT_DONE		0x10
+
+enum vmm_dirty {
+	VMM_DIRTY_BITMAP,	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 */
+	VMM_DIRTY_RING,		/* KVM_CAP_DIRTY_LOG_RING(_ACQ_REL) */
+};
+
+struct vmm_config {
+	enum vmm_dirty dirty;
+	unsigned int nr_vcpus;
+	unsigned int nr_slots;		/* data slots */
+	uint64_t slot_size;		/* bytes per data slot */
+	uint32_t ring_bytes;		/* per vCPU, ring mode; 0: 64 KiB */
+};
+
+struct vmm;
+
+struct vmm_slot {
+	uint32_t id;			/* KVM memslot id */
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+struct vmm_vcpu {
+	struct vmm *vmm;
+	unsigned int index;
+	int fd;
+	struct kvm_run *run;
+	struct kvm_dirty_gfn *ring;	/* ring mode: mmap of the vCPU's ring */
+	uint32_t ring_fetch;		/* next entry a userspace reaper takes */
+	pthread_t thread;
+	int err;			/* of the last vmm_run(), -errno */
+};
+
+/*
+ * Called from a vCPU thread on KVM_EXIT_DIRTY_RING_FULL; must harvest (or
+ * have kvmig harvest) the rings before returning 0.
+ */
+typedef int (*vmm_ring_full_fn)(struct vmm *vmm, void *arg);
+
+struct vmm {
+	struct vmm_config cfg;
+	int kvm;
+	int vm;
+	unsigned int page_size;
+	size_t run_size;
+	uint32_t ring_entries;
+	uint8_t *ctrl;			/* control slot, VMM_CTRL_SIZE bytes */
+	struct vmm_slot slots[VMM_MAX_SLOTS];
+	uint64_t *bitmaps[VMM_MAX_SLOTS];	/* bitmap mode: harvest buffers */
+	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
+	vmm_ring_full_fn ring_full;
+	void *ring_full_arg;
+	pthread_mutex_t ring_lock;	/* serialises ring_full callbacks */
+	unsigned long ring_full_exits;
+};
+
+/* Every call returns 0 or -errno, and says why on stderr. */
+int vmm_create(struct vmm *vmm, const struct vmm_config *cfg);
+void vmm_destroy(struct vmm *vmm);
+int vmm_load(struct vmm *vmm, const void *code, size_t len);
+void *vmm_mbox(struct vmm *vmm, unsigned int vcpu);
+int vmm_run(struct vmm *vmm);
+
+/* The slot holding @gpa, or NULL. */
+struct vmm_slot *vmm_slot_of(struct vmm *vmm, uint64_t gpa);
+
+/*
+ * The standard userspace harvest paths, as a VMM without kvmig does it:
+ * each calls @fn(arg, slot id, offset in pages) per dirty page and
+ * re-protects what it reported. Return: pages reported, or -errno.
+ */
+typedef void (*vmm_dirty_fn)(void *arg, uint32_t slot, uint64_t offset);
+long vmm_harvest_bitmap(struct vmm *vmm, vmm_dirty_fn fn, void *arg);
+long vmm_harvest_ring(struct vmm *vmm, vmm_dirty_fn fn, void *arg);
+
+#endif /* KVMIG_VMM_H */
