@@ -291,10 +291,18 @@ static int __dirty_read(struct kvmig_session *s, struct kvmig_dirty_read *r,
 	if (ret)
 		return ret;
 
-	runs = kvmalloc_array(r->nr_runs, sizeof(*runs), GFP_KERNEL_ACCOUNT);
+	/* There are never more runs than pending pages. */
+	n = min_t(u64, r->nr_runs, s->dirty->pages_pending);
+	if (!n) {
+		r->nr_runs = 0;
+		r->pages = 0;
+		r->pending = 0;
+		return copy_to_user(argp, r, sizeof(*r)) ? -EFAULT : 0;
+	}
+	runs = kvmalloc_array(n, sizeof(*runs), GFP_KERNEL_ACCOUNT);
 	if (!runs)
 		return -ENOMEM;
-	n = kvmig_dirty_collect_runs(s->dirty, runs, r->nr_runs, &r->pages);
+	n = kvmig_dirty_collect_runs(s->dirty, runs, n, &r->pages);
 	r->nr_runs = n;
 	r->pending = s->dirty->pages_pending - r->pages;
 

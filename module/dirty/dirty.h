@@ -71,6 +71,7 @@ struct kvmig_slot {
  * @pages_read: pages consumed through KVMIG_DIRTY_READ
  * @harvest_ns: time spent harvesting
  * @fail_reason: KVMIG_FAIL_*, when a harvest returned -ESTALE
+ * @last_slot: ring mode: the memslot of the last entry collected
  * @fetch: ring mode: per vCPU index, the next ring entry to collect
  * @nr_fetch: ring mode: entries in @fetch (the VM's max_vcpus)
  * @bits: bitmap mode: one harvest's bits of one memslot
@@ -92,6 +93,7 @@ struct kvmig_dirty {
 	u64 pages_read;
 	u64 harvest_ns;
 	u32 fail_reason;
+	struct kvmig_slot *last_slot;
 	u32 *fetch;
 	u32 nr_fetch;
 	unsigned long *bits;

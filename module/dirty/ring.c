@@ -18,21 +18,13 @@
 
 #include "dirty.h"
 
-/**
- * kvmig_ring_collect - collect the published entries of one dirty ring
- * @gfns: the ring, @size entries (a power of two)
- * @size: entries in the ring
- * @reset_index: the ring's reset_index, as KVM last left it
- * @fetch: in/out: free-running index of the next entry to collect
- * @fn: called for each entry's slot and offset; an error stops the walk,
- *	leaving that entry uncollected
- * @arg: for @fn
- *
- * Return: entries collected, or -EBUSY if some were collected by somebody
- * else (the VMM reaping its own ring), or the error of @fn.
+/*
+ * The walk, inlined into each caller so that @fn is a direct call: one
+ * per dirty page, and an indirect call costs a retpoline on most hosts.
  */
-int kvmig_ring_collect(struct kvm_dirty_gfn *gfns, u32 size, u32 reset_index,
-		       u32 *fetch, kvmig_ring_fn fn, void *arg)
+static __always_inline int ring_collect(struct kvm_dirty_gfn *gfns, u32 size,
+					u32 reset_index, u32 *fetch,
+					kvmig_ring_fn fn, void *arg)
 {
 	struct kvm_dirty_gfn *e;
 	u32 flags, n;
@@ -59,6 +51,25 @@ int kvmig_ring_collect(struct kvm_dirty_gfn *gfns, u32 size, u32 reset_index,
 	}
 	return n;
 }
+
+/**
+ * kvmig_ring_collect - collect the published entries of one dirty ring
+ * @gfns: the ring, @size entries (a power of two)
+ * @size: entries in the ring
+ * @reset_index: the ring's reset_index, as KVM last left it
+ * @fetch: in/out: free-running index of the next entry to collect
+ * @fn: called for each entry's slot and offset; an error stops the walk,
+ *	leaving that entry uncollected
+ * @arg: for @fn
+ *
+ * Return: entries collected, or -EBUSY if some were collected by somebody
+ * else (the VMM reaping its own ring), or the error of @fn.
+ */
+int kvmig_ring_collect(struct kvm_dirty_gfn *gfns, u32 size, u32 reset_index,
+		       u32 *fetch, kvmig_ring_fn fn, void *arg)
+{
+	return ring_collect(gfns, size, reset_index, fetch, fn, arg);
+}
 EXPORT_SYMBOL_IF_KUNIT(kvmig_ring_collect);
 
 /* Validate one ring entry against the recorded layout and mark it. */
@@ -67,13 +78,17 @@ static int ring_mark(void *arg, u32 slot, u64 offset)
 	struct kvmig_dirty *d = arg;
 	struct kvmig_slot *ks;
 
-	ks = (slot >> 16) ? NULL : kvmig_dirty_slot(d, slot);
+	/* Consecutive entries are mostly in the same memslot. */
+	ks = d->last_slot;
+	if (ks->id != slot)
+		ks = (slot >> 16) ? NULL : kvmig_dirty_slot(d, slot);
 	if (!ks || offset >= ks->npages) {
 		d->fail_reason = KVMIG_FAIL_MEMSLOTS;
 		return -ESTALE;
 	}
 	if (!__test_and_set_bit(offset, ks->pending))
 		d->pages_pending++;
+	d->last_slot = ks;
 	return 0;
 }
 
@@ -87,6 +102,7 @@ static int ring_start(struct kvmig_dirty *d)
 
 	if (!READ_ONCE(d->kvm->dirty_ring_size))
 		return -EINVAL;
+	d->last_slot = &d->slots[0];
 	d->nr_fetch = d->kvm->max_vcpus;
 	d->fetch = kvcalloc(d->nr_fetch, sizeof(*d->fetch), GFP_KERNEL_ACCOUNT);
 	if (!d->fetch)
@@ -131,9 +147,9 @@ static int ring_harvest(struct kvmig_dirty *d, u64 *found)
 		ring = &vcpu->dirty_ring;
 		if (i >= d->nr_fetch || !ring->size)
 			continue;
-		ret = kvmig_ring_collect(ring->dirty_gfns, ring->size,
-					 READ_ONCE(ring->reset_index),
-					 &d->fetch[i], ring_mark, d);
+		ret = ring_collect(ring->dirty_gfns, ring->size,
+				   READ_ONCE(ring->reset_index), &d->fetch[i],
+				   ring_mark, d);
 		if (ret == -EBUSY) {
 			d->fail_reason = KVMIG_FAIL_RING_STOLEN;
 			ret = -ESTALE;
