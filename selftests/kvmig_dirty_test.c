@@ -222,6 +222,39 @@ FIXTURE_VARIANT_ADD(dirty, bitmap_3vcpus_3slots) {
 	.mode = VMM_DIRTY_BITMAP, .vcpus = 3, .slots = 3,
 };
 
+/* A VM of the given shape with the writer guest, attached and tracking. */
+static void setup_tracking(struct __test_metadata *_metadata,
+			   struct vmm *vmm, int *dev,
+			   struct kvmig_dirty_start *start,
+			   const struct vmm_config *cfg)
+{
+	struct kvmig_attach a = {
+		.role = KVMIG_ROLE_SOURCE,
+		.dirty_mode = cfg->dirty == VMM_DIRTY_RING ?
+			      KVMIG_DIRTY_RING : KVMIG_DIRTY_BITMAP,
+	};
+	int ret;
+
+	*dev = -1;
+	ret = vmm_create(vmm, cfg);
+	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvm not present");
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, vmm_load(vmm, guest_writer,
+			      guest_writer_end - guest_writer));
+	*dev = open_session(_metadata);
+	if (*dev < 0)
+		return;
+	a.vm_fd = vmm->vm;
+	ASSERT_EQ(0, ioctl(*dev, KVMIG_ATTACH_VM, &a))
+		TH_LOG("attach: %s", strerror(errno));
+	memset(start, 0, sizeof(*start));
+	ASSERT_EQ(0, ioctl(*dev, KVMIG_DIRTY_START, start))
+		TH_LOG("start: %s", strerror(errno));
+	vmm->ring_full = ring_full_harvest;
+	vmm->ring_full_arg = dev;
+}
+
 FIXTURE_SETUP(dirty)
 {
 	struct vmm_config cfg = {
@@ -231,33 +264,12 @@ FIXTURE_SETUP(dirty)
 		.slot_size = SLOT_SIZE,
 		.ring_bytes = variant->ring_bytes,
 	};
-	struct kvmig_attach a = {
-		.role = KVMIG_ROLE_SOURCE,
-		.dirty_mode = variant->mode == VMM_DIRTY_RING ?
-			      KVMIG_DIRTY_RING : KVMIG_DIRTY_BITMAP,
-	};
-	int ret;
 
 	self->dev = -1;
 	self->want = calloc(1, sizeof(*self->want));
 	self->got = calloc(1, sizeof(*self->got));
 	ASSERT_TRUE(self->want && self->got);
-	ret = vmm_create(&self->vmm, &cfg);
-	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
-		SKIP(return, "/dev/kvm not present");
-	ASSERT_EQ(0, ret);
-	ASSERT_EQ(0, vmm_load(&self->vmm, guest_writer,
-			      guest_writer_end - guest_writer));
-	self->dev = open_session(_metadata);
-	if (self->dev < 0)
-		return;
-	a.vm_fd = self->vmm.vm;
-	ASSERT_EQ(0, ioctl(self->dev, KVMIG_ATTACH_VM, &a))
-		TH_LOG("attach: %s", strerror(errno));
-	ASSERT_EQ(0, ioctl(self->dev, KVMIG_DIRTY_START, &self->start))
-		TH_LOG("start: %s", strerror(errno));
-	self->vmm.ring_full = ring_full_harvest;
-	self->vmm.ring_full_arg = &self->dev;
+	setup_tracking(_metadata, &self->vmm, &self->dev, &self->start, &cfg);
 }
 
 FIXTURE_TEARDOWN(dirty)
@@ -462,23 +474,6 @@ TEST_F_TIMEOUT(dirty, dirty_logging_turned_off_fails, 300)
 	expect_failed(_metadata, self->dev, KVMIG_FAIL_MEMSLOTS);
 }
 
-static void ignore_page(void *arg, uint32_t slot, uint64_t offset)
-{
-}
-
-/* The VMM reaping its own rings is caught, not a silent loss. */
-TEST_F_TIMEOUT(dirty, vmm_reaping_rings_fails, 300)
-{
-	struct vmm *vmm = &self->vmm;
-
-	if (variant->mode != VMM_DIRTY_RING)
-		SKIP(return, "ring mode only");
-	op_add(vmm, self->want, 0, vmm->slots[0].gpa, 4, 4096, 1);
-	ASSERT_EQ(0, vmm_run(vmm));
-	ASSERT_EQ(4, vmm_harvest_ring(vmm, ignore_page, NULL));
-	expect_failed(_metadata, self->dev, KVMIG_FAIL_RING_STOLEN);
-}
-
 /* Only the VM's own process may harvest. */
 TEST_F_TIMEOUT(dirty, harvest_from_another_process, 300)
 {
@@ -497,20 +492,6 @@ TEST_F_TIMEOUT(dirty, harvest_from_another_process, 300)
 	EXPECT_EQ(0, harvest(self->dev, &h));
 	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_DIRTY_START, &st));
 	EXPECT_EQ(EBUSY, errno);
-}
-
-/* Closing the session unmaps the bitmap scratch area from the VMM. */
-TEST_F_TIMEOUT(dirty, close_unmaps_scratch, 300)
-{
-	uint64_t addr = self->start.scratch_addr;
-
-	if (!addr)
-		SKIP(return, "bitmap mode only");
-	EXPECT_EQ(0, msync((void *)(uintptr_t)addr, 4096, MS_ASYNC));
-	close(self->dev);
-	self->dev = -1;
-	EXPECT_EQ(-1, msync((void *)(uintptr_t)addr, 4096, MS_ASYNC));
-	EXPECT_EQ(ENOMEM, errno);
 }
 
 /*
@@ -553,6 +534,87 @@ TEST_F_TIMEOUT(dirty, vmm_exits_while_tracking, 300)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		TH_LOG("child status %#x", status);
+}
+
+/* Tests of one tracker only: one vCPU, one data slot. */
+FIXTURE(one) {
+	struct vmm vmm;
+	int dev;
+	struct expect want;
+	struct kvmig_dirty_start start;
+};
+
+FIXTURE_VARIANT(one) {
+	enum vmm_dirty mode;
+};
+
+FIXTURE_VARIANT_ADD(one, ring) {
+	.mode = VMM_DIRTY_RING,
+};
+
+FIXTURE_VARIANT_ADD(one, bitmap) {
+	.mode = VMM_DIRTY_BITMAP,
+};
+
+FIXTURE_SETUP(one)
+{
+	struct vmm_config cfg = {
+		.dirty = variant->mode, .nr_vcpus = 1, .nr_slots = 1,
+		.slot_size = SLOT_SIZE,
+	};
+
+	setup_tracking(_metadata, &self->vmm, &self->dev, &self->start, &cfg);
+}
+
+FIXTURE_TEARDOWN(one)
+{
+	if (self->dev >= 0)
+		close(self->dev);
+	vmm_destroy(&self->vmm);
+}
+
+static void ignore_page(void *arg, uint32_t slot, uint64_t offset)
+{
+}
+
+/*
+ * The VMM reaping its own rings (ring mode), or clearing the bitmap behind
+ * kvmig's back (bitmap mode). The first is caught; the second cannot be,
+ * and this test pins down what happens then: the cleared pages are gone
+ * from kvmig's view, which is why the UAPI forbids it.
+ */
+TEST_F_TIMEOUT(one, vmm_harvesting_too, 300)
+{
+	struct vmm *vmm = &self->vmm;
+	struct kvmig_harvest h;
+
+	op_add(vmm, &self->want, 0, vmm->slots[0].gpa, 4, 4096, 1);
+	ASSERT_EQ(0, vmm_run(vmm));
+	if (variant->mode == VMM_DIRTY_RING) {
+		ASSERT_EQ(4, vmm_harvest_ring(vmm, ignore_page, NULL));
+		expect_failed(_metadata, self->dev, KVMIG_FAIL_RING_STOLEN);
+	} else {
+		ASSERT_EQ(4, vmm_harvest_bitmap(vmm, ignore_page, NULL));
+		ASSERT_EQ(0, harvest(self->dev, &h));
+		EXPECT_EQ(0, h.found);
+	}
+}
+
+/* Closing the session unmaps the bitmap scratch area from the VMM. */
+TEST_F_TIMEOUT(one, close_unmaps_scratch, 300)
+{
+	uint64_t addr = self->start.scratch_addr;
+
+	if (variant->mode == VMM_DIRTY_RING) {
+		EXPECT_EQ(0, addr);
+		return;
+	}
+	ASSERT_NE(0, addr);
+	EXPECT_EQ(0, msync((void *)(uintptr_t)addr, 4096, MS_ASYNC));
+	close(self->dev);
+	self->dev = -1;
+	EXPECT_EQ(-1, msync((void *)(uintptr_t)addr, 4096, MS_ASYNC));
+	EXPECT_EQ(ENOMEM, errno);
 }
 
 /* The ABI: one test per rule. */
