@@ -6,7 +6,9 @@
 #define _KVMIG_CORE_H
 
 #include <linux/mutex.h>
+#include <linux/poll.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 #include <kunit/visibility.h>
 
 #include <kvmig.h>
@@ -15,6 +17,7 @@ struct file;
 struct kvm;
 
 #include "dirty/dirty.h"
+#include "xfer/xfer.h"
 
 /**
  * struct kvmig_session - one open file of /dev/kvmig
@@ -26,7 +29,13 @@ struct kvm;
  * @dirty_mode: KVMIG_DIRTY_RING or _BITMAP for a source, _AUTO for a
  *	destination; valid from ATTACHED on.
  * @fail_reason: KVMIG_FAIL_*, set when entering FAILED.
- * @dirty: the dirty-page tracker, from TRACKING on (and in FAILED).
+ * @dirty: the dirty-page tracker (a source's) or memslot layout (a
+ *	destination's), from TRACKING or RECEIVING on.
+ * @xfer: the transfer, from PRECOPY or RECEIVING on; published with
+ *	release semantics for KVMIG_XFER_CANCEL, which reads it without @lock.
+ *	Freed only by the file's release.
+ * @converged: a source's last round found the rest fits the budget.
+ * @wq: poll() waiters: woken on convergence, completion and failure.
  *
  * Allocated by open(), freed by the file's release: its lifetime is exactly
  * the file's, and so is every reference it holds.
@@ -40,6 +49,9 @@ struct kvmig_session {
 	u32 dirty_mode;
 	u32 fail_reason;
 	struct kvmig_dirty *dirty;
+	struct kvmig_xfer *xfer;
+	bool converged;
+	wait_queue_head_t wq;
 };
 
 int kvmig_dev_init(void);
@@ -57,6 +69,19 @@ long kvmig_session_dirty_read(struct kvmig_session *s,
 			      struct kvmig_dirty_read __user *argp);
 long kvmig_session_stats(struct kvmig_session *s,
 			 struct kvmig_stats __user *argp);
+long kvmig_session_xfer_setup(struct kvmig_session *s,
+			      struct kvmig_xfer_setup __user *argp);
+long kvmig_session_round(struct kvmig_session *s,
+			 struct kvmig_round __user *argp);
+long kvmig_session_final(struct kvmig_session *s,
+			 struct kvmig_final __user *argp);
+long kvmig_session_recv(struct kvmig_session *s,
+			struct kvmig_recv __user *argp);
+long kvmig_session_cancel(struct kvmig_session *s);
+long kvmig_session_dirty_mark(struct kvmig_session *s,
+			      struct kvmig_dirty_mark __user *argp);
+__poll_t kvmig_session_poll(struct kvmig_session *s, struct file *file,
+			    poll_table *wait);
 
 #if IS_ENABLED(CONFIG_KUNIT)
 int kvmig_api_check(const struct kvmig_api *api);

@@ -82,11 +82,28 @@ static long kvmig_ioctl(struct file *file, unsigned int cmd,
 		return kvmig_session_harvest(s, argp);
 	case KVMIG_DIRTY_READ:
 		return kvmig_session_dirty_read(s, argp);
+	case KVMIG_DIRTY_MARK:
+		return kvmig_session_dirty_mark(s, argp);
 	case KVMIG_GET_STATS:
 		return kvmig_session_stats(s, argp);
+	case KVMIG_XFER_SETUP:
+		return kvmig_session_xfer_setup(s, argp);
+	case KVMIG_XFER_ROUND:
+		return kvmig_session_round(s, argp);
+	case KVMIG_XFER_FINAL:
+		return kvmig_session_final(s, argp);
+	case KVMIG_XFER_RECV:
+		return kvmig_session_recv(s, argp);
+	case KVMIG_XFER_CANCEL:
+		return kvmig_session_cancel(s);
 	default:
 		return -ENOTTY;
 	}
+}
+
+static __poll_t kvmig_poll(struct file *file, poll_table *wait)
+{
+	return kvmig_session_poll(file->private_data, file, wait);
 }
 
 static int kvmig_open(struct inode *inode, struct file *file)
@@ -111,6 +128,7 @@ static const struct file_operations kvmig_fops = {
 	.open		= kvmig_open,
 	.release	= kvmig_release,
 	.unlocked_ioctl	= kvmig_ioctl,
+	.poll		= kvmig_poll,
 	.compat_ioctl	= compat_ptr_ioctl,
 };
 

@@ -21,6 +21,7 @@ struct kvmig_session *kvmig_session_create(void)
 	if (!s)
 		return NULL;
 	mutex_init(&s->lock);
+	init_waitqueue_head(&s->wq);
 	s->state = KVMIG_STATE_IDLE;
 	return s;
 }
@@ -28,6 +29,8 @@ struct kvmig_session *kvmig_session_create(void)
 /* Called from the file's release: nobody else can reach @s any more. */
 void kvmig_session_destroy(struct kvmig_session *s)
 {
+	if (s->xfer)
+		kvmig_xfer_destroy(s->xfer);
 	if (s->dirty)
 		kvmig_dirty_destroy(s->dirty);
 	if (s->state >= KVMIG_STATE_ATTACHED) {
@@ -355,6 +358,22 @@ long kvmig_session_stats(struct kvmig_session *s,
 	st.role = s->role;
 	st.dirty_mode = s->dirty_mode;
 	st.fail_reason = s->fail_reason;
+	if (s->xfer) {
+		struct kvmig_stats *x = &s->xfer->st;
+
+		st.xfer_round = x->xfer_round;
+		st.pages_sent = x->pages_sent;
+		st.bytes_sent = x->bytes_sent;
+		st.zero_pages = x->zero_pages;
+		st.pages_spliced = x->pages_spliced;
+		st.pages_copied = x->pages_sent - x->pages_spliced;
+		st.pages_received = x->pages_received;
+		st.dirty_rate = x->dirty_rate;
+		st.throughput = x->throughput;
+		st.expected_downtime_ns = x->expected_downtime_ns;
+		st.downtime_ns = x->downtime_ns;
+		st.remaining = x->remaining;
+	}
 	d = s->dirty;
 	if (d) {
 		st.nr_slots = d->nr_slots;
@@ -370,4 +389,233 @@ long kvmig_session_stats(struct kvmig_session *s,
 	if (copy_to_user(argp, &st, sizeof(st)))
 		return -EFAULT;
 	return 0;
+}
+
+/* An operation of the transfer failed: the session is FAILED. */
+static void xfer_failed(struct kvmig_session *s, int err)
+{
+	lockdep_assert_held(&s->lock);
+
+	s->fail_reason = s->xfer->fail_reason ?: s->dirty->fail_reason ?:
+			 KVMIG_FAIL_IO;
+	WRITE_ONCE(s->state, KVMIG_STATE_FAILED);
+	pr_warn_ratelimited("pid %d: migration failed (%d, reason %u)\n",
+			    task_pid_nr(current), err, s->fail_reason);
+	wake_up_interruptible_all(&s->wq);
+}
+
+static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a)
+{
+	bool source = s->role == KVMIG_ROLE_SOURCE;
+	struct kvmig_dirty *d;
+	struct kvmig_xfer *x;
+	int ret;
+
+	lockdep_assert_held(&s->lock);
+
+	if (s->state != (source ? KVMIG_STATE_TRACKING : KVMIG_STATE_ATTACHED))
+		return -EBUSY;
+	if (current->mm != s->kvm->mm)
+		return -EPERM;
+
+	if (!source) {
+		d = kvmig_dirty_create(&s->lock, s->kvm, s->vm_file,
+				       KVMIG_DIRTY_AUTO);
+		if (IS_ERR(d))
+			return PTR_ERR(d);
+		s->dirty = d;
+	}
+	x = kvmig_xfer_create(&s->lock, s->dirty, s->role, a);
+	if (IS_ERR(x)) {
+		if (!source) {
+			kvmig_dirty_destroy(s->dirty);
+			s->dirty = NULL;
+		}
+		return PTR_ERR(x);
+	}
+	/* Pairs with kvmig_session_cancel(): it sees x initialised. */
+	smp_store_release(&s->xfer, x);
+	WRITE_ONCE(s->state, source ? KVMIG_STATE_PRECOPY :
+				      KVMIG_STATE_RECEIVING);
+
+	ret = kvmig_xfer_handshake(x);
+	if (ret)
+		xfer_failed(s, ret);
+	return ret;
+}
+
+long kvmig_session_xfer_setup(struct kvmig_session *s,
+			      struct kvmig_xfer_setup __user *argp)
+{
+	struct kvmig_xfer_setup a;
+	int ret;
+
+	if (copy_from_user(&a, argp, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || memchr_inv(a.reserved, 0, sizeof(a.reserved)))
+		return -EINVAL;
+	if (a.sock_fd > INT_MAX)
+		return -EBADF;
+
+	mutex_lock(&s->lock);
+	ret = __xfer_setup(s, &a);
+	mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* May a transfer call run now, in @state? */
+static int xfer_check(struct kvmig_session *s, u32 state)
+{
+	lockdep_assert_held(&s->lock);
+
+	if (s->state != state)
+		return -EBUSY;
+	if (current->mm != s->kvm->mm)
+		return -EPERM;
+	return 0;
+}
+
+long kvmig_session_round(struct kvmig_session *s,
+			 struct kvmig_round __user *argp)
+{
+	struct kvmig_round r;
+	int ret;
+
+	if (copy_from_user(&r, argp, sizeof(r)))
+		return -EFAULT;
+	if (r.flags || memchr_inv(r.reserved, 0, sizeof(r.reserved)))
+		return -EINVAL;
+	memset(&r, 0, sizeof(r));
+
+	mutex_lock(&s->lock);
+	ret = xfer_check(s, KVMIG_STATE_PRECOPY);
+	if (!ret) {
+		ret = kvmig_xfer_round(s->xfer, &r);
+		if (ret) {
+			xfer_failed(s, ret);
+		} else if (r.status != KVMIG_ROUND_SENT) {
+			s->converged = true;
+			wake_up_interruptible_all(&s->wq);
+		}
+	}
+	mutex_unlock(&s->lock);
+	if (ret)
+		return ret;
+	return copy_to_user(argp, &r, sizeof(r)) ? -EFAULT : 0;
+}
+
+long kvmig_session_final(struct kvmig_session *s,
+			 struct kvmig_final __user *argp)
+{
+	struct kvmig_final f;
+	int ret;
+
+	if (copy_from_user(&f, argp, sizeof(f)))
+		return -EFAULT;
+	if (f.flags || memchr_inv(f.reserved, 0, sizeof(f.reserved)))
+		return -EINVAL;
+	if (f.state_len > KVMIG_WIRE_MAX_STATE || (f.state_len && !f.state_ptr))
+		return -EINVAL;
+
+	mutex_lock(&s->lock);
+	ret = xfer_check(s, KVMIG_STATE_PRECOPY);
+	if (!ret) {
+		ret = kvmig_xfer_final(s->xfer, &f,
+				       u64_to_user_ptr(f.state_ptr));
+		if (!ret) {
+			WRITE_ONCE(s->state, KVMIG_STATE_DONE);
+			wake_up_interruptible_all(&s->wq);
+		} else if (ret != -EFAULT || s->xfer->fail_reason) {
+			xfer_failed(s, ret);
+		}
+	}
+	mutex_unlock(&s->lock);
+	if (ret)
+		return ret;
+	return copy_to_user(argp, &f, sizeof(f)) ? -EFAULT : 0;
+}
+
+long kvmig_session_recv(struct kvmig_session *s,
+			struct kvmig_recv __user *argp)
+{
+	struct kvmig_recv r;
+	int ret;
+
+	if (copy_from_user(&r, argp, sizeof(r)))
+		return -EFAULT;
+	if (r.flags || r.pad || memchr_inv(r.reserved, 0, sizeof(r.reserved)))
+		return -EINVAL;
+	if (r.state_cap && !r.state_ptr)
+		return -EINVAL;
+
+	mutex_lock(&s->lock);
+	ret = xfer_check(s, KVMIG_STATE_RECEIVING);
+	if (!ret) {
+		ret = kvmig_xfer_recv(s->xfer, &r);
+		if (!ret) {
+			WRITE_ONCE(s->state, KVMIG_STATE_DONE);
+			wake_up_interruptible_all(&s->wq);
+		} else {
+			xfer_failed(s, ret);
+		}
+	}
+	mutex_unlock(&s->lock);
+	if (ret)
+		return ret;
+	return copy_to_user(argp, &r, sizeof(r)) ? -EFAULT : 0;
+}
+
+/* Without the session lock: the call to cancel may be holding it. */
+long kvmig_session_cancel(struct kvmig_session *s)
+{
+	/* Pairs with the release in __xfer_setup(). */
+	struct kvmig_xfer *x = smp_load_acquire(&s->xfer);
+
+	if (!x)
+		return -EBUSY;
+	kvmig_xfer_cancel(x);
+	return 0;
+}
+
+__poll_t kvmig_session_poll(struct kvmig_session *s, struct file *file,
+			    poll_table *wait)
+{
+	u32 state;
+
+	poll_wait(file, &s->wq, wait);
+	state = READ_ONCE(s->state);
+	if (state == KVMIG_STATE_FAILED)
+		return EPOLLERR;
+	if (state == KVMIG_STATE_DONE ||
+	    (state == KVMIG_STATE_PRECOPY && READ_ONCE(s->converged)))
+		return EPOLLIN | EPOLLRDNORM;
+	return 0;
+}
+
+long kvmig_session_dirty_mark(struct kvmig_session *s,
+			      struct kvmig_dirty_mark __user *argp)
+{
+	struct kvmig_dirty_mark m;
+	struct kvmig_dirty_run *runs;
+	int ret;
+
+	if (copy_from_user(&m, argp, sizeof(m)))
+		return -EFAULT;
+	if (m.flags || memchr_inv(m.reserved, 0, sizeof(m.reserved)))
+		return -EINVAL;
+	if (!m.nr_runs || m.nr_runs > KVMIG_READ_MAX_RUNS)
+		return -EINVAL;
+	runs = vmemdup_array_user(u64_to_user_ptr(m.runs_ptr), m.nr_runs,
+				  sizeof(*runs));
+	if (IS_ERR(runs))
+		return PTR_ERR(runs);
+
+	mutex_lock(&s->lock);
+	if (s->state == KVMIG_STATE_TRACKING || s->state == KVMIG_STATE_PRECOPY)
+		ret = kvmig_dirty_mark(s->dirty, runs, m.nr_runs);
+	else
+		ret = s->state == KVMIG_STATE_FAILED ? -ESTALE : -EBUSY;
+	mutex_unlock(&s->lock);
+	kvfree(runs);
+	return ret;
 }

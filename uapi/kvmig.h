@@ -41,8 +41,11 @@
 #define KVMIG_F0_DIRTY_BITMAP	_BITULL(1)	/* KVMIG_DIRTY_BITMAP trackers */
 #define KVMIG_F0_DIRTY_READ	_BITULL(2)	/* KVMIG_DIRTY_READ */
 #define KVMIG_F0_STATS		_BITULL(3)	/* KVMIG_GET_STATS */
+#define KVMIG_F0_XFER_TCP	_BITULL(4)	/* KVMIG_XFER_* over TCP */
+#define KVMIG_F0_DIRTY_MARK	_BITULL(5)	/* KVMIG_DIRTY_MARK */
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
-				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS)
+				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
+				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -83,17 +86,23 @@ struct kvmig_api {
  *   +------+  KVMIG_ATTACH_VM  +----------+  KVMIG_DIRTY_START  +----------+
  *   | IDLE | ----------------> | ATTACHED | ------------------> | TRACKING |
  *   +------+                   +----------+    (source only)    +----------+
- *                                                                 |  ^   |
- *                         KVMIG_DIRTY_HARVEST, KVMIG_DIRTY_READ --+--+   |
- *                                                                        |
- *                     memslot layout changed, or another harvester seen  |
- *                                                                        v
- *                                                                 +--------+
- *                                                                 | FAILED |
- *                                                                 +--------+
+ *                                   |                             |  ^   |
+ *                                   |   KVMIG_DIRTY_HARVEST, READ +--+   |
+ *                  KVMIG_XFER_SETUP |                                    |
+ *                  (destination)    |                   KVMIG_XFER_SETUP |
+ *                                   v                   (source)         v
+ *                             +-----------+                       +---------+
+ *                             | RECEIVING |                       | PRECOPY |
+ *                             +-----------+                       +---------+
+ *                                   |                          ROUND |  ^ |
+ *                  KVMIG_XFER_RECV  |                                +--+ |
+ *                                   v               KVMIG_XFER_FINAL      |
+ *                              +--------+  <------------------------------+
+ *                              |  DONE  |
+ *                              +--------+
  *
- *   close() or exit, from any state: released. The dirty-tracking state,
- *   the VM reference and the VM file are dropped.
+ *   TRACKING, PRECOPY, RECEIVING --(error, peer, cancel)--> FAILED
+ *   close() or exit, from any state: released.
  *
  * KVMIG_GET_API and KVMIG_GET_STATS work in every state. Any other call
  * that the current state does not allow fails with -EBUSY and changes
@@ -273,16 +282,50 @@ struct kvmig_dirty_read {
 
 #define KVMIG_DIRTY_READ	_IOWR(KVMIG_IO, 0x12, struct kvmig_dirty_read)
 
+/**
+ * struct kvmig_dirty_mark - pages the VMM wrote itself
+ * @flags: in: must be 0
+ * @nr_runs: in: runs at @runs_ptr, 1..65536
+ * @runs_ptr: in: user address of struct kvmig_dirty_run[@nr_runs]
+ * @reserved: must be 0
+ *
+ * KVM logs only the guest's own writes. Pages the VMM writes through its
+ * mapping (device emulation, DMA, a mailbox) must be reported here, or
+ * they are not sent again. Each run must lie inside one recorded memslot.
+ * Valid in TRACKING and PRECOPY.
+ *
+ * Errors: -EFAULT; -EINVAL for a nonzero flag or reserved field, a bad
+ * count, or a run outside the layout (then nothing is marked); -EBUSY in
+ * another state.
+ */
+struct kvmig_dirty_mark {
+	__u32 flags;
+	__u32 nr_runs;
+	__u64 runs_ptr;
+	__u64 reserved[2];
+};
+
+#define KVMIG_DIRTY_MARK	_IOW(KVMIG_IO, 0x13, struct kvmig_dirty_mark)
+
 /* Session states, as reported in struct kvmig_stats.state. */
 #define KVMIG_STATE_IDLE	0
 #define KVMIG_STATE_ATTACHED	1
 #define KVMIG_STATE_TRACKING	2
 #define KVMIG_STATE_FAILED	3
+#define KVMIG_STATE_PRECOPY	4
+#define KVMIG_STATE_RECEIVING	5
+#define KVMIG_STATE_DONE	6
 
 /* Why a session failed (struct kvmig_stats.fail_reason). */
 #define KVMIG_FAIL_NONE		0
 #define KVMIG_FAIL_MEMSLOTS	1	/* memslot added, deleted, moved or changed */
 #define KVMIG_FAIL_RING_STOLEN	2	/* ring entries reaped by someone else */
+#define KVMIG_FAIL_LAYOUT	3	/* the peer's memslots differ */
+#define KVMIG_FAIL_PROTOCOL	4	/* the peer sent a malformed stream */
+#define KVMIG_FAIL_IO		5	/* the connection failed or timed out */
+#define KVMIG_FAIL_CANCELLED	6	/* KVMIG_XFER_CANCEL */
+#define KVMIG_FAIL_PEER		7	/* the peer reported a failure */
+#define KVMIG_FAIL_LOCAL	8	/* guest memory could not be accessed */
 
 /**
  * struct kvmig_stats - what a session is doing
@@ -298,6 +341,19 @@ struct kvmig_dirty_read {
  * @pages_pending: out: pages harvested and not yet consumed
  * @pages_read: out: pages handed out by KVMIG_DIRTY_READ
  * @harvest_ns: out: time spent in harvests, in nanoseconds
+ * @xfer_round: out: pre-copy rounds started (source), or the round being
+ *	received (destination)
+ * @pages_sent: out: pages sent with their contents
+ * @bytes_sent: out: bytes written to the socket
+ * @zero_pages: out: pages sent (or received) as zero, without contents
+ * @pages_spliced: out: pages sent zero-copy (MSG_SPLICE_PAGES)
+ * @pages_copied: out: pages the socket had to copy
+ * @pages_received: out: pages written into the guest (destination)
+ * @dirty_rate: out: pages dirtied per second, at the last harvest
+ * @throughput: out: bytes per second of the last round
+ * @expected_downtime_ns: out: what the pending pages would take to send
+ * @downtime_ns: out: from KVMIG_XFER_FINAL to the destination's answer
+ * @remaining: out: pages pending (source)
  * @reserved: must be 0 in; 0 out (later API versions fill them in)
  */
 struct kvmig_stats {
@@ -313,9 +369,172 @@ struct kvmig_stats {
 	__u64 pages_pending;
 	__u64 pages_read;
 	__u64 harvest_ns;
-	__u64 reserved[16];
+	__u64 xfer_round;
+	__u64 pages_sent;
+	__u64 bytes_sent;
+	__u64 zero_pages;
+	__u64 pages_spliced;
+	__u64 pages_copied;
+	__u64 pages_received;
+	__u64 dirty_rate;
+	__u64 throughput;
+	__u64 expected_downtime_ns;
+	__u64 downtime_ns;
+	__u64 remaining;
+	__u64 reserved[4];
 };
 
 #define KVMIG_GET_STATS		_IOWR(KVMIG_IO, 0x50, struct kvmig_stats)
+
+/**
+ * struct kvmig_xfer_setup - hand the session its connection, and handshake
+ * @sock_fd: in: a connected TCP socket; kvmig takes its own reference and
+ *	uses it alone from now on (the VMM must not read or write it)
+ * @flags: in: must be 0
+ * @max_rounds: in: source: pre-copy rounds before giving up converging
+ *	(0: 30)
+ * @io_timeout_ms: in: how long one send or receive may block (0: 10000)
+ * @downtime_ns: in: source: the downtime budget (0: 300 ms)
+ * @bandwidth: in: source: bytes per second at most (0: no cap)
+ * @timeout_ms: in: source: pre-copy time limit (0: none)
+ * @reserved: must be 0
+ *
+ * Source: from TRACKING to PRECOPY; sends its memslot layout and waits for
+ * the destination's answer. Destination: from ATTACHED to RECEIVING;
+ * receives the layout and refuses it unless every memslot (id, base gfn,
+ * size, read-only) matches its own. Either way no page moves before both
+ * ends agree.
+ *
+ * Errors: -EFAULT; -EINVAL for a nonzero flag or reserved field, or a
+ * socket that is not a connected TCP socket; -ENOTSOCK; -EBADF; -EBUSY in the
+ * wrong state; -EPERM from another process than the VM's; -EPROTO (the
+ * session FAILED) if the peer's layout or version differs or it sent
+ * garbage; -ETIMEDOUT, -ECONNRESET, -EPIPE (FAILED) for connection trouble.
+ */
+struct kvmig_xfer_setup {
+	__u32 sock_fd;
+	__u32 flags;
+	__u32 max_rounds;
+	__u32 io_timeout_ms;
+	__u64 downtime_ns;
+	__u64 bandwidth;
+	__u64 timeout_ms;
+	__u64 reserved[4];
+};
+
+#define KVMIG_XFER_SETUP	_IOW(KVMIG_IO, 0x30, struct kvmig_xfer_setup)
+
+/* struct kvmig_round.status */
+#define KVMIG_ROUND_SENT	0	/* a round went out; call again */
+#define KVMIG_ROUND_CONVERGED	1	/* the rest fits the downtime budget */
+#define KVMIG_ROUND_MAX_ROUNDS	2	/* max_rounds reached */
+#define KVMIG_ROUND_TIMEOUT	3	/* timeout_ms reached */
+
+/**
+ * struct kvmig_round - one pre-copy round (source)
+ * @flags: in: must be 0
+ * @status: out: KVMIG_ROUND_*
+ * @round: out: number of this round (0 sends all memory)
+ * @pages_sent: out: pages sent with contents in this round
+ * @zero_pages: out: pages found zero and sent as such (round 0)
+ * @remaining: out: pages pending after this round's harvest
+ * @expected_downtime_ns: out: @remaining at the measured throughput
+ * @reserved: must be 0
+ *
+ * Round 0 sends every page of every memslot, zero pages as markers only.
+ * Each later round harvests, then either sends what was dirtied or, if
+ * what is dirty now fits the downtime budget (or a limit is reached), sends
+ * nothing and says so: the VMM then pauses its vCPUs and calls
+ * KVMIG_XFER_FINAL. poll() on the session reports EPOLLIN from that moment.
+ * The guest keeps running during rounds; kvmig never stops it.
+ *
+ * Errors: -EINVAL, -EFAULT, -EBUSY (not PRECOPY), -EPERM; -ECANCELED,
+ * -ETIMEDOUT, -ECONNRESET, -EPIPE, -EPROTO (the session FAILED: the
+ * source VM is untouched and keeps running).
+ */
+struct kvmig_round {
+	__u32 flags;
+	__u32 status;
+	__u64 round;
+	__u64 pages_sent;
+	__u64 zero_pages;
+	__u64 remaining;
+	__u64 expected_downtime_ns;
+	__u64 reserved[4];
+};
+
+#define KVMIG_XFER_ROUND	_IOWR(KVMIG_IO, 0x31, struct kvmig_round)
+
+/**
+ * struct kvmig_final - switchover (source; the VMM has paused all vCPUs)
+ * @flags: in: must be 0
+ * @state_len: in: bytes of device and vCPU state at @state_ptr (opaque to
+ *	kvmig, at most 16 MiB)
+ * @state_ptr: in: user address of the state
+ * @pages_sent: out: pages sent in this final pass
+ * @downtime_ns: out: from this call to the destination's confirmation
+ * @reserved: must be 0
+ *
+ * Harvests a last time, sends the last pages, the state and the end
+ * marker, and waits until the destination confirms it has everything.
+ * On success the session is DONE and the VMM may stop the source VM; on
+ * any error it is FAILED and the VMM resumes the source VM, which is
+ * intact.
+ */
+struct kvmig_final {
+	__u32 flags;
+	__u32 state_len;
+	__u64 state_ptr;
+	__u64 pages_sent;
+	__u64 downtime_ns;
+	__u64 reserved[4];
+};
+
+#define KVMIG_XFER_FINAL	_IOWR(KVMIG_IO, 0x32, struct kvmig_final)
+
+/**
+ * struct kvmig_recv - receive a migration (destination)
+ * @flags: in: must be 0
+ * @state_len: out: bytes of device state written to @state_ptr
+ * @state_ptr: in: user buffer for the source's device state
+ * @state_cap: in: its size
+ * @pad: must be 0
+ * @pages_received: out: pages written into the guest
+ * @zero_pages: out: pages received as zero
+ * @rounds: out: pre-copy rounds the source sent
+ * @reserved: must be 0
+ *
+ * Blocks until the source's end marker (or an error), writing each page
+ * straight into the destination guest's memory, then confirms to the
+ * source. On success the session is DONE and the VMM loads the state and
+ * resumes the guest. On error it is FAILED: the guest's memory holds a
+ * partial image that the VMM must discard with the VM. The destination's
+ * guest RAM must be fresh (zero) anonymous memory, as KVM VMMs allocate it.
+ *
+ * Errors: -EINVAL, -EFAULT, -EBUSY (not RECEIVING), -EPERM; -ENOSPC if the
+ * state does not fit @state_cap; -EPROTO for a malformed stream (logged),
+ * -ECANCELED, -ETIMEDOUT, -ECONNRESET, -EPIPE (all FAILED).
+ */
+struct kvmig_recv {
+	__u32 flags;
+	__u32 state_len;
+	__u64 state_ptr;
+	__u32 state_cap;
+	__u32 pad;
+	__u64 pages_received;
+	__u64 zero_pages;
+	__u64 rounds;
+	__u64 reserved[4];
+};
+
+#define KVMIG_XFER_RECV		_IOWR(KVMIG_IO, 0x33, struct kvmig_recv)
+
+/*
+ * Cancel a transfer from any thread, at any moment: blocked sends and
+ * receives return, the call in progress fails with -ECANCELED and the
+ * session is FAILED. The source VM is left running and intact. Returns 0,
+ * or -EBUSY if the session has no transfer.
+ */
+#define KVMIG_XFER_CANCEL	_IO(KVMIG_IO, 0x34)
 
 #endif /* _UAPI_KVMIG_H */

@@ -51,8 +51,11 @@ static bool same_slot(const struct kvmig_slot *ks,
 	       ks->userspace_addr == ms->userspace_addr;
 }
 
-/* Record the user memslots of address space 0; the caller holds srcu. */
-static int record_layout(struct kvmig_dirty *d)
+/*
+ * Record the user memslots of address space 0; the caller holds srcu.
+ * A source (@need_log) must log every RAM memslot.
+ */
+static int record_layout(struct kvmig_dirty *d, bool need_log)
 {
 	struct kvm_memslots *slots;
 	struct kvm_memory_slot *ms;
@@ -71,7 +74,8 @@ static int record_layout(struct kvmig_dirty *d)
 			continue;
 		if (ms->flags & KVM_MEM_GUEST_MEMFD)
 			return -EOPNOTSUPP;
-		if (!(ms->flags & (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)))
+		if (need_log &&
+		    !(ms->flags & (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)))
 			return -EINVAL;
 		n++;
 	}
@@ -148,7 +152,8 @@ static void free_slots(struct kvmig_dirty *d)
  * @lock: the session's lock, held by the caller
  * @kvm: the VM; the session holds a reference
  * @vm_file: the VM's file; the session holds a reference
- * @mode: KVMIG_DIRTY_RING or KVMIG_DIRTY_BITMAP
+ * @mode: KVMIG_DIRTY_RING or KVMIG_DIRTY_BITMAP; KVMIG_DIRTY_AUTO for a
+ *	destination, which only needs the layout
  *
  * Runs in the VM's mm. Return: the tracker, or an ERR_PTR.
  */
@@ -167,10 +172,15 @@ struct kvmig_dirty *kvmig_dirty_create(struct mutex *lock, struct kvm *kvm,
 	d->lock = lock;
 	d->kvm = kvm;
 	d->vm_file = vm_file;
-	d->ops = mode == KVMIG_DIRTY_RING ? &kvmig_ring_ops : &kvmig_bitmap_ops;
+	if (mode == KVMIG_DIRTY_RING)
+		d->ops = &kvmig_ring_ops;
+	else if (mode == KVMIG_DIRTY_BITMAP)
+		d->ops = &kvmig_bitmap_ops;
+	else
+		d->ops = &kvmig_none_ops;
 
 	idx = srcu_read_lock(&kvm->srcu);
-	ret = record_layout(d);
+	ret = record_layout(d, d->ops != &kvmig_none_ops);
 	srcu_read_unlock(&kvm->srcu, idx);
 	if (ret)
 		goto err_slots;
@@ -260,4 +270,60 @@ void kvmig_dirty_consume(struct kvmig_dirty *d,
 		d->pages_pending -= runs[i].npages;
 		d->pages_read += runs[i].npages;
 	}
+}
+
+static int none_start(struct kvmig_dirty *d)
+{
+	return 0;
+}
+
+static int none_harvest(struct kvmig_dirty *d, u64 *found)
+{
+	return 0;
+}
+
+static void none_stop(struct kvmig_dirty *d)
+{
+}
+
+/* A destination's: the layout without tracking. */
+const struct kvmig_tracker_ops kvmig_none_ops = {
+	.name		= "none",
+	.start		= none_start,
+	.harvest	= none_harvest,
+	.stop		= none_stop,
+};
+
+/**
+ * kvmig_dirty_mark - add pages the VMM wrote to the pending set
+ * @d: the tracker
+ * @runs: runs, checked here against the layout
+ * @nr: their number
+ *
+ * All or nothing: Return: 0, or -EINVAL (nothing marked) if a run is empty
+ * or not inside one recorded memslot.
+ */
+int kvmig_dirty_mark(struct kvmig_dirty *d, const struct kvmig_dirty_run *runs,
+		     u32 nr)
+{
+	struct kvmig_slot *ks;
+	u64 off, i, j;
+
+	lockdep_assert_held(d->lock);
+
+	for (i = 0; i < nr; i++) {
+		ks = kvmig_dirty_slot(d, runs[i].slot);
+		if (!ks || !runs[i].npages || runs[i].gfn < ks->base_gfn ||
+		    runs[i].gfn - ks->base_gfn >= ks->npages ||
+		    runs[i].npages > ks->npages - (runs[i].gfn - ks->base_gfn))
+			return -EINVAL;
+	}
+	for (i = 0; i < nr; i++) {
+		ks = kvmig_dirty_slot(d, runs[i].slot);
+		off = runs[i].gfn - ks->base_gfn;
+		for (j = off; j < off + runs[i].npages; j++)
+			if (!__test_and_set_bit(j, ks->pending))
+				d->pages_pending++;
+	}
+	return 0;
 }

@@ -36,6 +36,7 @@ struct kvmig_tracker_ops {
 
 extern const struct kvmig_tracker_ops kvmig_ring_ops;
 extern const struct kvmig_tracker_ops kvmig_bitmap_ops;
+extern const struct kvmig_tracker_ops kvmig_none_ops;
 
 /**
  * struct kvmig_slot - a memslot as recorded at KVMIG_DIRTY_START
@@ -110,6 +111,8 @@ u32 kvmig_dirty_collect_runs(struct kvmig_dirty *d,
 			     u64 *pages);
 void kvmig_dirty_consume(struct kvmig_dirty *d,
 			 const struct kvmig_dirty_run *runs, u32 nr);
+int kvmig_dirty_mark(struct kvmig_dirty *d, const struct kvmig_dirty_run *runs,
+		     u32 nr);
 
 /* Shared by the trackers. */
 struct kvmig_slot *kvmig_dirty_slot(struct kvmig_dirty *d, u32 id);

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvmig wire protocol: decode and check what the peer sent. Pure code, no
+ * I/O: KUnit tests it in the kernel and libFuzzer in userspace (fuzz/).
+ */
+#ifdef __KERNEL__
+#include <linux/errno.h>
+#include <linux/export.h>
+#include <linux/kvm.h>
+#include <linux/string.h>
+#include <kunit/visibility.h>
+#endif
+
+#include "wire.h"
+
+/* Return: 0, or a KVMIG_WIRE_E_* status for the reply. */
+int kvmig_wire_check_hello(const struct kvmig_wire_hello *h)
+{
+	if (le32_to_cpu(h->magic) != KVMIG_WIRE_MAGIC)
+		return KVMIG_WIRE_E_PROTO;
+	if (le16_to_cpu(h->version) != KVMIG_WIRE_VERSION ||
+	    le16_to_cpu(h->page_shift) != KVMIG_WIRE_PAGE_SHIFT)
+		return KVMIG_WIRE_E_VERSION;
+	if (h->flags || !le32_to_cpu(h->nr_slots) ||
+	    le32_to_cpu(h->nr_slots) > KVMIG_WIRE_MAX_SLOTS)
+		return KVMIG_WIRE_E_PROTO;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_check_hello);
+
+/* Same memslot on both ends? Return: 0 or KVMIG_WIRE_E_LAYOUT. */
+int kvmig_wire_compare_slot(const struct kvmig_wire_slot *w,
+			    const struct kvmig_wire_layout_slot *mine)
+{
+	if (le32_to_cpu(w->id) != mine->id ||
+	    le64_to_cpu(w->base_gfn) != mine->base_gfn ||
+	    le64_to_cpu(w->npages) != mine->npages ||
+	    (le32_to_cpu(w->flags) & KVM_MEM_READONLY) !=
+	    (mine->flags & KVM_MEM_READONLY))
+		return KVMIG_WIRE_E_LAYOUT;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_compare_slot);
+
+/*
+ * Decode one record header and check it against the layout (sorted by id):
+ * a PAGES or ZERO run must lie wholly inside one memslot, and not be empty
+ * or longer than KVMIG_WIRE_MAX_RUN; a STATE blob must fit the limit.
+ * Return: 0 or -EPROTO.
+ */
+int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,
+			  const struct kvmig_wire_layout_slot *slots, u32 nr,
+			  struct kvmig_rec *out)
+{
+	u32 lo = 0, hi = nr, mid, id;
+	u64 gfn, n;
+
+	if (w->flags)
+		return -EPROTO;
+	out->type = le16_to_cpu(w->type);
+	out->gfn = le64_to_cpu(w->gfn);
+	out->npages = le32_to_cpu(w->npages);
+	out->len = le32_to_cpu(w->len);
+	out->slot_index = 0;
+
+	switch (out->type) {
+	case KVMIG_REC_PAGES:
+	case KVMIG_REC_ZERO:
+		break;
+	case KVMIG_REC_STATE:
+		if (w->slot || out->gfn || out->npages ||
+		    out->len > KVMIG_WIRE_MAX_STATE)
+			return -EPROTO;
+		return 0;
+	case KVMIG_REC_ROUND:
+	case KVMIG_REC_END:
+		if (w->slot || out->npages || out->len)
+			return -EPROTO;
+		return 0;
+	default:
+		return -EPROTO;
+	}
+
+	if (out->len)
+		return -EPROTO;
+	n = out->npages;
+	if (!n || (out->type == KVMIG_REC_PAGES && n > KVMIG_WIRE_MAX_RUN))
+		return -EPROTO;
+	id = le32_to_cpu(w->slot);
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (slots[mid].id == id)
+			break;
+		if (slots[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo >= hi)
+		return -EPROTO;
+	gfn = out->gfn;
+	/* Written so that no sum can wrap. */
+	if (gfn < slots[mid].base_gfn ||
+	    gfn - slots[mid].base_gfn >= slots[mid].npages ||
+	    n > slots[mid].npages - (gfn - slots[mid].base_gfn))
+		return -EPROTO;
+	out->slot_index = mid;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_decode_rec);
+
+void kvmig_wire_encode_rec(struct kvmig_wire_rec *w, u32 type, u32 slot,
+			   u64 gfn, u32 npages, u32 len)
+{
+	memset(w, 0, sizeof(*w));
+	w->type = cpu_to_le16(type);
+	w->slot = cpu_to_le32(slot);
+	w->gfn = cpu_to_le64(gfn);
+	w->npages = cpu_to_le32(npages);
+	w->len = cpu_to_le32(len);
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_encode_rec);

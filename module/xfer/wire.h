@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kvmig wire protocol, version 1: what travels on the migration socket.
+ * Little-endian, fixed-size headers; every field from the peer is checked
+ * by the functions below before it is used.
+ *
+ *   source                                   destination
+ *   HELLO + nr_slots x SLOT  ------------->  compares with its own layout
+ *                            <-------------  REPLY (status)
+ *   REC(PAGES, slot, gfn, n) + n pages  -->  written into the guest's pages
+ *   REC(ZERO, slot, gfn, n)  ------------->  nothing to write (fresh memory)
+ *   REC(ROUND, round)        ------------->  round boundary
+ *   ...
+ *   REC(STATE, len) + len bytes  -------->  device state, for the VMM
+ *   REC(END)                 ------------->
+ *                            <-------------  REPLY (status, pages received)
+ *
+ * This header and wire.c build in the kernel and, for the fuzzer, in
+ * userspace (fuzz/).
+ */
+#ifndef _KVMIG_WIRE_H
+#define _KVMIG_WIRE_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#include <asm/byteorder.h>
+#else
+#include "kshim.h"
+#endif
+
+#define KVMIG_WIRE_MAGIC	0x474d564bU	/* "KVMG" */
+#define KVMIG_WIRE_VERSION	1
+#define KVMIG_WIRE_PAGE_SHIFT	12
+#define KVMIG_WIRE_MAX_SLOTS	512
+#define KVMIG_WIRE_MAX_RUN	64		/* pages per PAGES record */
+#define KVMIG_WIRE_MAX_STATE	(16U << 20)	/* device state bytes */
+
+struct kvmig_wire_hello {
+	__le32 magic;
+	__le16 version;
+	__le16 page_shift;
+	__le32 nr_slots;
+	__le32 flags;		/* 0 */
+	__le64 guest_pages;
+};
+
+struct kvmig_wire_slot {
+	__le32 id;
+	__le32 flags;		/* KVM_MEM_READONLY matters; the rest is ignored */
+	__le64 base_gfn;
+	__le64 npages;
+};
+
+/* Status of a REPLY. */
+enum {
+	KVMIG_WIRE_OK		= 0,
+	KVMIG_WIRE_E_VERSION	= 1,	/* version or page size not spoken */
+	KVMIG_WIRE_E_LAYOUT	= 2,	/* memslot layout differs */
+	KVMIG_WIRE_E_PROTO	= 3,	/* malformed stream */
+	KVMIG_WIRE_E_LOCAL	= 4,	/* the destination failed on its own */
+};
+
+struct kvmig_wire_reply {
+	__le32 magic;
+	__le32 status;
+	__le64 pages;		/* pages received (final reply) */
+};
+
+/* Record types. */
+enum {
+	KVMIG_REC_PAGES	= 1,
+	KVMIG_REC_ZERO	= 2,
+	KVMIG_REC_ROUND	= 3,
+	KVMIG_REC_STATE	= 4,
+	KVMIG_REC_END	= 5,
+};
+
+struct kvmig_wire_rec {
+	__le16 type;
+	__le16 flags;		/* 0 */
+	__le32 slot;
+	__le64 gfn;		/* PAGES, ZERO; the round number for ROUND */
+	__le32 npages;		/* PAGES, ZERO */
+	__le32 len;		/* STATE: bytes that follow */
+};
+
+/* A memslot as both ends describe it. */
+struct kvmig_wire_layout_slot {
+	u32 id;
+	u32 flags;
+	u64 base_gfn;
+	u64 npages;
+};
+
+/* A record, decoded and checked against the layout. */
+struct kvmig_rec {
+	u32 type;
+	u32 slot_index;		/* PAGES, ZERO: index in the layout */
+	u64 gfn;
+	u32 npages;
+	u32 len;
+};
+
+int kvmig_wire_check_hello(const struct kvmig_wire_hello *h);
+int kvmig_wire_compare_slot(const struct kvmig_wire_slot *w,
+			    const struct kvmig_wire_layout_slot *mine);
+int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,
+			  const struct kvmig_wire_layout_slot *slots, u32 nr,
+			  struct kvmig_rec *out);
+void kvmig_wire_encode_rec(struct kvmig_wire_rec *w, u32 type, u32 slot,
+			   u64 gfn, u32 npages, u32 len);
+
+#endif /* _KVMIG_WIRE_H */

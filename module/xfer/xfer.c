@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The transfer engine. Everything runs in the VMM's own thread, in its
+ * ioctl, under the session lock: pre-copy rounds while the guest runs,
+ * the final pass while it is paused, reception on the destination. Guest
+ * pages are pinned (pin_user_pages_fast) from the VMM's mm only for the
+ * time of one record.
+ *
+ * The source never writes guest memory; whatever goes wrong, its VM is
+ * intact. The destination writes only pages inside its own memslots, as
+ * checked record by record by kvmig_wire_decode_rec().
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/delay.h>
+#include <linux/highmem.h>
+#include <linux/kvm_host.h>
+#include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
+#include <linux/uaccess.h>
+
+#include "../dirty/dirty.h"
+#include "xfer.h"
+
+#define KVMIG_RUNS_BATCH	256
+
+static u64 now_ns(void)
+{
+	return ktime_get_ns();
+}
+
+/* Record why the session fails; the first reason wins. */
+static int xfer_fail(struct kvmig_xfer *x, int err)
+{
+	u32 why;
+
+	if (READ_ONCE(x->cancelled)) {
+		why = KVMIG_FAIL_CANCELLED;
+		err = -ECANCELED;
+	} else if (err == -EPROTO) {
+		why = KVMIG_FAIL_PROTOCOL;
+	} else if (err == -EFAULT || err == -ENOMEM || err == -ENOSPC) {
+		why = KVMIG_FAIL_LOCAL;
+	} else {
+		why = KVMIG_FAIL_IO;
+	}
+	if (!x->fail_reason)
+		x->fail_reason = why;
+	return err;
+}
+
+static int send_rec(struct kvmig_xfer *x, u32 type, u32 slot, u64 gfn,
+		    u32 npages, u32 len, bool more)
+{
+	struct kvmig_wire_rec w;
+
+	kvmig_wire_encode_rec(&w, type, slot, gfn, npages, len);
+	x->st.bytes_sent += sizeof(w);
+	return x->ops->send(x, &w, sizeof(w), more);
+}
+
+static bool page_is_zero(struct page *page)
+{
+	void *p;
+	bool zero;
+
+	if (is_zero_page(page))
+		return true;
+	p = kmap_local_page(page);
+	zero = !memchr_inv(p, 0, PAGE_SIZE);
+	kunmap_local(p);
+	return zero;
+}
+
+/* Keep under the bandwidth cap: sleep until the round's average fits. */
+static void throttle(struct kvmig_xfer *x, u64 t0, u64 bytes)
+{
+	u64 due;
+
+	if (!x->bandwidth)
+		return;
+	due = t0 + div64_u64(bytes * NSEC_PER_SEC, x->bandwidth);
+	while (now_ns() < due && !READ_ONCE(x->cancelled) &&
+	       !signal_pending(current))
+		usleep_range(500, 1000);
+}
+
+/*
+ * Send pages [@gfn, @gfn + @n) of memslot @ks, at most KVMIG_WIRE_MAX_RUN:
+ * pinned read-only from the VMM's mm, spliced into the socket. With
+ * @zero_check, runs of zero pages go as ZERO records without contents.
+ */
+static int send_batch(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
+		      u32 n, bool zero_check, u64 *sent, u64 *zeros)
+{
+	unsigned long hva = ks->userspace_addr + ((gfn - ks->base_gfn) << PAGE_SHIFT);
+	u32 i, j, got, spliced = 0;
+	bool zero;
+	int ret;
+
+	ret = pin_user_pages_fast(hva, n, 0, x->pages);
+	if (ret < 0)
+		return ret;
+	got = ret;
+	if (got < n) {
+		ret = -EFAULT;
+		goto out;
+	}
+
+	for (i = 0; i < n; i = j) {
+		zero = zero_check && page_is_zero(x->pages[i]);
+		for (j = i + 1; j < n; j++)
+			if ((zero_check && page_is_zero(x->pages[j])) != zero)
+				break;
+		if (zero) {
+			ret = send_rec(x, KVMIG_REC_ZERO, ks->id, gfn + i,
+				       j - i, 0, true);
+			*zeros += j - i;
+		} else {
+			ret = send_rec(x, KVMIG_REC_PAGES, ks->id, gfn + i,
+				       j - i, 0, true);
+			if (!ret)
+				ret = x->ops->send_pages(x, x->pages + i, j - i,
+							 true, &spliced);
+			*sent += j - i;
+			x->st.bytes_sent += (u64)(j - i) * PAGE_SIZE;
+		}
+		if (ret)
+			break;
+	}
+	x->st.pages_spliced += spliced;
+out:
+	unpin_user_pages(x->pages, got);
+	return ret;
+}
+
+/* Send and consume the whole pending set. */
+static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
+			u64 *zeros)
+{
+	struct kvmig_dirty *d = x->d;
+	struct kvmig_dirty_run *r;
+	struct kvmig_slot *ks;
+	u64 t0 = now_ns(), b0 = x->st.bytes_sent, pages, off;
+	u32 nr, i, n;
+	int ret;
+
+	lockdep_assert_held(x->lock);
+
+	while ((nr = kvmig_dirty_collect_runs(d, x->runs, KVMIG_RUNS_BATCH,
+					      &pages))) {
+		for (i = 0; i < nr; i++) {
+			r = &x->runs[i];
+			ks = kvmig_dirty_slot(d, r->slot);
+			for (off = 0; off < r->npages; off += n) {
+				if (READ_ONCE(x->cancelled))
+					return -ECANCELED;
+				if (fatal_signal_pending(current))
+					return -EINTR;
+				n = min_t(u64, r->npages - off,
+					  KVMIG_WIRE_MAX_RUN);
+				ret = send_batch(x, ks, r->gfn + off, n,
+						 zero_check, sent, zeros);
+				if (ret)
+					return ret;
+				throttle(x, t0, x->st.bytes_sent - b0);
+			}
+		}
+		kvmig_dirty_consume(d, x->runs, nr);
+	}
+	return 0;
+}
+
+/* Harvest, and measure the dirty rate since the last harvest. */
+static int harvest(struct kvmig_xfer *x)
+{
+	u64 t = now_ns(), found = 0;
+	int ret;
+
+	ret = kvmig_dirty_harvest(x->d, &found);
+	if (t > x->last_harvest_ns)
+		x->st.dirty_rate = div64_u64(found * NSEC_PER_SEC,
+					     t - x->last_harvest_ns);
+	x->last_harvest_ns = t;
+	return ret;
+}
+
+static void update_expected(struct kvmig_xfer *x)
+{
+	u64 bytes = x->d->pages_pending * PAGE_SIZE;
+
+	x->st.remaining = x->d->pages_pending;
+	x->st.expected_downtime_ns = x->st.throughput ?
+		div64_u64(bytes * NSEC_PER_SEC, x->st.throughput) : U64_MAX;
+}
+
+/* One pre-copy round; see struct kvmig_round. */
+int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
+{
+	struct kvmig_dirty *d = x->d;
+	u64 t0, sent = 0, zeros = 0, b0;
+	bool first = !x->st.xfer_round;
+	int ret;
+	u32 i;
+
+	lockdep_assert_held(x->lock);
+
+	r->round = x->st.xfer_round;
+	if (first) {
+		/*
+		 * Round 0 sends everything: what KVM logged until now is in
+		 * it, so harvest first (re-protecting those pages) and start
+		 * round 1 from a clean log, as QEMU's first bitmap sync does.
+		 */
+		x->last_harvest_ns = now_ns();
+		ret = harvest(x);
+		if (ret)
+			return ret;
+		for (i = 0; i < d->nr_slots; i++)
+			bitmap_fill(d->slots[i].pending, d->slots[i].npages);
+		d->pages_pending = d->guest_pages;
+	} else {
+		ret = harvest(x);
+		if (ret)
+			return ret;
+	}
+	update_expected(x);
+	r->remaining = x->st.remaining;
+	r->expected_downtime_ns = x->st.expected_downtime_ns;
+
+	if (!first) {
+		if (x->st.expected_downtime_ns <= x->downtime_ns)
+			r->status = KVMIG_ROUND_CONVERGED;
+		else if (x->st.xfer_round >= x->max_rounds)
+			r->status = KVMIG_ROUND_MAX_ROUNDS;
+		else if (x->deadline_ns && now_ns() >= x->deadline_ns)
+			r->status = KVMIG_ROUND_TIMEOUT;
+		if (r->status)
+			return 0;
+	}
+
+	t0 = now_ns();
+	b0 = x->st.bytes_sent;
+	ret = send_rec(x, KVMIG_REC_ROUND, 0, x->st.xfer_round, 0, 0, true);
+	if (!ret)
+		ret = send_pending(x, first, &sent, &zeros);
+	x->st.pages_sent += sent;
+	x->st.zero_pages += zeros;
+	r->pages_sent = sent;
+	r->zero_pages = zeros;
+	if (ret)
+		return xfer_fail(x, ret);
+	if (now_ns() > t0)
+		x->st.throughput = div64_u64((x->st.bytes_sent - b0) *
+					     NSEC_PER_SEC, now_ns() - t0);
+	x->st.xfer_round++;
+	r->status = KVMIG_ROUND_SENT;
+	return 0;
+}
+
+static int recv_reply(struct kvmig_xfer *x, struct kvmig_wire_reply *rep)
+{
+	int ret = x->ops->recv(x, rep, sizeof(*rep));
+
+	if (ret)
+		return ret;
+	if (le32_to_cpu(rep->magic) != KVMIG_WIRE_MAGIC)
+		return -EPROTO;
+	return 0;
+}
+
+/* Switchover; the VMM has paused every vCPU. See struct kvmig_final. */
+int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
+		     const void __user *ustate)
+{
+	u64 t0 = now_ns(), sent = 0, zeros = 0;
+	struct kvmig_wire_reply rep;
+	void *state = NULL;
+	int ret;
+
+	lockdep_assert_held(x->lock);
+
+	if (f->state_len) {
+		state = memdup_user(ustate, f->state_len);
+		if (IS_ERR(state))
+			return PTR_ERR(state);	/* nothing sent: not a failure */
+	}
+
+	ret = harvest(x);
+	if (ret)
+		goto out;
+	ret = send_rec(x, KVMIG_REC_ROUND, 0, x->st.xfer_round, 0, 0, true);
+	if (!ret)
+		ret = send_pending(x, false, &sent, &zeros);
+	x->st.pages_sent += sent;
+	f->pages_sent = sent;
+	if (!ret)
+		ret = send_rec(x, KVMIG_REC_STATE, 0, 0, 0, f->state_len, true);
+	if (!ret && f->state_len) {
+		ret = x->ops->send(x, state, f->state_len, true);
+		x->st.bytes_sent += f->state_len;
+	}
+	if (!ret)
+		ret = send_rec(x, KVMIG_REC_END, 0, 0, 0, 0, false);
+	if (!ret)
+		ret = recv_reply(x, &rep);
+	if (ret)
+		goto fail;
+	if (le32_to_cpu(rep.status) != KVMIG_WIRE_OK) {
+		pr_warn_ratelimited("destination failed the migration (status %u)\n",
+				    le32_to_cpu(rep.status));
+		x->fail_reason = KVMIG_FAIL_PEER;
+		ret = -EPROTO;
+		goto out;
+	}
+	if (le64_to_cpu(rep.pages) != x->st.pages_sent) {
+		pr_warn_ratelimited("destination received %llu pages, %llu sent\n",
+				    le64_to_cpu(rep.pages), x->st.pages_sent);
+		x->fail_reason = KVMIG_FAIL_PEER;
+		ret = -EPROTO;
+		goto out;
+	}
+	x->st.remaining = 0;
+	x->st.downtime_ns = now_ns() - t0;
+	f->downtime_ns = x->st.downtime_ns;
+	goto out;
+fail:
+	ret = xfer_fail(x, ret);
+out:
+	kvfree(state);
+	return ret;
+}
+
+/* Best effort: tell the source why, before failing. */
+static void send_status(struct kvmig_xfer *x, u32 status, u64 pages)
+{
+	struct kvmig_wire_reply rep = {
+		.magic = cpu_to_le32(KVMIG_WIRE_MAGIC),
+		.status = cpu_to_le32(status),
+		.pages = cpu_to_le64(pages),
+	};
+
+	x->ops->send(x, &rep, sizeof(rep), false);
+}
+
+/*
+ * ZERO record on the destination: its RAM starts zeroed, so only a page
+ * that is not zero any more is cleared (as QEMU's ram_handle_zero()).
+ */
+static int recv_zero(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
+		     u64 n)
+{
+	unsigned long hva;
+	struct page *page;
+	u64 i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		hva = ks->userspace_addr + ((gfn + i - ks->base_gfn) << PAGE_SHIFT);
+		ret = pin_user_pages_fast(hva, 1, 0, &page);
+		if (ret != 1)
+			return ret < 0 ? ret : -EFAULT;
+		if (page_is_zero(page)) {
+			unpin_user_page(page);
+			continue;
+		}
+		unpin_user_page(page);
+		ret = pin_user_pages_fast(hva, 1, FOLL_WRITE, &page);
+		if (ret != 1)
+			return ret < 0 ? ret : -EFAULT;
+		clear_highpage(page);
+		unpin_user_pages_dirty_lock(&page, 1, true);
+		cond_resched();
+	}
+	return 0;
+}
+
+static int recv_pages(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
+		      u32 n)
+{
+	unsigned long hva = ks->userspace_addr + ((gfn - ks->base_gfn) << PAGE_SHIFT);
+	int ret, got;
+
+	got = pin_user_pages_fast(hva, n, FOLL_WRITE, x->pages);
+	if (got < 0)
+		return got;
+	ret = got < n ? -EFAULT : x->ops->recv_pages(x, x->pages, n);
+	unpin_user_pages_dirty_lock(x->pages, got, !ret);
+	return ret;
+}
+
+/* Reception on the destination; see struct kvmig_recv. */
+int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r)
+{
+	struct kvmig_dirty *d = x->d;
+	struct kvmig_wire_rec w;
+	struct kvmig_slot *ks;
+	struct kvmig_rec rec;
+	u32 status = KVMIG_WIRE_E_PROTO;
+	int ret;
+
+	lockdep_assert_held(x->lock);
+
+	for (;;) {
+		if (READ_ONCE(x->cancelled)) {
+			ret = -ECANCELED;
+			break;
+		}
+		ret = x->ops->recv(x, &w, sizeof(w));
+		if (ret)
+			break;
+		ret = kvmig_wire_decode_rec(&w, x->layout, d->nr_slots, &rec);
+		if (ret) {
+			pr_warn_ratelimited("malformed record from the source (type %u, slot %u, gfn %llu, %u pages, len %u)\n",
+					    le16_to_cpu(w.type),
+					    le32_to_cpu(w.slot),
+					    le64_to_cpu(w.gfn),
+					    le32_to_cpu(w.npages),
+					    le32_to_cpu(w.len));
+			break;
+		}
+		ks = &d->slots[rec.slot_index];
+		switch (rec.type) {
+		case KVMIG_REC_PAGES:
+			ret = recv_pages(x, ks, rec.gfn, rec.npages);
+			if (!ret)
+				x->st.pages_received += rec.npages;
+			break;
+		case KVMIG_REC_ZERO:
+			ret = recv_zero(x, ks, rec.gfn, rec.npages);
+			if (!ret)
+				x->st.zero_pages += rec.npages;
+			break;
+		case KVMIG_REC_ROUND:
+			x->st.xfer_round = rec.gfn;
+			break;
+		case KVMIG_REC_STATE:
+			if (x->state || rec.len > r->state_cap) {
+				status = KVMIG_WIRE_E_LOCAL;
+				ret = x->state ? -EPROTO : -ENOSPC;
+				break;
+			}
+			x->state = kvmalloc(rec.len ?: 1, GFP_KERNEL_ACCOUNT);
+			if (!x->state) {
+				ret = -ENOMEM;
+				break;
+			}
+			x->state_len = rec.len;
+			ret = x->ops->recv(x, x->state, rec.len);
+			break;
+		case KVMIG_REC_END:
+			if (!x->state) {
+				pr_warn_ratelimited("end of stream without device state\n");
+				ret = -EPROTO;
+				break;
+			}
+			goto done;
+		}
+		if (ret)
+			break;
+	}
+	if (ret == -EFAULT || ret == -ENOMEM)
+		status = KVMIG_WIRE_E_LOCAL;
+	send_status(x, status, x->st.pages_received);
+	return xfer_fail(x, ret);
+
+done:
+	if (x->state_len && copy_to_user(u64_to_user_ptr(r->state_ptr),
+					 x->state, x->state_len)) {
+		send_status(x, KVMIG_WIRE_E_LOCAL, x->st.pages_received);
+		return xfer_fail(x, -EFAULT);
+	}
+	r->state_len = x->state_len;
+	r->pages_received = x->st.pages_received;
+	r->zero_pages = x->st.zero_pages;
+	r->rounds = x->st.xfer_round + 1;
+	send_status(x, KVMIG_WIRE_OK, x->st.pages_received);
+	return 0;
+}
+
+/* Source: send the layout, wait for the verdict. */
+static int handshake_source(struct kvmig_xfer *x)
+{
+	struct kvmig_dirty *d = x->d;
+	struct kvmig_wire_hello h = {
+		.magic = cpu_to_le32(KVMIG_WIRE_MAGIC),
+		.version = cpu_to_le16(KVMIG_WIRE_VERSION),
+		.page_shift = cpu_to_le16(PAGE_SHIFT),
+		.nr_slots = cpu_to_le32(d->nr_slots),
+		.guest_pages = cpu_to_le64(d->guest_pages),
+	};
+	struct kvmig_wire_slot ws;
+	struct kvmig_wire_reply rep;
+	int ret;
+	u32 i;
+
+	ret = x->ops->send(x, &h, sizeof(h), true);
+	for (i = 0; i < d->nr_slots && !ret; i++) {
+		ws.id = cpu_to_le32(d->slots[i].id);
+		ws.flags = cpu_to_le32(d->slots[i].flags);
+		ws.base_gfn = cpu_to_le64(d->slots[i].base_gfn);
+		ws.npages = cpu_to_le64(d->slots[i].npages);
+		ret = x->ops->send(x, &ws, sizeof(ws), i + 1 < d->nr_slots);
+	}
+	if (!ret)
+		ret = recv_reply(x, &rep);
+	if (ret)
+		return ret;
+	switch (le32_to_cpu(rep.status)) {
+	case KVMIG_WIRE_OK:
+		return 0;
+	case KVMIG_WIRE_E_LAYOUT:
+		pr_warn_ratelimited("destination refused: its memslot layout differs\n");
+		x->fail_reason = KVMIG_FAIL_LAYOUT;
+		return -EPROTO;
+	default:
+		pr_warn_ratelimited("destination refused the handshake (status %u)\n",
+				    le32_to_cpu(rep.status));
+		x->fail_reason = KVMIG_FAIL_PEER;
+		return -EPROTO;
+	}
+}
+
+/* Destination: check the source's layout against ours, answer. */
+static int handshake_dest(struct kvmig_xfer *x)
+{
+	struct kvmig_dirty *d = x->d;
+	struct kvmig_wire_hello h;
+	struct kvmig_wire_slot ws;
+	u32 i, nr, status;
+	int ret;
+
+	ret = x->ops->recv(x, &h, sizeof(h));
+	if (ret)
+		return ret;
+	status = kvmig_wire_check_hello(&h);
+	if (status) {
+		pr_warn_ratelimited("bad handshake from the source (status %u)\n",
+				    status);
+		send_status(x, status, 0);
+		x->fail_reason = status == KVMIG_WIRE_E_VERSION ?
+				 KVMIG_FAIL_PEER : KVMIG_FAIL_PROTOCOL;
+		return -EPROTO;
+	}
+	nr = le32_to_cpu(h.nr_slots);
+	for (i = 0; i < nr; i++) {
+		ret = x->ops->recv(x, &ws, sizeof(ws));
+		if (ret)
+			return ret;
+		if (!status && (i >= d->nr_slots ||
+				kvmig_wire_compare_slot(&ws, &x->layout[i])))
+			status = KVMIG_WIRE_E_LAYOUT;
+	}
+	if (nr != d->nr_slots ||
+	    le64_to_cpu(h.guest_pages) != d->guest_pages)
+		status = KVMIG_WIRE_E_LAYOUT;
+	send_status(x, status, 0);
+	if (status) {
+		pr_warn_ratelimited("refused the source: memslot layout differs\n");
+		x->fail_reason = KVMIG_FAIL_LAYOUT;
+		return -EPROTO;
+	}
+	return 0;
+}
+
+struct kvmig_xfer *kvmig_xfer_create(struct mutex *lock,
+				     struct kvmig_dirty *d, u32 role,
+				     const struct kvmig_xfer_setup *setup)
+{
+	struct kvmig_xfer *x;
+	u32 i;
+	int ret;
+
+	lockdep_assert_held(lock);
+
+	x = kzalloc(sizeof(*x), GFP_KERNEL_ACCOUNT);
+	if (!x)
+		return ERR_PTR(-ENOMEM);
+	x->lock = lock;
+	spin_lock_init(&x->sock_lock);
+	x->d = d;
+	x->role = role;
+	x->max_rounds = setup->max_rounds ?: 30;
+	x->downtime_ns = setup->downtime_ns ?: 300 * NSEC_PER_MSEC;
+	x->bandwidth = setup->bandwidth;
+	if (setup->timeout_ms)
+		x->deadline_ns = now_ns() + setup->timeout_ms * NSEC_PER_MSEC;
+
+	ret = -ENOMEM;
+	x->layout = kvcalloc(d->nr_slots, sizeof(*x->layout),
+			     GFP_KERNEL_ACCOUNT);
+	x->runs = kvcalloc(KVMIG_RUNS_BATCH, sizeof(*x->runs),
+			   GFP_KERNEL_ACCOUNT);
+	if (!x->layout || !x->runs)
+		goto err_free;
+	for (i = 0; i < d->nr_slots; i++) {
+		x->layout[i].id = d->slots[i].id;
+		x->layout[i].flags = d->slots[i].flags;
+		x->layout[i].base_gfn = d->slots[i].base_gfn;
+		x->layout[i].npages = d->slots[i].npages;
+	}
+
+	ret = kvmig_tcp_attach(x, setup->sock_fd,
+			       setup->io_timeout_ms ?: 10000);
+	if (ret)
+		goto err_free;
+	return x;
+
+err_free:
+	kvfree(x->runs);
+	kvfree(x->layout);
+	kfree(x);
+	return ERR_PTR(ret);
+}
+
+/* The handshake, after create; on error the session fails. */
+int kvmig_xfer_handshake(struct kvmig_xfer *x)
+{
+	int ret;
+
+	lockdep_assert_held(x->lock);
+
+	ret = x->role == KVMIG_ROLE_SOURCE ? handshake_source(x) :
+					      handshake_dest(x);
+	return ret ? xfer_fail(x, ret) : 0;
+}
+
+void kvmig_xfer_destroy(struct kvmig_xfer *x)
+{
+	x->ops->release(x);
+	kvfree(x->state);
+	kvfree(x->runs);
+	kvfree(x->layout);
+	kfree(x);
+}
+
+void kvmig_xfer_cancel(struct kvmig_xfer *x)
+{
+	WRITE_ONCE(x->cancelled, true);
+	x->ops->shutdown(x);
+}
