@@ -54,6 +54,11 @@ result "build kvmig, selftests, userspace for the stock kernel (-Werror)" $?
 scripts/checkpatch.sh
 result "checkpatch: module/ and uapi/ clean" $?
 
+make -s -C fuzz run FUZZ_SECONDS="${KVMIG_FUZZ_SECONDS:-30}" >"$res/fuzz.txt" 2>&1
+rc=$?
+sed 's/^/  /' "$res/fuzz.txt"
+result "libFuzzer on the wire decoder: $(sed -n 's/^Done \([0-9]*\) runs.*/\1 executions/p' "$res/fuzz.txt"), no crash" $rc
+
 lab() { # lab NAME: boot that kernel, run lab-tests.sh, check the console
 	local log=$top/build/lab/$1.log
 	echo "check: booting the $1 kernel in the lab (console: $log)"

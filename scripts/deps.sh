@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
 	build-essential bc bison flex libelf-dev libssl-dev dwarves cpio kmod
 	xz-utils python3 qemu-system-x86 linux-source-6.12 busybox-static
-	sparse
+	sparse clang libclang-rt-14-dev iproute2
 )
 
 missing=()
