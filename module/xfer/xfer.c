@@ -180,7 +180,7 @@ static int harvest(struct kvmig_xfer *x)
 	int ret;
 
 	ret = kvmig_dirty_harvest(x->d, &found);
-	if (t > x->last_harvest_ns)
+	if (x->last_harvest_ns && t > x->last_harvest_ns)
 		x->st.dirty_rate = div64_u64(found * NSEC_PER_SEC,
 					     t - x->last_harvest_ns);
 	x->last_harvest_ns = t;
@@ -214,10 +214,10 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 		 * it, so harvest first (re-protecting those pages) and start
 		 * round 1 from a clean log, as QEMU's first bitmap sync does.
 		 */
-		x->last_harvest_ns = now_ns();
 		ret = harvest(x);
 		if (ret)
 			return ret;
+		x->st.dirty_rate = 0;	/* no interval to measure yet */
 		for (i = 0; i < d->nr_slots; i++)
 			bitmap_fill(d->slots[i].pending, d->slots[i].npages);
 		d->pages_pending = d->guest_pages;

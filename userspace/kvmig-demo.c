@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvmig-demo: a small VMM that live-migrates its guest through kvmig.
+ *
+ *   kvmig-demo dest   --listen ADDR:PORT [--mem MIB]
+ *   kvmig-demo source --connect ADDR:PORT [--mem MIB] [--rate PAGES/S]
+ *                     [--downtime MS] [--max-rounds N] [--bandwidth MB/S]
+ *
+ * The guest sweeps its memory for ever, stamping each page with the sweep
+ * number and the page's index (its counters live in %ebp and %edi). The
+ * source VMM keeps it running at --rate pages per second while kvmig
+ * pre-copies; when the rest fits the downtime budget it pauses the guest,
+ * checksums its memory, and hands kvmig its vCPU state for the final pass.
+ * The destination receives, checksums, restores the vCPU and resumes the
+ * guest, which carries on counting. Both print what they measured; times
+ * are CLOCK_MONOTONIC, shared by both ends on one host.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvmig.h"
+#include "vmm.h"
+
+#define STR(x)	#x
+#define XSTR(x)	STR(x)
+
+/*
+ * Guest: %esi = mailbox { u32 base gpa, u32 pages, u32 batch }. Stamps
+ * batch pages (sweep number at +0, page index at +4), then OUT.
+ */
+asm(".pushsection .rodata.guest, \"a\"\n"
+    ".global guest_sweeper, guest_sweeper_end\n"
+    ".code32\n"
+    "guest_sweeper:\n"
+    "1:	movl 8(%esi), %ecx\n"
+    "2:	movl %edi, %eax\n"
+    "	shll $12, %eax\n"
+    "	addl (%esi), %eax\n"
+    "	movl %ebp, (%eax)\n"
+    "	movl %edi, 4(%eax)\n"
+    "	incl %edi\n"
+    "	cmpl 4(%esi), %edi\n"
+    "	jb 3f\n"
+    "	xorl %edi, %edi\n"
+    "	incl %ebp\n"
+    "3:	loop 2b\n"
+    "	outb %al, $" XSTR(VMM_PORT_DONE) "\n"
+    "	jmp 1b\n"
+    "guest_sweeper_end:\n"
+    ".code64\n"
+    ".popsection\n");
+extern const char guest_sweeper[], guest_sweeper_end[];
+
+#define BATCH		64
+#define STATE_MAGIC	0x6b766d67
+
+struct state {
+	uint32_t magic;
+	uint32_t pad;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "kvmig-demo: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+/* FNV-1a over guest memory, 64-bit words. */
+static uint64_t checksum(struct vmm *vmm)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	unsigned int i;
+	size_t j;
+
+	for (i = 0; i < vmm->cfg.nr_slots; i++) {
+		const uint64_t *p = (const uint64_t *)vmm->slots[i].hva;
+
+		for (j = 0; j < vmm->slots[i].size / 8; j++)
+			h = (h ^ p[j]) * 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static int session(struct vmm *vmm, uint32_t role, uint32_t mode)
+{
+	struct kvmig_attach a = { .vm_fd = vmm->vm, .role = role,
+				  .dirty_mode = mode };
+	int dev = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
+
+	if (dev < 0)
+		die("/dev/kvmig");
+	if (ioctl(dev, KVMIG_ATTACH_VM, &a))
+		die("KVMIG_ATTACH_VM");
+	return dev;
+}
+
+static void parse_addr(const char *s, struct sockaddr_in *sa)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+
+	if (!colon || colon - s >= (long)sizeof(host)) {
+		fprintf(stderr, "kvmig-demo: address must be ADDR:PORT\n");
+		exit(2);
+	}
+	memcpy(host, s, colon - s);
+	host[colon - s] = 0;
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons(atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+		fprintf(stderr, "kvmig-demo: bad address %s\n", host);
+		exit(2);
+	}
+}
+
+struct runner {
+	struct vmm *vmm;
+	double rate;
+	atomic_bool pause;
+	atomic_ulong pages;
+	int err;
+};
+
+/* The guest's vCPU thread, paced at rate pages per second. */
+static void *run_guest(void *arg)
+{
+	struct runner *r = arg;
+	double t0 = now();
+
+	while (!atomic_load(&r->pause)) {
+		r->err = vmm_run(r->vmm);
+		if (r->err)
+			break;
+		atomic_fetch_add(&r->pages, BATCH);
+		if (r->rate > 0) {
+			double due = t0 + atomic_load(&r->pages) / r->rate;
+			double d = due - now();
+
+			if (d > 0)
+				usleep(d * 1e6);
+		}
+	}
+	return NULL;
+}
+
+/* KVM_EXIT_DIRTY_RING_FULL on the source: kvmig harvests the rings. */
+static int ring_full(struct vmm *vmm, void *arg)
+{
+	struct kvmig_harvest h = {};
+
+	return ioctl(*(int *)arg, KVMIG_DIRTY_HARVEST, &h) ? -errno : 0;
+}
+
+static struct vmm_config config(unsigned long mib, enum vmm_dirty mode)
+{
+	struct vmm_config cfg = {
+		.dirty = mode, .nr_vcpus = 1, .nr_slots = 1,
+		.slot_size = mib << 20,
+	};
+	return cfg;
+}
+
+static int dest(const char *addr, unsigned long mib)
+{
+	struct vmm_config cfg = config(mib, VMM_DIRTY_BITMAP);
+	struct sockaddr_in sa;
+	struct kvmig_xfer_setup su = {};
+	struct kvmig_recv rv = {};
+	struct kvmig_stats st = {};
+	struct state state;
+	struct runner run = {};
+	struct vmm vmm;
+	int l, sock, dev, one = 1, ret;
+	double t_resume;
+	uint32_t ebp, edi;
+
+	parse_addr(addr, &sa);
+	ret = vmm_create(&vmm, &cfg);
+	if (ret) {
+		errno = -ret;
+		die("creating the destination VM");
+	}
+	dev = session(&vmm, KVMIG_ROLE_DEST, KVMIG_DIRTY_AUTO);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (l < 0 || bind(l, (void *)&sa, sizeof(sa)) || listen(l, 1))
+		die("listen");
+	printf("dest: listening on %s, %lu MiB guest\n", addr, mib);
+	fflush(stdout);
+	sock = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (sock < 0)
+		die("accept");
+	su.sock_fd = sock;
+	if (ioctl(dev, KVMIG_XFER_SETUP, &su))
+		die("KVMIG_XFER_SETUP");
+	rv.state_ptr = (uintptr_t)&state;
+	rv.state_cap = sizeof(state);
+	if (ioctl(dev, KVMIG_XFER_RECV, &rv))
+		die("KVMIG_XFER_RECV");
+	if (rv.state_len != sizeof(state) || state.magic != STATE_MAGIC) {
+		fprintf(stderr, "kvmig-demo: bad device state\n");
+		return 1;
+	}
+	printf("dest: received %llu pages, %llu zero pages, %llu rounds\n",
+	       (unsigned long long)rv.pages_received,
+	       (unsigned long long)rv.zero_pages,
+	       (unsigned long long)rv.rounds);
+	if (ioctl(vmm.vcpus[0].fd, KVM_SET_SREGS, &state.sregs) ||
+	    ioctl(vmm.vcpus[0].fd, KVM_SET_REGS, &state.regs))
+		die("restoring the vCPU");
+	t_resume = now();
+	/* Before the guest runs again: the memory it resumes with. */
+	printf("dest: memory checksum at resume %016llx\n",
+	       (unsigned long long)checksum(&vmm));
+	printf("dest: resumed at %.6f, guest counters sweep %llu page %llu\n",
+	       t_resume, (unsigned long long)state.regs.rbp,
+	       (unsigned long long)state.regs.rdi);
+	fflush(stdout);
+
+	/* Let the guest carry on for a while, then look at its counters. */
+	run.vmm = &vmm;
+	for (int i = 0; i < 50; i++)
+		if (vmm_run(&vmm))
+			die("running the migrated guest");
+	if (ioctl(vmm.vcpus[0].fd, KVM_GET_REGS, &state.regs))
+		die("KVM_GET_REGS");
+	memcpy(&ebp, vmm.slots[0].hva + ((state.regs.rdi + cfg.slot_size / 4096 - 1) %
+					  (cfg.slot_size / 4096)) * 4096, 4);
+	memcpy(&edi, vmm.slots[0].hva + ((state.regs.rdi + cfg.slot_size / 4096 - 1) %
+					  (cfg.slot_size / 4096)) * 4096 + 4, 4);
+	printf("dest: guest carried on: sweep %llu page %llu (last page stamped: sweep %u page %u)\n",
+	       (unsigned long long)state.regs.rbp,
+	       (unsigned long long)state.regs.rdi, ebp, edi);
+	ioctl(dev, KVMIG_GET_STATS, &st);
+	close(dev);
+	close(sock);
+	close(l);
+	vmm_destroy(&vmm);
+	(void)run;
+	return 0;
+}
+
+static int source(const char *addr, unsigned long mib, double rate,
+		  uint64_t downtime_ms, uint32_t max_rounds, uint64_t bw)
+{
+	struct vmm_config cfg = config(mib, VMM_DIRTY_RING);
+	struct kvmig_xfer_setup su = {};
+	struct kvmig_dirty_start ds = {};
+	struct kvmig_final f = {};
+	struct kvmig_round r;
+	struct kvmig_stats st = {};
+	struct runner run = { .rate = rate };
+	struct sockaddr_in sa;
+	struct state state = { .magic = STATE_MAGIC };
+	struct vmm vmm;
+	uint32_t *mbox;
+	pthread_t t;
+	double t0, t_pause, t_done;
+	uint64_t sum;
+	int sock, dev, one = 1, ret, tries;
+
+	parse_addr(addr, &sa);
+	cfg.ring_bytes = 1 << 20;
+	ret = vmm_create(&vmm, &cfg);
+	if (ret) {
+		errno = -ret;
+		die("creating the source VM");
+	}
+	vmm_load(&vmm, guest_sweeper, guest_sweeper_end - guest_sweeper);
+	mbox = vmm_mbox(&vmm, 0);
+	mbox[0] = vmm.slots[0].gpa;
+	mbox[1] = cfg.slot_size / 4096;
+	mbox[2] = BATCH;
+	dev = session(&vmm, KVMIG_ROLE_SOURCE, KVMIG_DIRTY_RING);
+	if (ioctl(dev, KVMIG_DIRTY_START, &ds))
+		die("KVMIG_DIRTY_START");
+
+	run.vmm = &vmm;
+	vmm.ring_full = ring_full;
+	vmm.ring_full_arg = &dev;
+	pthread_create(&t, NULL, run_guest, &run);
+	printf("source: guest running, %lu MiB, writing %.0f pages/s\n", mib,
+	       rate);
+	/* Let the guest stamp all its memory once before migrating. */
+	while (atomic_load(&run.pages) < cfg.slot_size / 4096 && !run.err)
+		usleep(10000);
+	printf("source: guest has written all %lu pages once, migrating\n",
+	       cfg.slot_size / 4096);
+
+	sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (tries = 0; connect(sock, (void *)&sa, sizeof(sa)); tries++) {
+		if (tries > 50)
+			die("connect");
+		usleep(100000);
+	}
+	su.sock_fd = sock;
+	su.downtime_ns = downtime_ms * 1000000ULL;
+	su.max_rounds = max_rounds;
+	su.bandwidth = bw;
+	if (ioctl(dev, KVMIG_XFER_SETUP, &su))
+		die("KVMIG_XFER_SETUP");
+	t0 = now();
+	printf("source: connected to %s, memslot layout accepted\n", addr);
+	printf("source: round     sent    zero  remaining  dirty pg/s   MB/s  expected downtime\n");
+	for (;;) {
+		memset(&r, 0, sizeof(r));
+		if (ioctl(dev, KVMIG_XFER_ROUND, &r))
+			die("KVMIG_XFER_ROUND");
+		memset(&st, 0, sizeof(st));
+		ioctl(dev, KVMIG_GET_STATS, &st);
+		printf("source: %5llu %8llu %7llu %10llu %11llu %6.1f  ",
+		       (unsigned long long)r.round,
+		       (unsigned long long)r.pages_sent,
+		       (unsigned long long)r.zero_pages,
+		       (unsigned long long)r.remaining,
+		       (unsigned long long)st.dirty_rate,
+		       st.throughput / 1e6);
+		if (r.expected_downtime_ns == UINT64_MAX)
+			printf("-\n");
+		else
+			printf("%.1f ms\n", r.expected_downtime_ns / 1e6);
+		fflush(stdout);
+		if (r.status != KVMIG_ROUND_SENT)
+			break;
+	}
+	printf("source: %s after %llu rounds\n",
+	       r.status == KVMIG_ROUND_CONVERGED ? "converged" :
+	       r.status == KVMIG_ROUND_MAX_ROUNDS ? "max rounds reached" :
+	       "timed out", (unsigned long long)r.round);
+
+	/* Switchover: pause the guest, checksum, hand over its vCPU. */
+	t_pause = now();
+	atomic_store(&run.pause, true);
+	pthread_join(t, NULL);
+	if (run.err) {
+		fprintf(stderr, "kvmig-demo: guest failed\n");
+		return 1;
+	}
+	if (ioctl(vmm.vcpus[0].fd, KVM_GET_REGS, &state.regs) ||
+	    ioctl(vmm.vcpus[0].fd, KVM_GET_SREGS, &state.sregs))
+		die("saving the vCPU");
+	f.state_ptr = (uintptr_t)&state;
+	f.state_len = sizeof(state);
+	if (ioctl(dev, KVMIG_XFER_FINAL, &f)) {
+		fprintf(stderr, "kvmig-demo: final pass failed (%s): the source guest resumes\n",
+			strerror(errno));
+		return 1;
+	}
+	t_done = now();
+	/* Still paused: the memory is what was sent. */
+	sum = checksum(&vmm);
+	printf("source: paused at %.6f, guest counters sweep %llu page %llu\n",
+	       t_pause, (unsigned long long)state.regs.rbp,
+	       (unsigned long long)state.regs.rdi);
+	printf("source: memory checksum at pause  %016llx\n",
+	       (unsigned long long)sum);
+	memset(&st, 0, sizeof(st));
+	ioctl(dev, KVMIG_GET_STATS, &st);
+	printf("\nsource: migration report\n");
+	printf("  rounds              %llu pre-copy + final\n",
+	       (unsigned long long)st.xfer_round);
+	printf("  pages sent          %llu (%llu spliced zero-copy, %llu copied), %llu zero pages skipped\n",
+	       (unsigned long long)st.pages_sent,
+	       (unsigned long long)st.pages_spliced,
+	       (unsigned long long)st.pages_copied,
+	       (unsigned long long)st.zero_pages);
+	printf("  bytes sent          %llu (%.1f MiB)\n",
+	       (unsigned long long)st.bytes_sent, st.bytes_sent / 1048576.0);
+	printf("  total time          %.3f s, throughput %.1f MB/s\n",
+	       t_done - t0, st.bytes_sent / (t_done - t0) / 1e6);
+	printf("  final pass          %llu pages in %.1f ms (kvmig downtime)\n",
+	       (unsigned long long)f.pages_sent, f.downtime_ns / 1e6);
+	printf("  pause to done       %.1f ms\n", (t_done - t_pause) * 1e3);
+	close(dev);
+	close(sock);
+	vmm_destroy(&vmm);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "downtime", required_argument, NULL, 'd' },
+		{ "max-rounds", required_argument, NULL, 'n' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const char *addr = NULL;
+	unsigned long mib = 128;
+	double rate = 10000;
+	uint64_t downtime = 300, bw = 0;
+	uint32_t rounds = 30;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "l:c:m:r:d:n:b:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+		case 'c':
+			addr = optarg;
+			break;
+		case 'm':
+			mib = strtoul(optarg, NULL, 0);
+			break;
+		case 'r':
+			rate = atof(optarg);
+			break;
+		case 'd':
+			downtime = strtoull(optarg, NULL, 0);
+			break;
+		case 'n':
+			rounds = strtoul(optarg, NULL, 0);
+			break;
+		case 'b':
+			bw = strtoull(optarg, NULL, 0) * 1000000ULL;
+			break;
+		case 'h':
+			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB]\n"
+			       "       kvmig-demo source --connect ADDR:PORT [--mem MIB] [--rate PAGES/S]\n"
+			       "                  [--downtime MS] [--max-rounds N] [--bandwidth MB/S]\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1 || !addr || !mib || mib > 512) {
+		fprintf(stderr, "kvmig-demo: see --help\n");
+		return 2;
+	}
+	if (!strcmp(argv[optind], "dest"))
+		return dest(addr, mib);
+	if (!strcmp(argv[optind], "source"))
+		return source(addr, mib, rate, downtime, rounds, bw);
+	fprintf(stderr, "kvmig-demo: dest or source?\n");
+	return 2;
+}
