@@ -10,6 +10,11 @@ insmod "$mod/kvmig.ko"
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (bench/harvest_bench $*)"
-	bench/harvest_bench "$@"
+	bench/harvest_bench ${KVMIG_BENCH_HARVEST:-}
 } | tee "$out/bench-harvest.txt"
+{
+	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
+	echo "# command: make bench (bench/migrate_bench)"
+	bench/migrate_bench
+} | tee "$out/bench-migrate.txt"
 rmmod kvmig
