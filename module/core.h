@@ -5,8 +5,10 @@
 #ifndef _KVMIG_CORE_H
 #define _KVMIG_CORE_H
 
+#include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/poll.h>
+#include <linux/seqlock.h>
 #include <linux/types.h>
 #include <linux/wait.h>
 #include <kunit/visibility.h>
@@ -15,6 +17,7 @@
 
 struct file;
 struct kvm;
+struct pid;
 
 #include "dirty/dirty.h"
 #include "xfer/xfer.h"
@@ -36,6 +39,13 @@ struct kvm;
  *	Freed only by the file's release.
  * @converged: a source's last round found the rest fits the budget.
  * @wq: poll() waiters: woken on convergence, completion and failure.
+ * @id: never changes: the session's id, unique while the module is loaded.
+ * @pid: never changes: the opener's thread group, with a reference.
+ * @node: in the list of sessions, under kvmig_sessions_lock.
+ * @snap_seq: write side under @lock; readers (GET_STATS, LIST) take
+ *	neither lock and retry.
+ * @snap: what KVMIG_GET_STATS reports, published by kvmig_session_publish()
+ *	under @snap_seq.
  *
  * Allocated by open(), freed by the file's release: its lifetime is exactly
  * the file's, and so is every reference it holds.
@@ -52,6 +62,11 @@ struct kvmig_session {
 	struct kvmig_xfer *xfer;
 	bool converged;
 	wait_queue_head_t wq;
+	u64 id;
+	struct pid *pid;
+	struct list_head node;
+	seqcount_t snap_seq;
+	struct kvmig_stats snap;
 };
 
 int kvmig_dev_init(void);
@@ -80,6 +95,8 @@ long kvmig_session_recv(struct kvmig_session *s,
 long kvmig_session_cancel(struct kvmig_session *s);
 long kvmig_session_dirty_mark(struct kvmig_session *s,
 			      struct kvmig_dirty_mark __user *argp);
+long kvmig_session_list(struct kvmig_session *self,
+			struct kvmig_list __user *argp);
 __poll_t kvmig_session_poll(struct kvmig_session *s, struct file *file,
 			    poll_table *wait);
 

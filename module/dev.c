@@ -86,6 +86,8 @@ static long kvmig_ioctl(struct file *file, unsigned int cmd,
 		return kvmig_session_dirty_mark(s, argp);
 	case KVMIG_GET_STATS:
 		return kvmig_session_stats(s, argp);
+	case KVMIG_LIST_SESSIONS:
+		return kvmig_session_list(s, argp);
 	case KVMIG_XFER_SETUP:
 		return kvmig_session_xfer_setup(s, argp);
 	case KVMIG_XFER_ROUND:

@@ -4,14 +4,28 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/capability.h>
 #include <linux/file.h>
 #include <linux/kvm_host.h>
+#include <linux/pid.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
 #include "core.h"
+
+#define CREATE_TRACE_POINTS
+#include "trace.h"
+
+/*
+ * Every session, oldest first, for KVMIG_LIST_SESSIONS. A lister reads
+ * only the sessions' published snapshots, never takes a session's lock,
+ * and so never waits for a transfer.
+ */
+static LIST_HEAD(kvmig_sessions);	/* under kvmig_sessions_lock */
+static DEFINE_MUTEX(kvmig_sessions_lock);
+static atomic64_t kvmig_last_id = ATOMIC64_INIT(0);
 
 struct kvmig_session *kvmig_session_create(void)
 {
@@ -23,10 +37,21 @@ struct kvmig_session *kvmig_session_create(void)
 	mutex_init(&s->lock);
 	init_waitqueue_head(&s->wq);
 	s->state = KVMIG_STATE_IDLE;
+	s->id = atomic64_inc_return(&kvmig_last_id);
+	s->pid = get_pid(task_tgid(current));
+	seqcount_init(&s->snap_seq);
+	s->snap.id = s->id;
+
+	mutex_lock(&kvmig_sessions_lock);
+	list_add_tail(&s->node, &kvmig_sessions);
+	mutex_unlock(&kvmig_sessions_lock);
 	return s;
 }
 
-/* Called from the file's release: nobody else can reach @s any more. */
+/*
+ * Called from the file's release: no ioctl can reach @s any more, only a
+ * lister until @s leaves the list, and listers read nothing but @s->snap.
+ */
 void kvmig_session_destroy(struct kvmig_session *s)
 {
 	if (s->xfer)
@@ -37,8 +62,82 @@ void kvmig_session_destroy(struct kvmig_session *s)
 		kvm_put_kvm(s->kvm);
 		fput(s->vm_file);
 	}
+
+	mutex_lock(&kvmig_sessions_lock);
+	list_del(&s->node);
+	mutex_unlock(&kvmig_sessions_lock);
+	put_pid(s->pid);
 	mutex_destroy(&s->lock);
 	kfree(s);
+}
+
+/*
+ * Publish what KVMIG_GET_STATS and KVMIG_LIST_SESSIONS report. Writers are
+ * serialised by the session lock; readers retry on @snap_seq and never
+ * block, so a writer must not be preempted inside.
+ */
+static void session_publish(struct kvmig_session *s)
+{
+	struct kvmig_stats *st = &s->snap;
+	struct kvmig_dirty *d = s->dirty;
+	struct kvmig_xfer *x = s->xfer;
+
+	lockdep_assert_held(&s->lock);
+
+	preempt_disable();
+	write_seqcount_begin(&s->snap_seq);
+	st->state = s->state;
+	st->role = s->role;
+	st->dirty_mode = s->dirty_mode;
+	st->fail_reason = s->fail_reason;
+	if (x) {
+		st->xfer_round = x->st.xfer_round;
+		st->pages_sent = x->st.pages_sent;
+		st->bytes_sent = x->st.bytes_sent;
+		st->zero_pages = x->st.zero_pages;
+		st->pages_spliced = x->st.pages_spliced;
+		st->pages_copied = x->st.pages_sent - x->st.pages_spliced;
+		st->pages_received = x->st.pages_received;
+		st->dirty_rate = x->st.dirty_rate;
+		st->throughput = x->st.throughput;
+		st->expected_downtime_ns = x->st.expected_downtime_ns;
+		st->downtime_ns = x->st.downtime_ns;
+		st->remaining = x->st.remaining;
+	}
+	if (d) {
+		st->nr_slots = d->nr_slots;
+		st->guest_pages = d->guest_pages;
+		st->rounds = d->rounds;
+		st->pages_harvested = d->pages_harvested;
+		st->pages_pending = d->pages_pending;
+		st->pages_read = d->pages_read;
+		st->harvest_ns = d->harvest_ns;
+	}
+	write_seqcount_end(&s->snap_seq);
+	preempt_enable();
+}
+
+/* Every ioctl that took the session lock publishes what it changed. */
+static void session_unlock(struct kvmig_session *s)
+{
+	session_publish(s);
+	mutex_unlock(&s->lock);
+}
+
+/* The transfer engine's progress, after each record: see struct kvmig_xfer. */
+static void xfer_progress(void *arg)
+{
+	session_publish(arg);
+}
+
+static void session_snapshot(struct kvmig_session *s, struct kvmig_stats *st)
+{
+	unsigned int seq;
+
+	do {
+		seq = read_seqcount_begin(&s->snap_seq);
+		*st = s->snap;
+	} while (read_seqcount_retry(&s->snap_seq, seq));
 }
 
 /* The checks that need no VM: one rule per line. */
@@ -147,9 +246,10 @@ long kvmig_session_attach(struct kvmig_session *s,
 
 	mutex_lock(&s->lock);
 	ret = __attach(s, &a);
-	mutex_unlock(&s->lock);
+	session_unlock(s);
 	if (ret)
 		return ret;
+	trace_kvmig_attach(s->id, a.role, a.dirty_mode, task_tgid_nr(current));
 
 	if (put_user(a.dirty_mode, &argp->dirty_mode))
 		return -EFAULT;
@@ -179,6 +279,7 @@ static void session_fail(struct kvmig_session *s)
 
 	s->state = KVMIG_STATE_FAILED;
 	s->fail_reason = s->dirty->fail_reason;
+	trace_kvmig_failed(s->id, s->role, s->fail_reason, -ESTALE);
 	pr_warn_ratelimited("pid %d: dirty tracking failed: %s\n",
 			    task_pid_nr(current),
 			    s->fail_reason < ARRAY_SIZE(why) &&
@@ -227,7 +328,7 @@ long kvmig_session_dirty_start(struct kvmig_session *s,
 
 	mutex_lock(&s->lock);
 	ret = __dirty_start(s, &a);
-	mutex_unlock(&s->lock);
+	session_unlock(s);
 	if (ret)
 		return ret;
 
@@ -269,7 +370,7 @@ long kvmig_session_harvest(struct kvmig_session *s,
 
 	mutex_lock(&s->lock);
 	ret = __harvest(s, &h);
-	mutex_unlock(&s->lock);
+	session_unlock(s);
 	if (ret)
 		return ret;
 
@@ -337,7 +438,7 @@ long kvmig_session_dirty_read(struct kvmig_session *s,
 
 	mutex_lock(&s->lock);
 	ret = __dirty_read(s, &r, argp);
-	mutex_unlock(&s->lock);
+	session_unlock(s);
 	return ret;
 }
 
@@ -345,47 +446,12 @@ long kvmig_session_stats(struct kvmig_session *s,
 			 struct kvmig_stats __user *argp)
 {
 	struct kvmig_stats st;
-	struct kvmig_dirty *d;
 
 	if (copy_from_user(&st, argp, sizeof(st)))
 		return -EFAULT;
-	if (st.flags || memchr_inv(st.reserved, 0, sizeof(st.reserved)))
+	if (st.flags || st.id || memchr_inv(st.reserved, 0, sizeof(st.reserved)))
 		return -EINVAL;
-	memset(&st, 0, sizeof(st));
-
-	mutex_lock(&s->lock);
-	st.state = s->state;
-	st.role = s->role;
-	st.dirty_mode = s->dirty_mode;
-	st.fail_reason = s->fail_reason;
-	if (s->xfer) {
-		struct kvmig_stats *x = &s->xfer->st;
-
-		st.xfer_round = x->xfer_round;
-		st.pages_sent = x->pages_sent;
-		st.bytes_sent = x->bytes_sent;
-		st.zero_pages = x->zero_pages;
-		st.pages_spliced = x->pages_spliced;
-		st.pages_copied = x->pages_sent - x->pages_spliced;
-		st.pages_received = x->pages_received;
-		st.dirty_rate = x->dirty_rate;
-		st.throughput = x->throughput;
-		st.expected_downtime_ns = x->expected_downtime_ns;
-		st.downtime_ns = x->downtime_ns;
-		st.remaining = x->remaining;
-	}
-	d = s->dirty;
-	if (d) {
-		st.nr_slots = d->nr_slots;
-		st.guest_pages = d->guest_pages;
-		st.rounds = d->rounds;
-		st.pages_harvested = d->pages_harvested;
-		st.pages_pending = d->pages_pending;
-		st.pages_read = d->pages_read;
-		st.harvest_ns = d->harvest_ns;
-	}
-	mutex_unlock(&s->lock);
-
+	session_snapshot(s, &st);
 	if (copy_to_user(argp, &st, sizeof(st)))
 		return -EFAULT;
 	return 0;
@@ -399,6 +465,7 @@ static void xfer_failed(struct kvmig_session *s, int err)
 	s->fail_reason = s->xfer->fail_reason ?: s->dirty->fail_reason ?:
 			 KVMIG_FAIL_IO;
 	WRITE_ONCE(s->state, KVMIG_STATE_FAILED);
+	trace_kvmig_failed(s->id, s->role, s->fail_reason, err);
 	pr_warn_ratelimited("pid %d: migration failed (%d, reason %u)\n",
 			    task_pid_nr(current), err, s->fail_reason);
 	wake_up_interruptible_all(&s->wq);
@@ -433,6 +500,9 @@ static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a)
 		}
 		return PTR_ERR(x);
 	}
+	x->id = s->id;
+	x->progress = xfer_progress;
+	x->progress_arg = s;
 	/* Pairs with kvmig_session_cancel(): it sees x initialised. */
 	smp_store_release(&s->xfer, x);
 	WRITE_ONCE(s->state, source ? KVMIG_STATE_PRECOPY :
@@ -459,7 +529,7 @@ long kvmig_session_xfer_setup(struct kvmig_session *s,
 
 	mutex_lock(&s->lock);
 	ret = __xfer_setup(s, &a);
-	mutex_unlock(&s->lock);
+	session_unlock(s);
 	return ret;
 }
 
@@ -491,6 +561,13 @@ long kvmig_session_round(struct kvmig_session *s,
 	ret = xfer_check(s, KVMIG_STATE_PRECOPY);
 	if (!ret) {
 		ret = kvmig_xfer_round(s->xfer, &r);
+		if (!ret)
+			trace_kvmig_round_end(s->id, r.round, r.status,
+					      r.pages_sent, r.zero_pages,
+					      s->xfer->st.bytes_sent,
+					      r.remaining, s->xfer->st.dirty_rate,
+					      s->xfer->st.throughput,
+					      r.expected_downtime_ns);
 		if (ret) {
 			xfer_failed(s, ret);
 		} else if (r.status != KVMIG_ROUND_SENT) {
@@ -498,7 +575,7 @@ long kvmig_session_round(struct kvmig_session *s,
 			wake_up_interruptible_all(&s->wq);
 		}
 	}
-	mutex_unlock(&s->lock);
+	session_unlock(s);
 	if (ret)
 		return ret;
 	return copy_to_user(argp, &r, sizeof(r)) ? -EFAULT : 0;
@@ -522,14 +599,18 @@ long kvmig_session_final(struct kvmig_session *s,
 	if (!ret) {
 		ret = kvmig_xfer_final(s->xfer, &f,
 				       u64_to_user_ptr(f.state_ptr));
+		trace_kvmig_switchover_end(s->id, ret, f.pages_sent,
+					   f.downtime_ns);
 		if (!ret) {
+			trace_kvmig_done(s->id, s->role, s->xfer->st.pages_sent,
+					 s->xfer->st.bytes_sent, f.downtime_ns);
 			WRITE_ONCE(s->state, KVMIG_STATE_DONE);
 			wake_up_interruptible_all(&s->wq);
 		} else if (ret != -EFAULT || s->xfer->fail_reason) {
 			xfer_failed(s, ret);
 		}
 	}
-	mutex_unlock(&s->lock);
+	session_unlock(s);
 	if (ret)
 		return ret;
 	return copy_to_user(argp, &f, sizeof(f)) ? -EFAULT : 0;
@@ -553,13 +634,16 @@ long kvmig_session_recv(struct kvmig_session *s,
 	if (!ret) {
 		ret = kvmig_xfer_recv(s->xfer, &r);
 		if (!ret) {
+			trace_kvmig_done(s->id, s->role, r.pages_received,
+					 r.pages_received * PAGE_SIZE + r.state_len,
+					 0);
 			WRITE_ONCE(s->state, KVMIG_STATE_DONE);
 			wake_up_interruptible_all(&s->wq);
 		} else {
 			xfer_failed(s, ret);
 		}
 	}
-	mutex_unlock(&s->lock);
+	session_unlock(s);
 	if (ret)
 		return ret;
 	return copy_to_user(argp, &r, sizeof(r)) ? -EFAULT : 0;
@@ -615,7 +699,56 @@ long kvmig_session_dirty_mark(struct kvmig_session *s,
 		ret = kvmig_dirty_mark(s->dirty, runs, m.nr_runs);
 	else
 		ret = s->state == KVMIG_STATE_FAILED ? -ESTALE : -EBUSY;
-	mutex_unlock(&s->lock);
+	session_unlock(s);
 	kvfree(runs);
+	return ret;
+}
+
+long kvmig_session_list(struct kvmig_session *self,
+			struct kvmig_list __user *argp)
+{
+	struct kvmig_session_info *info = NULL, *i;
+	bool all = capable(CAP_SYS_ADMIN);
+	struct kvmig_session *s;
+	u32 n = 0, filled = 0;
+	struct kvmig_list l;
+	int ret = 0;
+
+	if (copy_from_user(&l, argp, sizeof(l)))
+		return -EFAULT;
+	if (l.flags || l.pad || memchr_inv(l.reserved, 0, sizeof(l.reserved)))
+		return -EINVAL;
+	if (l.nr_sessions > KVMIG_LIST_MAX ||
+	    (l.nr_sessions && !l.sessions_ptr))
+		return -EINVAL;
+	if (l.nr_sessions) {
+		info = kvcalloc(l.nr_sessions, sizeof(*info),
+				GFP_KERNEL_ACCOUNT);
+		if (!info)
+			return -ENOMEM;
+	}
+
+	mutex_lock(&kvmig_sessions_lock);
+	list_for_each_entry(s, &kvmig_sessions, node) {
+		if (!all && s->pid != task_tgid(current))
+			continue;
+		if (filled < l.nr_sessions) {
+			i = &info[filled++];
+			i->pid = pid_vnr(s->pid);
+			i->flags = s == self ? KVMIG_SESSION_SELF : 0;
+			session_snapshot(s, &i->stats);
+		}
+		n++;
+	}
+	mutex_unlock(&kvmig_sessions_lock);
+
+	if (filled && copy_to_user(u64_to_user_ptr(l.sessions_ptr), info,
+				   (size_t)filled * sizeof(*info)))
+		ret = -EFAULT;
+	l.nr_sessions = n;
+	l.nr_filled = filled;
+	if (!ret && copy_to_user(argp, &l, sizeof(l)))
+		ret = -EFAULT;
+	kvfree(info);
 	return ret;
 }

@@ -99,10 +99,24 @@ static void kvmig_attach_layout_test(struct kunit *test)
 			_IOC_READ | _IOC_WRITE);
 }
 
+static void kvmig_list_layout_test(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_list), 48);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_list, sessions_ptr), 8);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_list, nr_filled), 16);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_session_info), 232);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_session_info, stats), 32);
+	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_LIST_SESSIONS),
+			sizeof(struct kvmig_list));
+	KUNIT_EXPECT_EQ(test, _IOC_DIR(KVMIG_LIST_SESSIONS),
+			_IOC_READ | _IOC_WRITE);
+}
+
 static struct kunit_case kvmig_session_cases[] = {
 	KUNIT_CASE_PARAM(kvmig_attach_check_test, attach_gen_params),
 	KUNIT_CASE_PARAM(kvmig_dirty_mode_resolve_test, mode_gen_params),
 	KUNIT_CASE(kvmig_attach_layout_test),
+	KUNIT_CASE(kvmig_list_layout_test),
 	{}
 };
 

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make demo: build everything, boot Debian's stock kernel in the lab, load
-# KVM and kvmig, and show that they are there and that a nested KVM guest
-# runs. (It becomes the live-migration demo with the transfer engine.)
+# KVM and kvmig, and live-migrate a running guest between two network
+# namespaces (scripts/lab-demo.sh), with kvmigctl watching.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

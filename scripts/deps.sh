@@ -7,6 +7,7 @@ pkgs=(
 	build-essential bc bison flex libelf-dev libssl-dev dwarves cpio kmod
 	xz-utils python3 qemu-system-x86 linux-source-6.12 busybox-static
 	sparse clang libclang-rt-14-dev iproute2
+	libbpf-dev bpftool bpftrace tcpdump linux-perf util-linux
 )
 
 missing=()

@@ -35,8 +35,8 @@ kmemleak=/sys/kernel/debug/kmemleak
 [ -n "$debug" ] && [ -w $kmemleak ] && echo clear >$kmemleak
 
 if [ -z "$debug" ]; then
-	step "modprobe kvm_amd (with ccp, irqbypass)" \
-		sh -c 'scripts/lab-modprobe ccp && scripts/lab-modprobe kvm_amd'
+	step "modprobe kvm_amd (with ccp, irqbypass), veth, sch_ingress, cls_bpf" \
+		sh -c 'scripts/lab-modprobe ccp && scripts/lab-modprobe kvm_amd && scripts/lab-modprobe veth && scripts/lab-modprobe sch_ingress && scripts/lab-modprobe cls_bpf'
 fi
 step "/dev/kvm present" test -c /dev/kvm
 step "insmod kvmig.ko" insmod "$mod/kvmig.ko"
@@ -64,6 +64,8 @@ cat "$out/selftests.tap"
 
 step "rmmod kvmig" rmmod kvmig
 step "/dev/kvmig gone after rmmod" test ! -e /dev/kvmig
+step "kvmigctl without the module: exit 3, says so" \
+	sh -c 'userspace/kvmigctl list 2>&1 | grep -q "is kvmig.ko loaded"; [ "$(userspace/kvmigctl list >/dev/null 2>&1; echo $?)" = 3 ]'
 
 if [ -n "$debug" ]; then
 	# kmemleak reports objects older than 5 s only; scan twice to settle.

@@ -257,4 +257,103 @@ TEST(sessions_are_independent)
 	}
 }
 
+/* All sessions visible to the caller, in @info[@cap]; returns the count. */
+static int list(int fd, struct kvmig_session_info *info, __u32 cap,
+		__u32 *filled)
+{
+	struct kvmig_list l = {
+		.nr_sessions = cap,
+		.sessions_ptr = (uintptr_t)info,
+	};
+
+	if (ioctl(fd, KVMIG_LIST_SESSIONS, &l))
+		return -errno;
+	*filled = l.nr_filled;
+	return l.nr_sessions;
+}
+
+static struct kvmig_session_info *find(struct kvmig_session_info *info,
+				       __u32 n, __u64 id)
+{
+	__u32 i;
+
+	for (i = 0; i < n; i++)
+		if (info[i].stats.id == id)
+			return &info[i];
+	return NULL;
+}
+
+TEST_F(dev, list_sessions)
+{
+	struct kvmig_session_info info[64], *me, *other;
+	struct kvmig_stats sa = { }, sb = { };
+	__u32 filled = 0;
+	int b, n;
+
+	ASSERT_EQ(0, xioctl(self->fd, KVMIG_GET_STATS, &sa));
+	EXPECT_NE(0, sa.id);
+	b = open_dev(_metadata);
+	ASSERT_LE(0, b);
+	ASSERT_EQ(0, xioctl(b, KVMIG_GET_STATS, &sb));
+	EXPECT_LT(sa.id, sb.id);	/* in order of opening, never reused */
+
+	n = list(self->fd, info, 64, &filled);
+	ASSERT_LE(2, n);
+	ASSERT_EQ(n < 64 ? n : 64, filled);
+	me = find(info, filled, sa.id);
+	other = find(info, filled, sb.id);
+	ASSERT_NE(NULL, me);
+	ASSERT_NE(NULL, other);
+	EXPECT_EQ(KVMIG_SESSION_SELF, me->flags);
+	EXPECT_EQ(0, other->flags);
+	EXPECT_EQ(getpid(), me->pid);
+	EXPECT_EQ(getpid(), other->pid);
+	EXPECT_EQ(KVMIG_STATE_IDLE, other->stats.state);
+	EXPECT_EQ(0, memcmp(&sb, &other->stats, sizeof(sb)));
+	EXPECT_LT(me - info, other - info);	/* oldest first */
+
+	/* Closed sessions leave the list. */
+	ASSERT_EQ(0, close(b));
+	n = list(self->fd, info, 64, &filled);
+	EXPECT_EQ(NULL, find(info, filled, sb.id));
+
+	/* Too little room: the count still says how many there are. */
+	EXPECT_EQ(n, list(self->fd, info, 1, &filled));
+	EXPECT_EQ(1, filled);
+	EXPECT_EQ(n, list(self->fd, NULL, 0, &filled));
+	EXPECT_EQ(0, filled);
+}
+
+TEST_F(dev, list_rejects_bad_input)
+{
+	struct kvmig_session_info info[2];
+	struct kvmig_list l;
+	struct kvmig_stats st;
+
+	memset(&l, 0, sizeof(l));
+	l.flags = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_LIST_SESSIONS, &l));
+	memset(&l, 0, sizeof(l));
+	l.pad = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_LIST_SESSIONS, &l));
+	memset(&l, 0, sizeof(l));
+	l.reserved[2] = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_LIST_SESSIONS, &l));
+	memset(&l, 0, sizeof(l));
+	l.nr_sessions = 1;	/* room, but no array */
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_LIST_SESSIONS, &l));
+	l.sessions_ptr = (uintptr_t)info;
+	l.nr_sessions = KVMIG_LIST_MAX + 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_LIST_SESSIONS, &l));
+	l.nr_sessions = 2;
+	l.sessions_ptr = 8;	/* unmapped */
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_LIST_SESSIONS, &l));
+	EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_LIST_SESSIONS, (void *)8));
+
+	/* GET_STATS: the id is an output. */
+	memset(&st, 0, sizeof(st));
+	st.id = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_GET_STATS, &st));
+}
+
 TEST_HARNESS_MAIN

@@ -800,7 +800,7 @@ TEST_F(abi, stats_bad_fields)
 	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_GET_STATS, &st));
 	EXPECT_EQ(EINVAL, errno);
 	st.flags = 0;
-	st.reserved[3] = 1;
+	st.reserved[2] = 1;
 	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_GET_STATS, &st));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_GET_STATS, NULL));

@@ -43,9 +43,11 @@
 #define KVMIG_F0_STATS		_BITULL(3)	/* KVMIG_GET_STATS */
 #define KVMIG_F0_XFER_TCP	_BITULL(4)	/* KVMIG_XFER_* over TCP */
 #define KVMIG_F0_DIRTY_MARK	_BITULL(5)	/* KVMIG_DIRTY_MARK */
+#define KVMIG_F0_LIST		_BITULL(6)	/* KVMIG_LIST_SESSIONS, stats id */
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
 				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
-				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK)
+				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK | \
+				 KVMIG_F0_LIST)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -354,7 +356,13 @@ struct kvmig_dirty_mark {
  * @expected_downtime_ns: out: what the pending pages would take to send
  * @downtime_ns: out: from KVMIG_XFER_FINAL to the destination's answer
  * @remaining: out: pages pending (source)
+ * @id: out: the session's id, as KVMIG_LIST_SESSIONS and the kvmig
+ *	tracepoints name it (KVMIG_F0_LIST); must be 0 in
  * @reserved: must be 0 in; 0 out (later API versions fill them in)
+ *
+ * The figures are a snapshot the session publishes at the end of each of
+ * its calls and, during KVMIG_XFER_ROUND, _FINAL and _RECV, after every
+ * record: KVMIG_GET_STATS never waits for a running transfer.
  */
 struct kvmig_stats {
 	__u32 flags;
@@ -381,10 +389,54 @@ struct kvmig_stats {
 	__u64 expected_downtime_ns;
 	__u64 downtime_ns;
 	__u64 remaining;
-	__u64 reserved[4];
+	__u64 id;
+	__u64 reserved[3];
 };
 
 #define KVMIG_GET_STATS		_IOWR(KVMIG_IO, 0x50, struct kvmig_stats)
+
+/**
+ * struct kvmig_session_info - one session, as KVMIG_LIST_SESSIONS sees it
+ * @pid: the process that opened the session, in the caller's PID
+ *	namespace (0: not visible there)
+ * @flags: KVMIG_SESSION_*
+ * @reserved: 0
+ * @stats: the session's KVMIG_GET_STATS snapshot; @stats.id names it
+ */
+struct kvmig_session_info {
+	__u32 pid;
+	__u32 flags;
+	__u64 reserved[3];
+	struct kvmig_stats stats;
+};
+
+#define KVMIG_SESSION_SELF	_BITUL(0)	/* the caller's own fd */
+
+/**
+ * struct kvmig_list - list the module's sessions (KVMIG_F0_LIST)
+ * @flags: in: must be 0
+ * @nr_sessions: in: room at @sessions_ptr, in entries; out: the number of
+ *	sessions visible to the caller (may exceed the room: call again)
+ * @sessions_ptr: in: array of struct kvmig_session_info
+ * @nr_filled: out: entries written, oldest session first
+ * @pad: must be 0
+ * @reserved: must be 0
+ *
+ * Any fd of /dev/kvmig may list; the caller's own session is included and
+ * flagged. Without CAP_SYS_ADMIN only the sessions opened by the calling
+ * process are visible. Never blocks on a running transfer.
+ */
+struct kvmig_list {
+	__u32 flags;
+	__u32 nr_sessions;
+	__u64 sessions_ptr;
+	__u32 nr_filled;
+	__u32 pad;
+	__u64 reserved[3];
+};
+
+#define KVMIG_LIST_MAX		4096	/* entries per call, at most */
+#define KVMIG_LIST_SESSIONS	_IOWR(KVMIG_IO, 0x51, struct kvmig_list)
 
 /**
  * struct kvmig_xfer_setup - hand the session its connection, and handshake

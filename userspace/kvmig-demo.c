@@ -2,9 +2,13 @@
 /*
  * kvmig-demo: a small VMM that live-migrates its guest through kvmig.
  *
- *   kvmig-demo dest   --listen ADDR:PORT [--mem MIB]
+ *   kvmig-demo dest   --listen ADDR:PORT [--mem MIB] [--io-timeout MS]
  *   kvmig-demo source --connect ADDR:PORT [--mem MIB] [--rate PAGES/S]
  *                     [--downtime MS] [--max-rounds N] [--bandwidth MB/S]
+ *                     [--io-timeout MS]
+ *
+ * If the migration fails, the source resumes its guest and shows it runs;
+ * the destination discards its partial VM.
  *
  * The guest sweeps its memory for ever, stamping each page with the sweep
  * number and the page's index (its counters live in %ebp and %edi). The
@@ -183,7 +187,7 @@ static struct vmm_config config(unsigned long mib, enum vmm_dirty mode)
 	return cfg;
 }
 
-static int dest(const char *addr, unsigned long mib)
+static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 {
 	struct vmm_config cfg = config(mib, VMM_DIRTY_BITMAP);
 	struct sockaddr_in sa;
@@ -214,12 +218,18 @@ static int dest(const char *addr, unsigned long mib)
 	if (sock < 0)
 		die("accept");
 	su.sock_fd = sock;
+	su.io_timeout_ms = io_ms;
 	if (ioctl(dev, KVMIG_XFER_SETUP, &su))
 		die("KVMIG_XFER_SETUP");
 	rv.state_ptr = (uintptr_t)&state;
 	rv.state_cap = sizeof(state);
-	if (ioctl(dev, KVMIG_XFER_RECV, &rv))
-		die("KVMIG_XFER_RECV");
+	if (ioctl(dev, KVMIG_XFER_RECV, &rv)) {
+		ioctl(dev, KVMIG_GET_STATS, &st);
+		printf("dest: KVMIG_XFER_RECV failed: %s (reason %u); discarding the partial VM\n",
+		       strerror(errno), st.fail_reason);
+		vmm_destroy(&vmm);
+		return 1;
+	}
 	if (rv.state_len != sizeof(state) || state.magic != STATE_MAGIC) {
 		fprintf(stderr, "kvmig-demo: bad device state\n");
 		return 1;
@@ -263,8 +273,37 @@ static int dest(const char *addr, unsigned long mib)
 	return 0;
 }
 
+/*
+ * The migration failed: the source guest is intact, so resume it (if it
+ * was paused) and show that it runs on.
+ */
+static int source_failed(struct runner *run, pthread_t *t, int dev,
+			 const char *what)
+{
+	struct kvmig_stats st = {};
+	struct kvm_regs regs;
+	int err = errno;
+
+	ioctl(dev, KVMIG_GET_STATS, &st);
+	printf("source: %s failed: %s (session state %u, reason %u)\n", what,
+	       strerror(err), st.state, st.fail_reason);
+	if (atomic_load(&run->pause)) {
+		atomic_store(&run->pause, false);
+		pthread_create(t, NULL, run_guest, run);
+	}
+	usleep(500000);
+	atomic_store(&run->pause, true);
+	pthread_join(*t, NULL);
+	ioctl(run->vmm->vcpus[0].fd, KVM_GET_REGS, &regs);
+	printf("source: guest resumed and running: sweep %llu page %llu (%s)\n",
+	       (unsigned long long)regs.rbp, (unsigned long long)regs.rdi,
+	       run->err ? "guest error" : "ok");
+	return 1;
+}
+
 static int source(const char *addr, unsigned long mib, double rate,
-		  uint64_t downtime_ms, uint32_t max_rounds, uint64_t bw)
+		  uint64_t downtime_ms, uint32_t max_rounds, uint64_t bw,
+		  uint32_t io_ms)
 {
 	struct vmm_config cfg = config(mib, VMM_DIRTY_RING);
 	struct kvmig_xfer_setup su = {};
@@ -321,15 +360,16 @@ static int source(const char *addr, unsigned long mib, double rate,
 	su.downtime_ns = downtime_ms * 1000000ULL;
 	su.max_rounds = max_rounds;
 	su.bandwidth = bw;
+	su.io_timeout_ms = io_ms;
 	if (ioctl(dev, KVMIG_XFER_SETUP, &su))
-		die("KVMIG_XFER_SETUP");
+		return source_failed(&run, &t, dev, "KVMIG_XFER_SETUP");
 	t0 = now();
 	printf("source: connected to %s, memslot layout accepted\n", addr);
 	printf("source: round     sent    zero  remaining  dirty pg/s   MB/s  expected downtime\n");
 	for (;;) {
 		memset(&r, 0, sizeof(r));
 		if (ioctl(dev, KVMIG_XFER_ROUND, &r))
-			die("KVMIG_XFER_ROUND");
+			return source_failed(&run, &t, dev, "KVMIG_XFER_ROUND");
 		memset(&st, 0, sizeof(st));
 		ioctl(dev, KVMIG_GET_STATS, &st);
 		printf("source: %5llu %8llu %7llu %10llu %11llu %6.1f  ",
@@ -365,11 +405,8 @@ static int source(const char *addr, unsigned long mib, double rate,
 		die("saving the vCPU");
 	f.state_ptr = (uintptr_t)&state;
 	f.state_len = sizeof(state);
-	if (ioctl(dev, KVMIG_XFER_FINAL, &f)) {
-		fprintf(stderr, "kvmig-demo: final pass failed (%s): the source guest resumes\n",
-			strerror(errno));
-		return 1;
-	}
+	if (ioctl(dev, KVMIG_XFER_FINAL, &f))
+		return source_failed(&run, &t, dev, "KVMIG_XFER_FINAL");
 	t_done = now();
 	/* Still paused: the memory is what was sent. */
 	sum = checksum(&vmm);
@@ -411,6 +448,7 @@ int main(int argc, char **argv)
 		{ "downtime", required_argument, NULL, 'd' },
 		{ "max-rounds", required_argument, NULL, 'n' },
 		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "io-timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -418,10 +456,13 @@ int main(int argc, char **argv)
 	unsigned long mib = 128;
 	double rate = 10000;
 	uint64_t downtime = 300, bw = 0;
-	uint32_t rounds = 30;
+	uint32_t rounds = 30, io_ms = 0;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:c:m:r:d:n:b:h", opts, NULL)) != -1) {
+	/* Line by line even into a file: tests and scripts follow progress. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	while ((c = getopt_long(argc, argv, "l:c:m:r:d:n:b:t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 		case 'c':
@@ -442,10 +483,14 @@ int main(int argc, char **argv)
 		case 'b':
 			bw = strtoull(optarg, NULL, 0) * 1000000ULL;
 			break;
+		case 't':
+			io_ms = strtoul(optarg, NULL, 0);
+			break;
 		case 'h':
-			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB]\n"
+			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB] [--io-timeout MS]\n"
 			       "       kvmig-demo source --connect ADDR:PORT [--mem MIB] [--rate PAGES/S]\n"
-			       "                  [--downtime MS] [--max-rounds N] [--bandwidth MB/S]\n");
+			       "                  [--downtime MS] [--max-rounds N] [--bandwidth MB/S]\n"
+			       "                  [--io-timeout MS]\n");
 			return 0;
 		default:
 			return 2;
@@ -456,9 +501,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[optind], "dest"))
-		return dest(addr, mib);
+		return dest(addr, mib, io_ms);
 	if (!strcmp(argv[optind], "source"))
-		return source(addr, mib, rate, downtime, rounds, bw);
+		return source(addr, mib, rate, downtime, rounds, bw, io_ms);
 	fprintf(stderr, "kvmig-demo: dest or source?\n");
 	return 2;
 }

@@ -2,40 +2,63 @@
 /*
  * kvmigctl: the operator's thin controller for kvmig.
  *
- * Exit codes: 0 success, 1 a call failed, 2 bad usage, 3 kvmig not loaded.
+ * Exit codes: 0 success, 1 a call or the migration failed, 2 bad usage,
+ * 3 kvmig not loaded, 4 no such session, 5 no such interface.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvmig.h"
+#include "kvmigctl_bpf.h"
 
 #define EXIT_USAGE	2
 #define EXIT_NOMODULE	3
+#define EXIT_NOSESSION	4
 
 static const char *dev_path = "/dev/kvmig";
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: kvmigctl [--device PATH] COMMAND [--json]\n"
+		"Usage: kvmigctl [--device PATH] [--json] COMMAND [ARGS]\n"
 		"\n"
 		"Commands:\n"
-		"  version     show the module's API version and feature words\n"
+		"  version            the module's API version and feature words\n"
+		"  list [--all]       the migration sessions and their statistics;\n"
+		"                     --all includes sessions with no VM, such as\n"
+		"                     kvmigctl's own\n"
+		"  watch [ID] [--interval MS] [--count N] [--wait MS] [--iface IF]\n"
+		"        [--role source|dest]\n"
+		"                     a live progress line for session ID (default:\n"
+		"                     the newest session still migrating, in that\n"
+		"                     role if given): bytes,\n"
+		"                     rate, round, remaining and an ETA that never\n"
+		"                     runs backwards; ends when the session is done\n"
+		"                     (exit 0), failed (exit 1) or closed. --wait:\n"
+		"                     wait that long for the session to appear;\n"
+		"                     --iface: add the wire rate measured by the\n"
+		"                     eBPF monitor on IF (see monitor)\n");
+	kvmigctl_bpf_usage(f);
+	fprintf(f,
 		"\n"
 		"Options:\n"
 		"  -d, --device PATH  kvmig device (default /dev/kvmig)\n"
-		"  -j, --json         machine-readable output\n"
+		"  -j, --json         machine-readable output (one JSON document;\n"
+		"                     watch: one JSON object per line)\n"
 		"  -h, --help         this help\n"
 		"\n"
-		"Exit status: 0 success, 1 a call failed, 2 bad usage,\n"
-		"3 kvmig is not loaded (no device node).\n");
+		"Exit status: 0 success, 1 a call or the migration failed, 2 bad\n"
+		"usage, 3 kvmig is not loaded (no device node), 4 no such session,\n"
+		"5 no such network interface.\n");
 }
 
 static int open_dev(void)
@@ -51,7 +74,7 @@ static int open_dev(void)
 	return fd;
 }
 
-static int cmd_version(int json)
+static int cmd_version(bool json)
 {
 	struct kvmig_api api = { };
 	__u64 *feat;
@@ -92,6 +115,480 @@ static int cmd_version(int json)
 	return EXIT_SUCCESS;
 }
 
+static const char *state_name(__u32 state)
+{
+	static const char * const names[] = {
+		[KVMIG_STATE_IDLE] = "idle",
+		[KVMIG_STATE_ATTACHED] = "attached",
+		[KVMIG_STATE_TRACKING] = "tracking",
+		[KVMIG_STATE_FAILED] = "failed",
+		[KVMIG_STATE_PRECOPY] = "precopy",
+		[KVMIG_STATE_RECEIVING] = "receiving",
+		[KVMIG_STATE_DONE] = "done",
+	};
+
+	return state < sizeof(names) / sizeof(names[0]) && names[state] ?
+	       names[state] : "?";
+}
+
+static const char *role_name(__u32 role)
+{
+	return role == KVMIG_ROLE_SOURCE ? "source" :
+	       role == KVMIG_ROLE_DEST ? "dest" : "-";
+}
+
+static const char *fail_name(__u32 reason)
+{
+	static const char * const names[] = {
+		[KVMIG_FAIL_NONE] = "none",
+		[KVMIG_FAIL_MEMSLOTS] = "memslots changed",
+		[KVMIG_FAIL_RING_STOLEN] = "dirty ring reaped by another harvester",
+		[KVMIG_FAIL_LAYOUT] = "peer memslot layout differs",
+		[KVMIG_FAIL_PROTOCOL] = "malformed stream from the peer",
+		[KVMIG_FAIL_IO] = "connection failed or timed out",
+		[KVMIG_FAIL_CANCELLED] = "cancelled",
+		[KVMIG_FAIL_PEER] = "the peer failed",
+		[KVMIG_FAIL_LOCAL] = "guest memory not accessible",
+	};
+
+	return reason < sizeof(names) / sizeof(names[0]) && names[reason] ?
+	       names[reason] : "?";
+}
+
+/* All sessions, in *@out (malloc'ed); returns their number or -1. */
+static int list_sessions(int fd, struct kvmig_session_info **out)
+{
+	struct kvmig_session_info *info = NULL, *p;
+	struct kvmig_list l = { };
+
+	for (;;) {
+		if (ioctl(fd, KVMIG_LIST_SESSIONS, &l)) {
+			perror("kvmigctl: KVMIG_LIST_SESSIONS");
+			free(info);
+			return -1;
+		}
+		if (l.nr_filled == l.nr_sessions)
+			break;
+		/* Sessions came and went: make room and ask again. */
+		p = realloc(info, (l.nr_sessions + 8) * sizeof(*info));
+		if (!p) {
+			perror("kvmigctl");
+			free(info);
+			return -1;
+		}
+		info = p;
+		l.nr_sessions += 8;
+		l.sessions_ptr = (uintptr_t)info;
+	}
+	*out = info;
+	return l.nr_filled;
+}
+
+static void json_session(const struct kvmig_session_info *i)
+{
+	const struct kvmig_stats *st = &i->stats;
+
+	printf("{\"id\": %llu, \"pid\": %u, \"self\": %s, \"state\": \"%s\", "
+	       "\"role\": \"%s\", \"fail_reason\": %u, \"fail\": \"%s\", "
+	       "\"dirty_mode\": %u, \"nr_slots\": %u, \"guest_pages\": %llu, "
+	       "\"harvests\": %llu, \"pages_harvested\": %llu, "
+	       "\"pages_pending\": %llu, \"harvest_ns\": %llu, "
+	       "\"round\": %llu, \"pages_sent\": %llu, \"bytes_sent\": %llu, "
+	       "\"zero_pages\": %llu, \"pages_spliced\": %llu, "
+	       "\"pages_copied\": %llu, \"pages_received\": %llu, "
+	       "\"dirty_rate\": %llu, \"throughput\": %llu, "
+	       "\"expected_downtime_ns\": %llu, \"downtime_ns\": %llu, "
+	       "\"remaining\": %llu}",
+	       (unsigned long long)st->id, i->pid,
+	       i->flags & KVMIG_SESSION_SELF ? "true" : "false",
+	       state_name(st->state), role_name(st->role), st->fail_reason,
+	       fail_name(st->fail_reason), st->dirty_mode, st->nr_slots,
+	       (unsigned long long)st->guest_pages,
+	       (unsigned long long)st->rounds,
+	       (unsigned long long)st->pages_harvested,
+	       (unsigned long long)st->pages_pending,
+	       (unsigned long long)st->harvest_ns,
+	       (unsigned long long)st->xfer_round,
+	       (unsigned long long)st->pages_sent,
+	       (unsigned long long)st->bytes_sent,
+	       (unsigned long long)st->zero_pages,
+	       (unsigned long long)st->pages_spliced,
+	       (unsigned long long)st->pages_copied,
+	       (unsigned long long)st->pages_received,
+	       (unsigned long long)st->dirty_rate,
+	       (unsigned long long)st->throughput,
+	       (unsigned long long)st->expected_downtime_ns,
+	       (unsigned long long)st->downtime_ns,
+	       (unsigned long long)st->remaining);
+}
+
+static int cmd_list(int argc, char **argv, bool json)
+{
+	static const struct option opts[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ }
+	};
+	struct kvmig_session_info *info = NULL;
+	bool all = false, first = true;
+	int fd, n, i, c;
+
+	optind = 0;	/* a full reset: main() parsed with "+" */
+	while ((c = getopt_long(argc, argv, "aj", opts, NULL)) != -1) {
+		if (c == 'a')
+			all = true;
+		else if (c == 'j')
+			json = true;
+		else
+			return EXIT_USAGE;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "kvmigctl: list: unexpected argument '%s'\n",
+			argv[optind]);
+		return EXIT_USAGE;
+	}
+	fd = open_dev();
+	n = list_sessions(fd, &info);
+	close(fd);
+	if (n < 0)
+		return EXIT_FAILURE;
+
+	if (json)
+		printf("[");
+	else
+		printf("%4s %7s %-6s %-9s %5s %10s %8s %10s %10s %9s %s\n",
+		       "ID", "PID", "ROLE", "STATE", "ROUND", "SENT_MiB",
+		       "MB/s", "REMAINING", "DIRTY/s", "DOWNTIME", "NOTE");
+	for (i = 0; i < n; i++) {
+		const struct kvmig_stats *st = &info[i].stats;
+		double mib = st->role == KVMIG_ROLE_DEST ?
+			     st->pages_received * 4096.0 / (1 << 20) :
+			     st->bytes_sent / (double)(1 << 20);
+		char dt[32] = "-";
+
+		/* Sessions with no VM yet (kvmigctl's own, say) only with --all. */
+		if (!all && (info[i].flags & KVMIG_SESSION_SELF ||
+			     st->state == KVMIG_STATE_IDLE))
+			continue;
+		if (json) {
+			printf("%s", first ? "\n  " : ",\n  ");
+			json_session(&info[i]);
+			first = false;
+			continue;
+		}
+		if (st->downtime_ns)
+			snprintf(dt, sizeof(dt), "%.1fms",
+				 st->downtime_ns / 1e6);
+		printf("%4llu %7u %-6s %-9s %5llu %10.1f %8.1f %10llu %10llu %9s %s\n",
+		       (unsigned long long)st->id, info[i].pid,
+		       role_name(st->role), state_name(st->state),
+		       (unsigned long long)st->xfer_round, mib,
+		       st->throughput / 1e6,
+		       (unsigned long long)st->pages_pending,
+		       (unsigned long long)st->dirty_rate, dt,
+		       st->state == KVMIG_STATE_FAILED ?
+		       fail_name(st->fail_reason) :
+		       info[i].flags & KVMIG_SESSION_SELF ? "(kvmigctl)" : "");
+	}
+	if (json)
+		printf("%s]\n", first ? "" : "\n");
+	free(info);
+	return EXIT_SUCCESS;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Session @id, or with @id 0 the newest one still migrating, in @role if
+ * that is not 0.
+ */
+static int find_session(int fd, __u64 id, __u32 role,
+			struct kvmig_session_info *out)
+{
+	struct kvmig_session_info *info = NULL;
+	int n, i, found = 0;
+
+	n = list_sessions(fd, &info);
+	if (n < 0)
+		return -1;
+	for (i = n - 1; i >= 0; i--) {
+		const struct kvmig_stats *st = &info[i].stats;
+
+		if (info[i].flags & KVMIG_SESSION_SELF)
+			continue;
+		if (!id && role && st->role != role)
+			continue;
+		if (id ? st->id == id :
+		    st->state == KVMIG_STATE_TRACKING ||
+		    st->state == KVMIG_STATE_PRECOPY ||
+		    st->state == KVMIG_STATE_RECEIVING) {
+			*out = info[i];
+			found = 1;
+			break;
+		}
+	}
+	free(info);
+	return found;
+}
+
+/*
+ * The ETA never runs backwards: a new estimate above the last one shown
+ * (the guest dirtied faster, the link slowed) holds the last one instead.
+ */
+struct eta {
+	double shown;
+	bool valid;
+};
+
+static double eta_next(struct eta *e, double raw)
+{
+	if (e->valid && raw > e->shown)
+		raw = e->shown;
+	e->shown = raw;
+	e->valid = true;
+	return raw;
+}
+
+static int cmd_watch(int argc, char **argv, bool json)
+{
+	static const struct option opts[] = {
+		{ "interval", required_argument, NULL, 'i' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "iface", required_argument, NULL, 'I' },
+		{ "role", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ }
+	};
+	double t, t0, t_prev = 0, rate = 0, wire = 0, wait_s = 0, left, eta, net;
+	unsigned long interval_ms = 500, count = 0, n = 0;
+	struct kvmig_flow_stats tot[2], tot_prev[2];
+	__u64 id = 0, done_prev = 0, done;
+	__u32 role = 0;
+	struct kvmig_session_info si;
+	const struct kvmig_stats *st = &si.stats;
+	struct kvmig_done_watch *dw;
+	struct kvmig_done_event ev;
+	bool done_ev = false;
+	const char *iface = NULL;
+	bool tty = isatty(1), have_wire = false;
+	struct eta e = { };
+	char *end;
+	int fd, c, r, ret;
+
+	optind = 0;	/* a full reset: main() parsed with "+" */
+	while ((c = getopt_long(argc, argv, "i:c:w:I:r:j", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			interval_ms = strtoul(optarg, &end, 0);
+			if (*end || !interval_ms) {
+				fprintf(stderr, "kvmigctl: watch: bad --interval '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'c':
+			count = strtoul(optarg, &end, 0);
+			if (*end) {
+				fprintf(stderr, "kvmigctl: watch: bad --count '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'w':
+			wait_s = strtoul(optarg, &end, 0) / 1e3;
+			if (*end) {
+				fprintf(stderr, "kvmigctl: watch: bad --wait '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'I':
+			iface = optarg;
+			break;
+		case 'r':
+			if (!strcmp(optarg, "source")) {
+				role = KVMIG_ROLE_SOURCE;
+			} else if (!strcmp(optarg, "dest")) {
+				role = KVMIG_ROLE_DEST;
+			} else {
+				fprintf(stderr, "kvmigctl: watch: --role source or dest\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		id = strtoull(argv[optind], &end, 0);
+		if (*end || !id || optind + 1 < argc) {
+			fprintf(stderr, "kvmigctl: watch: bad session id '%s'\n",
+				argv[optind]);
+			return EXIT_USAGE;
+		}
+	}
+	if (iface) {
+		ret = kvmig_mon_totals(iface, tot_prev);
+		if (ret) {
+			fprintf(stderr, "kvmigctl: watch: no eBPF monitor on '%s': %s (see 'monitor attach')\n",
+				iface, strerror(-ret));
+			return ret == -ENODEV ? KVMIG_EXIT_NOIF : EXIT_FAILURE;
+		}
+	}
+
+	fd = open_dev();
+	t0 = now_s();
+	while (!(r = find_session(fd, id, role, &si))) {
+		if (now_s() - t0 >= wait_s) {
+			if (id)
+				fprintf(stderr, "kvmigctl: watch: no session %llu\n",
+					(unsigned long long)id);
+			else
+				fprintf(stderr, "kvmigctl: watch: no session is migrating\n");
+			close(fd);
+			return EXIT_NOSESSION;
+		}
+		usleep(50000);
+	}
+	if (r < 0) {
+		close(fd);
+		return EXIT_FAILURE;
+	}
+	id = st->id;
+	/*
+	 * A VMM may close its session right after completing: the done
+	 * tracepoint tells, whenever we sample.
+	 */
+	dw = kvmig_done_watch_open(id);
+	if (!dw)
+		fprintf(stderr, "kvmigctl: watch: no completion events (%s); sampling only\n",
+			strerror(errno));
+
+	for (;;) {
+		t = now_s();
+		done = st->role == KVMIG_ROLE_DEST ?
+		       st->pages_received * 4096ULL :
+		       st->bytes_sent;
+		if (n && t > t_prev) {
+			double inst = (done - done_prev) / (t - t_prev);
+
+			rate = n == 1 ? inst : 0.5 * rate + 0.5 * inst;
+		}
+		if (iface && !kvmig_mon_totals(iface, tot)) {
+			if (n && t > t_prev)
+				wire = (tot[0].bytes + tot[1].bytes -
+					tot_prev[0].bytes - tot_prev[1].bytes) /
+				       (t - t_prev);
+			memcpy(tot_prev, tot, sizeof(tot));
+			have_wire = n > 0;
+		}
+		/*
+		 * What is left goes at the send rate, less what the guest
+		 * dirties meanwhile; no estimate while that is not positive.
+		 */
+		left = st->role != KVMIG_ROLE_SOURCE ? -1 :
+		       st->state == KVMIG_STATE_TRACKING ?
+		       st->pages_pending * 4096.0 : st->remaining * 4096.0;
+		net = rate - st->dirty_rate * 4096.0;
+		eta = left >= 0 && net > 0 ? eta_next(&e, left / net) : -1;
+
+		if (json) {
+			printf("{\"t\": %.3f, \"id\": %llu, \"role\": \"%s\", \"state\": \"%s\", "
+			       "\"round\": %llu, \"bytes\": %llu, \"rate_Bps\": %.0f, "
+			       "\"remaining_pages\": %llu, \"eta_s\": %.3f",
+			       t - t0, (unsigned long long)id,
+			       role_name(st->role), state_name(st->state),
+			       (unsigned long long)st->xfer_round,
+			       (unsigned long long)done, rate,
+			       (unsigned long long)(left > 0 ? left / 4096 : 0), eta);
+			if (have_wire)
+				printf(", \"wire_Bps\": %.0f", wire);
+			printf("}\n");
+		} else {
+			printf("%ssession %llu %s %-9s round %2llu  %9.1f MiB  %7.1f MB/s",
+			       tty ? "\r\033[K" : "", (unsigned long long)id,
+			       role_name(st->role), state_name(st->state),
+			       (unsigned long long)st->xfer_round,
+			       done / (double)(1 << 20), rate / 1e6);
+			if (have_wire)
+				printf("  wire %7.1f MB/s", wire / 1e6);
+			if (left >= 0)
+				printf("  remaining %8.0f pages", left / 4096);
+			if (left >= 0 && eta >= 0)
+				printf("  ETA %6.1f s", eta);
+			else if (left >= 0)
+				printf("  ETA      - ");
+			printf("%s", tty ? "" : "\n");
+		}
+		fflush(stdout);
+		done_prev = done;
+		t_prev = t;
+		n++;
+
+		if (st->state == KVMIG_STATE_DONE ||
+		    st->state == KVMIG_STATE_FAILED)
+			break;
+		if (count && n >= count)
+			break;
+		usleep(interval_ms * 1000);
+		r = find_session(fd, id, role, &si);
+		if (dw && kvmig_done_watch_check(dw, &ev) == 1)
+			done_ev = true;
+		if (r < 0)
+			break;
+		if (!r && done_ev) {
+			/* Completed and closed between two samples. */
+			si.stats.state = KVMIG_STATE_DONE;
+			si.stats.downtime_ns = ev.downtime_ns;
+			if (st->role == KVMIG_ROLE_SOURCE)
+				si.stats.bytes_sent = ev.bytes;
+			else
+				si.stats.pages_received = ev.pages;
+			si.stats.pages_pending = 0;
+			si.stats.remaining = 0;
+			continue;
+		}
+		if (!r) {
+			if (json)
+				printf("{\"id\": %llu, \"state\": \"closed\"}\n",
+				       (unsigned long long)id);
+			else
+				printf("%ssession %llu closed before it completed\n",
+				       tty ? "\n" : "", (unsigned long long)id);
+			kvmig_done_watch_close(dw);
+			close(fd);
+			return EXIT_FAILURE;
+		}
+	}
+	kvmig_done_watch_close(dw);
+	close(fd);
+	if (r < 0)
+		return EXIT_FAILURE;
+	if (!json) {
+		if (tty)
+			printf("\n");
+		if (st->state == KVMIG_STATE_DONE && st->downtime_ns)
+			printf("session %llu done: downtime %.1f ms\n",
+			       (unsigned long long)id, st->downtime_ns / 1e6);
+		else if (st->state == KVMIG_STATE_DONE)
+			printf("session %llu done\n", (unsigned long long)id);
+		else if (st->state == KVMIG_STATE_FAILED)
+			printf("session %llu failed: %s\n",
+			       (unsigned long long)id, fail_name(st->fail_reason));
+	}
+	return st->state == KVMIG_STATE_FAILED ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -100,7 +597,9 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
-	int json = 0, c;
+	bool json = false;
+	char **sub;
+	int nsub, c;
 
 	while ((c = getopt_long(argc, argv, "+d:jh", opts, NULL)) != -1) {
 		switch (c) {
@@ -108,7 +607,7 @@ int main(int argc, char **argv)
 			dev_path = optarg;
 			break;
 		case 'j':
-			json = 1;
+			json = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -122,19 +621,31 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	/* Options may also follow the command. */
-	for (c = optind + 1; c < argc; c++) {
-		if (!strcmp(argv[c], "--json") || !strcmp(argv[c], "-j")) {
-			json = 1;
-		} else {
-			fprintf(stderr, "kvmigctl: unexpected argument '%s'\n",
-				argv[c]);
-			return EXIT_USAGE;
+	sub = argv + optind;
+	nsub = argc - optind;
+	if (!strcmp(sub[0], "version")) {
+		for (c = 1; c < nsub; c++) {
+			if (strcmp(sub[c], "--json") && strcmp(sub[c], "-j")) {
+				fprintf(stderr, "kvmigctl: unexpected argument '%s'\n",
+					sub[c]);
+				return EXIT_USAGE;
+			}
+			json = true;
 		}
-	}
-	if (!strcmp(argv[optind], "version"))
 		return cmd_version(json);
-	fprintf(stderr, "kvmigctl: unknown command '%s' (see --help)\n",
-		argv[optind]);
+	}
+	if (!strcmp(sub[0], "list"))
+		return cmd_list(nsub, sub, json);
+	if (!strcmp(sub[0], "watch"))
+		return cmd_watch(nsub, sub, json);
+	if (!strcmp(sub[0], "monitor"))
+		return kvmigctl_monitor(nsub, sub, json);
+	if (!strcmp(sub[0], "announce"))
+		return kvmigctl_announce(nsub, sub, json);
+	if (!strcmp(sub[0], "help")) {
+		usage(stdout);
+		return EXIT_SUCCESS;
+	}
+	fprintf(stderr, "kvmigctl: unknown command '%s' (see --help)\n", sub[0]);
 	return EXIT_USAGE;
 }

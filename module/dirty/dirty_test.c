@@ -213,7 +213,8 @@ static void dirty_layout_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_dirty_run), 16);
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_dirty_read), 64);
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_stats), 200);
-	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, reserved), 168);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, id), 168);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, reserved), 176);
 	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_DIRTY_START),
 			sizeof(struct kvmig_dirty_start));
 	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_DIRTY_HARVEST),

@@ -23,6 +23,8 @@ static int kvmig_tcp_sendmsg_all(struct socket *sock, struct msghdr *msg)
 
 	while (msg_data_left(msg)) {
 		ret = sock_sendmsg(sock, msg);
+		if (ret == -EAGAIN)
+			return -ETIMEDOUT;	/* sk_sndtimeo ran out */
 		if (ret <= 0)
 			return ret ? ret : -EPIPE;
 	}
@@ -30,7 +32,7 @@ static int kvmig_tcp_sendmsg_all(struct socket *sock, struct msghdr *msg)
 }
 
 static int kvmig_tcp_send(struct kvmig_xfer *x, const void *buf, size_t len,
-		    bool more)
+			  bool more)
 {
 	struct kvec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr msg = {
@@ -41,8 +43,8 @@ static int kvmig_tcp_send(struct kvmig_xfer *x, const void *buf, size_t len,
 	return kvmig_tcp_sendmsg_all(x->sock, &msg);
 }
 
-static int kvmig_tcp_send_pages(struct kvmig_xfer *x, struct page **pages, u32 n,
-			  bool more, u32 *spliced)
+static int kvmig_tcp_send_pages(struct kvmig_xfer *x, struct page **pages,
+				u32 n, bool more, u32 *spliced)
 {
 	struct bio_vec *bv = x->bvec;
 	struct msghdr msg = {

@@ -22,6 +22,7 @@
 #include <linux/uaccess.h>
 
 #include "../dirty/dirty.h"
+#include "../trace.h"
 #include "xfer.h"
 
 #define KVMIG_RUNS_BATCH	256
@@ -59,6 +60,14 @@ static int send_rec(struct kvmig_xfer *x, u32 type, u32 slot, u64 gfn,
 	kvmig_wire_encode_rec(&w, type, slot, gfn, npages, len);
 	x->st.bytes_sent += sizeof(w);
 	return x->ops->send(x, &w, sizeof(w), more);
+}
+
+static void progress(struct kvmig_xfer *x)
+{
+	lockdep_assert_held(x->lock);
+
+	if (x->progress)
+		x->progress(x->progress_arg);
 }
 
 static bool page_is_zero(struct page *page)
@@ -118,6 +127,7 @@ static int send_batch(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 			ret = send_rec(x, KVMIG_REC_ZERO, ks->id, gfn + i,
 				       j - i, 0, true);
 			*zeros += j - i;
+			x->st.zero_pages += j - i;
 		} else {
 			ret = send_rec(x, KVMIG_REC_PAGES, ks->id, gfn + i,
 				       j - i, 0, true);
@@ -125,6 +135,7 @@ static int send_batch(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 				ret = x->ops->send_pages(x, x->pages + i, j - i,
 							 true, &spliced);
 			*sent += j - i;
+			x->st.pages_sent += j - i;
 			x->st.bytes_sent += (u64)(j - i) * PAGE_SIZE;
 		}
 		if (ret)
@@ -143,7 +154,7 @@ static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 	struct kvmig_dirty *d = x->d;
 	struct kvmig_dirty_run *r;
 	struct kvmig_slot *ks;
-	u64 t0 = now_ns(), b0 = x->st.bytes_sent, pages, off;
+	u64 t0 = now_ns(), b0 = x->st.bytes_sent, pages, off, done;
 	u32 nr, i, n;
 	int ret;
 
@@ -151,6 +162,7 @@ static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 
 	while ((nr = kvmig_dirty_collect_runs(d, x->runs, KVMIG_RUNS_BATCH,
 					      &pages))) {
+		done = 0;
 		for (i = 0; i < nr; i++) {
 			r = &x->runs[i];
 			ks = kvmig_dirty_slot(d, r->slot);
@@ -165,6 +177,10 @@ static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 						 zero_check, sent, zeros);
 				if (ret)
 					return ret;
+				/* Still pending until consumed, but on its way. */
+				done += n;
+				x->st.remaining = d->pages_pending - done;
+				progress(x);
 				throttle(x, t0, x->st.bytes_sent - b0);
 			}
 		}
@@ -229,6 +245,7 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 	update_expected(x);
 	r->remaining = x->st.remaining;
 	r->expected_downtime_ns = x->st.expected_downtime_ns;
+	trace_kvmig_round_start(x->id, x->st.xfer_round, x->st.remaining);
 
 	if (!first) {
 		if (x->st.expected_downtime_ns <= x->downtime_ns)
@@ -246,8 +263,6 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 	ret = send_rec(x, KVMIG_REC_ROUND, 0, x->st.xfer_round, 0, 0, true);
 	if (!ret)
 		ret = send_pending(x, first, &sent, &zeros);
-	x->st.pages_sent += sent;
-	x->st.zero_pages += zeros;
 	r->pages_sent = sent;
 	r->zero_pages = zeros;
 	if (ret)
@@ -291,10 +306,12 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 	ret = harvest(x);
 	if (ret)
 		goto out;
+	update_expected(x);
+	trace_kvmig_switchover_start(x->id, x->st.xfer_round, x->st.remaining,
+				     f->state_len);
 	ret = send_rec(x, KVMIG_REC_ROUND, 0, x->st.xfer_round, 0, 0, true);
 	if (!ret)
 		ret = send_pending(x, false, &sent, &zeros);
-	x->st.pages_sent += sent;
 	f->pages_sent = sent;
 	if (!ret)
 		ret = send_rec(x, KVMIG_REC_STATE, 0, 0, 0, f->state_len, true);
@@ -460,6 +477,7 @@ int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r)
 		}
 		if (ret)
 			break;
+		progress(x);
 	}
 	if (ret == -EFAULT || ret == -ENOMEM)
 		status = KVMIG_WIRE_E_LOCAL;

@@ -74,6 +74,10 @@ int kvmig_tcp_attach(struct kvmig_xfer *x, int fd, u32 io_timeout_ms);
  * @st: statistics, reported by KVMIG_GET_STATS
  * @last_harvest_ns: ktime of the last harvest, for the dirty rate
  * @fail_reason: KVMIG_FAIL_*, when an operation failed the session
+ * @id: the session's id, for the tracepoints
+ * @progress: called under @lock after each record sent or received, so
+ *	that the session publishes @st while a call runs; may be NULL
+ * @progress_arg: its argument
  */
 struct kvmig_xfer {
 	struct mutex *lock; /* the session's: see above */
@@ -96,6 +100,9 @@ struct kvmig_xfer {
 	struct kvmig_stats st;
 	u64 last_harvest_ns;
 	u32 fail_reason;
+	u64 id;
+	void (*progress)(void *arg);
+	void *progress_arg;
 };
 
 struct kvmig_xfer *kvmig_xfer_create(struct mutex *lock,

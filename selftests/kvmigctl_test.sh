@@ -1,0 +1,311 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Operating a migration: one migration between two network namespaces
+# (userspace/kvmig-demo on both ends) watched with everything an operator
+# has, and checked against what the VMMs report:
+#   - kvmigctl list --json while it runs, kvmigctl watch (text and JSON),
+#   - the eBPF monitor on the source's veth (kvmigctl monitor),
+#   - the module's tracepoints through tracefs, perf and bpftrace,
+#   - the gratuitous RARP that kvmigctl announce --wait-done sends on the
+#     destination when its session completes, captured on the source side,
+# then kvmigctl's error paths.
+# TAP output; exit 4 (skip) when something needed is missing, unless
+# KVMIG_REQUIRE is set.
+cd "$(dirname "$0")" || exit 1
+top=$(pwd)/..
+demo=$top/userspace/kvmig-demo
+ctl=$top/userspace/kvmigctl
+skip() {
+	echo "1..0 # SKIP $*"
+	[ -n "${KVMIG_REQUIRE:-}" ] && exit 1
+	exit 4
+}
+[ "$(id -u)" = 0 ] || skip "needs root"
+for t in ip nsenter tcpdump python3 bpftool perf bpftrace; do
+	command -v $t >/dev/null || skip "needs $t"
+done
+[ -c /dev/kvm ] || skip "/dev/kvm not present"
+[ -c /dev/kvmig ] || skip "/dev/kvmig not present"
+[ -x "$demo" ] && [ -x "$ctl" ] || skip "build userspace/ first"
+tr=/sys/kernel/tracing
+[ -d $tr/events ] || mount -t tracefs nodev $tr 2>/dev/null
+[ -d $tr/events/kvmig ] || skip "no kvmig tracepoints in $tr"
+
+ns_s=kvmigc-src-$$ ns_d=kvmigc-dst-$$ tmp=$(mktemp -d) port=7011
+mac=52:54:00:6b:76:01
+in_s() { nsenter --net=/run/netns/$ns_s "$@"; }
+in_d() { nsenter --net=/run/netns/$ns_d "$@"; }
+cleanup() {
+	echo 0 >$tr/events/kvmig/enable
+	jobs -p | xargs -r kill 2>/dev/null
+	in_s "$ctl" monitor detach veth-s >/dev/null 2>&1
+	ip netns del $ns_s 2>/dev/null
+	ip netns del $ns_d 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+ip netns add $ns_s && ip netns add $ns_d &&
+	ip link add veth-s netns $ns_s type veth peer name veth-d netns $ns_d &&
+	ip -n $ns_s addr add 10.97.0.1/24 dev veth-s &&
+	ip -n $ns_d addr add 10.97.0.2/24 dev veth-d &&
+	ip -n $ns_s link set veth-s up && ip -n $ns_d link set veth-d up ||
+	skip "cannot make network namespaces and veth"
+
+echo "TAP version 13"
+echo "1..13"
+fail=0
+n=0
+check() { # check NAME COMMAND...: one TAP line
+	local name=$1
+	shift
+	n=$((n + 1))
+	if "$@"; then echo "ok $n $name"; else echo "not ok $n $name"; fail=1; fi
+}
+show() { sed 's/^/# /' "$@"; }
+
+# Observers first: tracepoints, perf, bpftrace, the monitor, the capture
+# and the announcer waiting for the destination's completion.
+echo 0 >$tr/tracing_on
+echo >$tr/trace
+echo 1 >$tr/events/kvmig/enable
+echo 1 >$tr/tracing_on
+in_s "$ctl" monitor attach veth-s --port $port >"$tmp/mon" 2>&1
+check "kvmigctl monitor attach on the source's veth" test $? = 0
+show "$tmp/mon"
+bpftrace -e 'tracepoint:kvmig:kvmig_round_end { printf("round_end session=%llu round=%llu pages=%llu bytes=%llu\n", args->id, args->round, args->pages, args->bytes); }
+tracepoint:kvmig:kvmig_done { printf("done session=%llu role=%u pages=%llu bytes=%llu\n", args->id, args->role, args->pages, args->bytes); }' \
+	>"$tmp/bt" 2>&1 &
+btpid=$!
+perf stat -a -x, -o "$tmp/perf" -e 'kvmig:kvmig_attach,kvmig:kvmig_round_start,kvmig:kvmig_round_end,kvmig:kvmig_switchover_start,kvmig:kvmig_switchover_end,kvmig:kvmig_done,kvmig:kvmig_failed' \
+	-- sh -c "while [ ! -e $tmp/stop ]; do sleep 0.2; done" >/dev/null 2>&1 &
+perfpid=$!
+in_s tcpdump -i veth-s -n -U -w "$tmp/rarp.pcap" 'ether proto 0x8035' \
+	>"$tmp/tcpdump" 2>&1 &
+tdpid=$!
+in_d "$ctl" announce veth-d --mac $mac --wait-done --timeout 300000 \
+	>"$tmp/announce" 2>&1 &
+anpid=$!
+for _ in $(seq 300); do
+	grep -q Attaching "$tmp/bt" && grep -q listening "$tmp/tcpdump" && break
+	sleep 0.1
+done
+sleep 1
+# The announcer waits on a raw tracepoint link of its own, which bpftool sees.
+bpftool link show >"$tmp/links" 2>&1
+bpftool prog show >"$tmp/progs" 2>&1
+
+# TCP segments the source's namespace retransmitted (Tcp: RetransSegs).
+retrans() {
+	in_s awk '/^Tcp:/ && !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
+		/^Tcp:/ { print $c["RetransSegs"] }' /proc/net/snmp
+}
+retr0=$(retrans)
+in_d "$demo" dest --listen 10.97.0.2:$port --mem 64 >"$tmp/d" 2>&1 &
+dpid=$!
+sleep 0.5
+in_s "$demo" source --connect 10.97.0.2:$port --mem 64 --rate 8000 \
+	--bandwidth 40 >"$tmp/s" 2>&1 &
+spid=$!
+"$ctl" watch --role source --wait 60000 --interval 200 >"$tmp/watch" 2>&1 &
+wpid=$!
+"$ctl" --json watch --role source --wait 60000 --interval 200 \
+	>"$tmp/watch.json" 2>&1 &
+wjpid=$!
+for _ in $(seq 600); do
+	grep -q 'layout accepted' "$tmp/s" && break
+	sleep 0.1
+done
+"$ctl" list >"$tmp/list.txt" 2>&1
+"$ctl" list --json >"$tmp/list.json" 2>&1
+wait $spid
+src=$?
+wait $dpid
+dst=$?
+wait $wpid
+wrc=$?
+wait $wjpid
+wait $anpid
+anrc=$?
+sleep 0.5
+touch "$tmp/stop"
+kill -INT $btpid 2>/dev/null
+wait $btpid $perfpid
+# tcpdump may still be writing the last frame: 24 bytes of header and
+# 16 + 60 per frame make 404 bytes for five (up to 5 s).
+for _ in $(seq 50); do
+	[ "$(stat -c %s "$tmp/rarp.pcap" 2>/dev/null || echo 0)" -ge 404 ] && break
+	sleep 0.1
+done
+kill $tdpid
+wait $tdpid
+echo 0 >$tr/events/kvmig/enable
+in_s "$ctl" --json monitor show veth-s >"$tmp/mon.json" 2>&1
+in_s bpftool map dump pinned /sys/fs/bpf/kvmig/veth-s/totals >"$tmp/dump" 2>&1
+grep -h 'kvmig_' $tr/trace >"$tmp/trace"
+show "$tmp/s" "$tmp/d"
+
+bytes=$(sed -n 's/^  bytes sent *\([0-9]*\) .*/\1/p' "$tmp/s")
+ps=$(sed -n 's/.*checksum at pause  *\([0-9a-f]*\)/\1/p' "$tmp/s")
+rs=$(sed -n 's/.*checksum at resume *\([0-9a-f]*\)/\1/p' "$tmp/d")
+check "the migration itself: both ends succeed, checksums equal" \
+	test "$src$dst" = 00 -a -n "$ps" -a "$ps" = "$rs"
+
+echo "# kvmigctl list, while it ran:"
+show "$tmp/list.txt"
+check "kvmigctl list --json: valid, both sessions with their fields" \
+	python3 - "$tmp/list.json" <<'EOF'
+import json, sys
+l = json.load(open(sys.argv[1]))
+roles = {s["role"]: s for s in l}
+assert set(roles) == {"source", "dest"}, roles
+assert roles["source"]["state"] in ("tracking", "precopy"), roles
+assert roles["dest"]["state"] == "receiving", roles
+for s in l:
+    assert not s["self"]
+    for k in ("id", "pid", "round", "bytes_sent", "pages_pending",
+              "pages_received", "dirty_rate", "throughput", "remaining"):
+        assert isinstance(s[k], int) and s[k] >= 0, k
+EOF
+
+echo "# kvmigctl watch --role source, captured:"
+show "$tmp/watch"
+check "kvmigctl watch: progress lines, ends with done and exit 0" \
+	test "$wrc" = 0 -a "$(grep -c 'round' "$tmp/watch")" -ge 2 -a \
+	"$(grep -c 'done: downtime' "$tmp/watch")" = 1
+check "kvmigctl --json watch: valid JSON, bytes grow, ETA never goes up" \
+	python3 - "$tmp/watch.json" "$bytes" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) >= 2, rows
+assert rows[-1]["state"] == "done", rows[-1]
+assert rows[-1]["bytes"] == int(sys.argv[2]), (rows[-1], sys.argv[2])
+b = [r["bytes"] for r in rows]
+assert b == sorted(b), b
+eta = [r["eta_s"] for r in rows if r["eta_s"] >= 0]
+assert all(x >= y for x, y in zip(eta, eta[1:])), eta
+print("# %d samples, ETA %s" % (len(rows), " ".join("%.2f" % e for e in eta)))
+EOF
+
+echo "# kvmigctl monitor show veth-s --json; bpftool map dump:"
+show "$tmp/mon.json" "$tmp/dump"
+retr=$(($(retrans) - retr0))
+check "eBPF monitor: egress TCP payload = kvmig's bytes sent + handshake" \
+	python3 - "$tmp/mon.json" "$bytes" $port $retr "$tmp/list.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+sent, port, retr = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+slots = [x for x in json.load(open(sys.argv[5])) if x["role"] == "source"][0]["nr_slots"]
+out = [f for f in m["flows"] if f["dir"] == "egress" and f["dport"] == port]
+assert len(out) == 1, m["flows"]
+f = out[0]
+# The handshake (a 24-byte hello and 24 bytes per memslot) is on the wire
+# but not in kvmig's count; each skb adds at most 14+40+60 header bytes.
+# Retransmitted segments (a slow receiver under KASAN overflows veth's
+# backlog) go out twice: at most one MSS (1448 here) each.
+print("# payload %d, kvmig bytes_sent %d, difference %d; L2 bytes %d in %d packets; %d segments retransmitted"
+      % (f["payload_bytes"], sent, f["payload_bytes"] - sent, f["bytes"],
+         f["packets"], retr))
+hs = 24 + 24 * slots
+if retr:
+    assert hs <= f["payload_bytes"] - sent <= hs + 1448 * retr, (f, sent, hs)
+else:
+    assert f["payload_bytes"] - sent == hs, (f, sent, hs)
+assert f["payload_bytes"] < f["bytes"] <= f["payload_bytes"] + 114 * f["packets"]
+assert m["totals"]["egress"]["payload_bytes"] == f["payload_bytes"]
+EOF
+check "bpftool map dump shows the maps with BTF field names" \
+	grep -q '"payload_bytes"' "$tmp/dump"
+
+echo "# tracepoints (tracefs):"
+show "$tmp/trace"
+check "tracepoints: attach x2, paired rounds, switchover, done on both ends" \
+	python3 - "$tmp/trace" "$bytes" <<'EOF'
+import re, sys
+ev = []
+for line in open(sys.argv[1]):
+    m = re.search(r"(kvmig_\w+): (.*)", line)
+    if m:
+        ev.append((m.group(1), dict(kv.split("=") for kv in m.group(2).split())))
+names = [e[0] for e in ev]
+assert names.count("kvmig_attach") == 2, names
+assert "kvmig_failed" not in names, names
+src = [e for e in ev if e[0] == "kvmig_attach" and e[1]["role"] == "1"][0][1]["session"]
+rounds = [e for e in ev if e[1].get("session") == src and e[0].startswith("kvmig_round")]
+assert len(rounds) >= 4 and len(rounds) % 2 == 0, rounds
+for i in range(0, len(rounds), 2):
+    a, b = rounds[i], rounds[i + 1]
+    assert (a[0], b[0]) == ("kvmig_round_start", "kvmig_round_end"), (a, b)
+    assert a[1]["round"] == b[1]["round"] == str(i // 2), (a, b)
+    assert int(b[1]["pages"]) <= int(a[1]["pending"]) or i == 0, (a, b)
+ends = [int(r[1]["bytes"]) for r in rounds[1::2]]
+assert ends == sorted(ends), ends
+s = [e[1] for e in ev if e[0] == "kvmig_switchover_end"]
+assert len(s) == 1 and s[0]["err"] == "0" and int(s[0]["downtime_ns"]) > 0, s
+done = {e[1]["role"]: e[1] for e in ev if e[0] == "kvmig_done"}
+assert set(done) == {"1", "2"}, done
+assert int(done["1"]["bytes"]) == int(sys.argv[2]), (done, sys.argv[2])
+assert done["1"]["downtime_ns"] == s[0]["downtime_ns"], (done, s)
+EOF
+echo "# perf stat -e 'kvmig:*':"
+show "$tmp/perf"
+echo "# bpftrace:"
+show "$tmp/bt"
+tre=$(grep -c kvmig_round_end "$tmp/trace")
+echo "# bpftool link show / prog show, while the announcer waited:"
+grep -A1 -E 'raw_tracepoint|kvmig' "$tmp/links" "$tmp/progs" | sed 's/^/# /'
+check "bpftool shows the announcer's kvmig_done raw tracepoint link" \
+	grep -q "kvmig_done" "$tmp/links"
+check "perf and bpftrace saw the same events as tracefs" \
+	test "$(awk -F, '$3 == "kvmig:kvmig_round_end" {print $1}' "$tmp/perf")" = "$tre" -a \
+	"$(awk -F, '$3 == "kvmig:kvmig_done" {print $1}' "$tmp/perf")" = 2 -a \
+	"$(grep -c '^round_end' "$tmp/bt")" = "$tre" -a \
+	"$(grep -c "^done .*role=1 .*bytes=$bytes\$" "$tmp/bt")" = 1
+
+echo "# kvmigctl announce --wait-done on the destination:"
+show "$tmp/announce"
+tcpdump -r "$tmp/rarp.pcap" -tt -n -e -xx 2>/dev/null >"$tmp/rarp.txt"
+show "$tmp/rarp.txt"
+check "RARP on the source side after the destination's completion" \
+	python3 - "$tmp/rarp.pcap" "$mac" "$anrc" <<'EOF'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+mac = bytes(int(x, 16) for x in sys.argv[2].split(":"))
+assert sys.argv[3] == "0", "announce exit status " + sys.argv[3]
+off, frames = 24, []
+while off < len(data):
+    sec, usec, incl, orig = struct.unpack_from("<IIII", data, off)
+    frames.append((sec + usec / 1e6, data[off + 16:off + 16 + incl]))
+    off += 16 + incl
+want = (b"\xff" * 6 + mac + b"\x80\x35" + b"\x00\x01\x08\x00\x06\x04\x00\x03"
+        + mac + b"\0" * 4 + mac + b"\0" * 4).ljust(60, b"\0")
+assert len(frames) == 5, len(frames)
+for t, f in frames:
+    assert f == want, f.hex()
+gaps = [round((b[0] - a[0]) * 1000) for a, b in zip(frames, frames[1:])]
+print("# gaps between frames (ms):", gaps, "(QEMU schedule: 50 150 250 350)")
+for g, w in zip(gaps, (50, 150, 250, 350)):
+    # capture times: a late delivery can shorten the next gap a little
+    assert w - 20 <= g <= w + 90, gaps
+EOF
+
+# Error paths, each with its exit code.
+"$ctl" --device /nonexistent/kvmig list >"$tmp/e1" 2>&1
+e1=$?
+"$ctl" watch 999999999 >"$tmp/e2" 2>&1
+e2=$?
+"$ctl" monitor attach nosuchif0 >"$tmp/e3" 2>&1
+e3=$?
+"$ctl" frobnicate >"$tmp/e4" 2>&1
+e4=$?
+"$ctl" --help >"$tmp/help" 2>&1
+e5=$?
+show "$tmp/e1" "$tmp/e2" "$tmp/e3" "$tmp/e4"
+check "errors: no module 3, no session 4, bad interface 5, bad usage 2" \
+	test "$e1 $e2 $e3 $e4 $e5" = "3 4 5 2 0" -a \
+	"$(grep -c 'is kvmig.ko loaded' "$tmp/e1")" = 1 -a \
+	"$(grep -c 'no session 999999999' "$tmp/e2")" = 1 -a \
+	"$(grep -c "no interface 'nosuchif0'" "$tmp/e3")" = 1
+check "kvmigctl --help names every command" \
+	test "$(grep -cE '^  (version|list|watch|monitor|announce)' "$tmp/help")" -ge 5
+exit $fail
