@@ -6,6 +6,9 @@ Nesting is read from 4-space indentation (KTAP, KUnit) and from "# "
 prefixes (kselftest's runner); a result is a leaf when no deeper result came
 right before it, so parameterised KUnit cases and selftest programs count
 their inner cases, and a program that died before printing any counts once.
+A parent that is "not ok" while none of its inner cases failed (a program
+that crashed, hung or exited non-zero after its cases passed) is a failure
+of its own.
 Prints one line per failure, a summary per file, and exits 1 on any failure
 or on a file with no results.
 """
@@ -32,6 +35,7 @@ def count(path):
     passed = failed = skipped = 0
     failures = []
     prev = None
+    mark = {}  # depth -> failures counted up to the last result at that depth
     with open(path, errors='replace') as f:
         for raw in f:
             depth, body = depth_and_body(raw.rstrip('\n'))
@@ -40,9 +44,13 @@ def count(path):
                 continue
             leaf = prev is None or prev <= depth
             prev = depth
-            if not leaf:
-                continue
             desc = m.group(3)
+            if not leaf:
+                if m.group(1) == 'not ok' and failed == mark.get(depth, 0):
+                    failed += 1
+                    failures.append(desc)
+                mark[depth] = failed
+                continue
             if m.group(1) == 'not ok':
                 failed += 1
                 failures.append(desc)
@@ -50,6 +58,7 @@ def count(path):
                 skipped += 1
             else:
                 passed += 1
+            mark[depth] = failed
     return passed, failed, skipped, failures
 
 

@@ -4,7 +4,16 @@
 # Run each test program and print one TAP stream, nesting each program's own
 # TAP output as kselftest's runner does. Loads ../module/kvmig.ko first if
 # /dev/kvmig is missing and the module has been built (and unloads it after).
+#
+# As kselftest's runner does, each program gets the timeout that ./settings
+# gives (timeout=SECONDS; KVMIG_TEST_TIMEOUT overrides it, 0 means none): a
+# program that hangs is killed with its children and fails, and the programs
+# after it still run.
+# Each program's wall time is printed after it, for the slow debug kernel.
 cd "$(dirname "$0")" || exit 1
+
+limit=$(sed -n 's/^timeout=\([0-9]*\)$/\1/p' settings 2>/dev/null)
+limit=${KVMIG_TEST_TIMEOUT:-${limit:-45}}
 
 loaded=
 if [ ! -e /dev/kvmig ] && [ -f ../module/kvmig.ko ] &&
@@ -19,11 +28,16 @@ fail=0
 for t in "$@"; do
 	n=$((n + 1))
 	echo "# selftests: kvmig: $t"
-	./"$t" 2>&1 | sed 's/^/# /'
+	t0=$(date +%s)
+	timeout -k 10 "$limit" ./"$t" 2>&1 | sed 's/^/# /'
 	rc=${PIPESTATUS[0]}
+	echo "# selftests: kvmig: $t: $(($(date +%s) - t0)) s"
 	case $rc in
 	0) echo "ok $n selftests: kvmig: $t" ;;
 	4) echo "ok $n selftests: kvmig: $t # SKIP" ;;
+	124 | 137)
+		echo "not ok $n selftests: kvmig: $t # TIMEOUT $limit seconds"
+		fail=1 ;;
 	*) echo "not ok $n selftests: kvmig: $t # exit=$rc"; fail=1 ;;
 	esac
 done
