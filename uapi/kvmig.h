@@ -353,7 +353,8 @@ struct kvmig_dirty_mark {
  * @pages_received: out: pages written into the guest (destination)
  * @dirty_rate: out: pages dirtied per second, at the last harvest
  * @throughput: out: bytes per second of the last round
- * @expected_downtime_ns: out: what the pending pages would take to send
+ * @expected_downtime_ns: out: what the pending pages would take to send;
+ *	U64_MAX until a round has measured a throughput
  * @downtime_ns: out: from KVMIG_XFER_FINAL to the destination's answer
  * @remaining: out: pages pending (source)
  * @id: out: the session's id, as KVMIG_LIST_SESSIONS and the kvmig
@@ -490,7 +491,8 @@ struct kvmig_xfer_setup {
  * @pages_sent: out: pages sent with contents in this round
  * @zero_pages: out: pages found zero and sent as such (round 0)
  * @remaining: out: pages pending after this round's harvest
- * @expected_downtime_ns: out: @remaining at the measured throughput
+ * @expected_downtime_ns: out: @remaining at the measured throughput;
+ *	U64_MAX in round 0, before any throughput was measured
  * @reserved: must be 0
  *
  * Round 0 sends every page of every memslot, zero pages as markers only.
