@@ -182,6 +182,12 @@ static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 				x->st.remaining = d->pages_pending - done;
 				progress(x);
 				throttle(x, t0, x->st.bytes_sent - b0);
+				/*
+				 * A round can cover all of guest memory and,
+				 * on a fast link, never block in the socket:
+				 * let the guest's vCPU threads run.
+				 */
+				cond_resched();
 			}
 		}
 		kvmig_dirty_consume(d, x->runs, nr);
@@ -425,6 +431,7 @@ int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r)
 			ret = -ECANCELED;
 			break;
 		}
+		cond_resched();	/* records may be queued faster than taken */
 		ret = x->ops->recv(x, &w, sizeof(w));
 		if (ret)
 			break;
