@@ -87,6 +87,8 @@ struct result {
 	unsigned int rounds;
 	double total_s, downtime_ms, src_cpu, dst_cpu, guest_rate;
 	uint64_t bytes;
+	unsigned long ring_full;	/* KVM_EXIT_DIRTY_RING_FULL exits */
+	double ring_wait_s;		/* the vCPU's time in their handler */
 };
 
 /* One end of the link and its VM. */
@@ -317,16 +319,28 @@ static void *kvmig_dest(void *arg)
 	return NULL;
 }
 
+/* Time the (only) vCPU spent answering ring-full exits, in this run. */
+static double ring_wait_s;
+
 static int ring_full_kvmig(struct vmm *vmm, void *arg)
 {
 	struct kvmig_harvest h = {};
+	double t = now();
+	int ret;
 
-	return ioctl(*(int *)arg, KVMIG_DIRTY_HARVEST, &h) ? -errno : 0;
+	ret = ioctl(*(int *)arg, KVMIG_DIRTY_HARVEST, &h) ? -errno : 0;
+	ring_wait_s += now() - t;
+	return ret;
 }
 
 static int ring_full_user(struct vmm *vmm, void *arg)
 {
-	return vmm_harvest_ring(vmm, mark, arg) < 0 ? -EIO : 0;
+	double t = now();
+	int ret;
+
+	ret = vmm_harvest_ring(vmm, mark, arg) < 0 ? -EIO : 0;
+	ring_wait_s += now() - t;
+	return ret;
 }
 
 static int session(struct vmm *vmm, uint32_t role, uint32_t mode)
@@ -356,6 +370,8 @@ static int migrate(int use_kvmig, unsigned long mib, double rate,
 	double t0, c0, tp, thr = 0;
 	char state[1024] = "vcpu state";
 	int ret = -EIO;
+
+	ring_wait_s = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (vmm_create(&src.vmm, &cfg) || vmm_create(&dst.vmm, &cfg))
@@ -462,6 +478,8 @@ static int migrate(int use_kvmig, unsigned long mib, double rate,
 	res->total_s = now() - t0;
 	res->src_cpu = thread_cpu() - c0;
 	res->guest_rate = atomic_load(&run.pages) / (tp - run.t0);
+	res->ring_full = src.vmm.ring_full_exits;	/* the vCPU is paused */
+	res->ring_wait_s = ring_wait_s;
 	pthread_join(dt, NULL);
 	res->dst_cpu = dst.cpu;
 	res->ok = !dst.err &&
@@ -507,20 +525,22 @@ int main(int argc, char **argv)
 	}
 	printf("live migration, %lu MiB guest, 1 vCPU, loopback TCP, downtime budget 300 ms, max %d rounds\n",
 	       mib, MAX_ROUNDS);
-	printf("%-10s %-6s %9s %6s %6s %8s %9s %9s %8s %8s\n", "rate cap",
-	       "path", "guest pg/s", "conv", "rounds", "total s",
-	       "downtime", "MiB sent", "src s/GiB", "dst s/GiB");
+	printf("%-10s %-6s %9s %6s %6s %8s %9s %9s %8s %8s %9s %8s\n",
+	       "rate cap", "path", "guest pg/s", "conv", "rounds", "total s",
+	       "downtime", "MiB sent", "src s/GiB", "dst s/GiB", "ring full",
+	       "wait s");
 	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
 		for (m = 1; m >= 0; m--) {
 			if (migrate(m, mib, rates[i], &r[m]) || !r[m].ok)
 				return 1;
 			gib = r[m].bytes / 1073741824.0;
-			printf("%-10.0f %-6s %9.0f %6s %6u %8.2f %7.1fms %9.1f %8.2f %8.2f\n",
+			printf("%-10.0f %-6s %9.0f %6s %6u %8.2f %7.1fms %9.1f %8.2f %8.2f %9lu %8.2f\n",
 			       rates[i], m ? "kvmig" : "user", r[m].guest_rate,
 			       r[m].converged ? "yes" : "no", r[m].rounds,
 			       r[m].total_s, r[m].downtime_ms,
 			       r[m].bytes / 1048576.0, r[m].src_cpu / gib,
-			       r[m].dst_cpu / gib);
+			       r[m].dst_cpu / gib, r[m].ring_full,
+			       r[m].ring_wait_s);
 			fflush(stdout);
 		}
 		printf("%-10s ratios user/kvmig: total time %.2fx, downtime %.2fx, source CPU/GiB %.2fx, destination CPU/GiB %.2fx\n",
