@@ -23,6 +23,26 @@ rm -rf "$dir"
 mkdir -p "$dir"
 cp -r Kbuild module uapi "$dir/"
 make -s -C "$kdir" M="$dir" KVMIG_WERROR=y modules
-make -s -C selftests KVMIG_WERROR=1
+# The selftests build against the kselftest harness of the lab's kernel
+# source, which kernel.sh unpacks for the debug kernel (make check asks for
+# that kernel first). Should the unpacked tree be gone while the debug
+# kernel is cached, the two headers are taken from Debian's tarball.
+cache=${KVMIG_CACHE:-$HOME/.cache/kvmig}
+ver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
+ksrc=$cache/src-$ver
+if [ ! -f "$ksrc/tools/testing/selftests/kselftest_harness.h" ]; then
+	ksrc=$cache/ksft-$ver
+	if [ ! -f "$ksrc/.done" ]; then
+		rm -rf "$ksrc" "$ksrc.tmp"
+		mkdir -p "$ksrc.tmp"
+		tar -C "$ksrc.tmp" --strip-components=1 --wildcards \
+			-xf /usr/src/linux-source-6.12.tar.xz \
+			'*/tools/testing/selftests/kselftest.h' \
+			'*/tools/testing/selftests/kselftest_harness.h'
+		touch "$ksrc.tmp/.done"
+		mv "$ksrc.tmp" "$ksrc"
+	fi
+fi
+make -s -C selftests KVMIG_WERROR=1 KSRC="$ksrc"
 make -s -C userspace KVMIG_WERROR=1
 make -s -C bench KVMIG_WERROR=1

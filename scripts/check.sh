@@ -41,6 +41,9 @@ finish() {
 
 scripts/deps.sh || { result "install dependencies" 1; finish; }
 
+scripts/tools-test.sh >"$res/tools.tap" 2>&1
+result "splat-check.sh and tap-count.py pass and fail hand-made logs and TAP as they should" $?
+
 scripts/kernel.sh debug >/dev/null
 result "debug kernel built or cached" $?
 scripts/kernel.sh stock >/dev/null

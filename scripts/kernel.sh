@@ -17,6 +17,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${KVMIG_CACHE:-$HOME/.cache/kvmig}
 jobs=${KVMIG_JOBS:-$(($(nproc) + 1))}
 mkdir -p "$cache"
+# One builder at a time: a second caller (a lab boot, a module build) would
+# otherwise start the same build over in the same directory. It waits, then
+# finds the kernel cached.
+[ "${1:-}" = stock ] && lock=$cache/.lock-stock || lock=$cache/.lock
+exec 8>"$lock"
+flock 8
 
 log() { echo "kernel: $*" >&2; }
 

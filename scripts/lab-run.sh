@@ -59,6 +59,11 @@ stock)
 	;;
 esac
 
+# One lab at a time on this machine: two TCG guests on two cores would
+# each run at half speed and time out. Later boots wait their turn.
+exec 9>"${KVMIG_LAB_LOCK:-/tmp/kvmig-lab.lock}"
+flock 9
+
 mkdir -p "$top/build/lab"
 log=${log:-$top/build/lab/$kernel.log}
 run=$(mktemp -d /tmp/kvmig-lab.XXXXXX)
@@ -74,7 +79,11 @@ trap 'rm -rf "$run"' EXIT
 # TCG runs a KASAN+lockdep kernel some fifty times slower than hardware, and
 # QEMU's I/O thread shares the host's cores with the vCPUs: RCU's default
 # 21 s stall limit then fires on plain boot work. A real stall still shows.
+# For the same reason a vCPU can sit for half a minute in a stop_machine()
+# while the other one emulates slow boot work: the soft-lockup detector then
+# reports after 120 s (watchdog_thresh=60, its maximum) instead of 20 s.
 cmdline="console=ttyS0 loglevel=7 panic=-1 rcupdate.rcu_cpu_stall_timeout=300"
+cmdline+=" watchdog_thresh=60"
 cmdline+=" root=/dev/root rootfstype=9p ro"
 cmdline+=" rootflags=trans=virtio,version=9p2000.L,msize=262144"
 cmdline+=" init=$top/scripts/lab-init.sh"

@@ -15,12 +15,8 @@
 # python3, bpftool or a kvmigctl built with the BPF programs, unless
 # KVMIG_REQUIRE is set.
 cd "$(dirname "$0")" || exit 1
+. ./lib.sh
 ctl=${KVMIGCTL:-../userspace/kvmigctl}
-skip() {
-	echo "1..0 # SKIP $*"
-	[ -n "${KVMIG_REQUIRE:-}" ] && exit 1
-	exit 4
-}
 [ "$(id -u)" = 0 ] || skip "needs root"
 for t in ip tc nsenter tcpdump python3 bpftool; do
 	command -v $t >/dev/null || skip "needs $t"
@@ -33,26 +29,20 @@ done
 ns_a=kvmigb-a-$$ ns_b=kvmigb-b-$$ if_a=kvb$$a if_b=kvb$$b tmp=$(mktemp -d)
 pins=/sys/fs/bpf/kvmig/$if_a
 mac=52:54:00:12:34:56
-ina() { nsenter --net=/run/netns/$ns_a "$@"; }
-inb() { nsenter --net=/run/netns/$ns_b "$@"; }
+ina() { in_ns $ns_a "$@"; }
+inb() { in_ns $ns_b "$@"; }
 cleanup() {
 	[ -n "${dump:-}" ] && kill $dump 2>/dev/null
-	[ -d /run/netns ] && [ -e /run/netns/$ns_a ] &&
+	[ -e /run/netns/$ns_a ] &&
 		ina $ctl monitor detach $if_a >/dev/null 2>&1
 	rm -rf "$pins"
 	rmdir /sys/fs/bpf/kvmig 2>/dev/null
-	ip netns del $ns_a 2>/dev/null
-	ip netns del $ns_b 2>/dev/null
+	cleanup_ns
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-ip netns add $ns_a && ip netns add $ns_b &&
-	ip link add $if_a netns $ns_a type veth peer name $if_b netns $ns_b &&
-	ip -n $ns_a addr add 10.97.0.1/24 dev $if_a &&
-	ip -n $ns_b addr add 10.97.0.2/24 dev $if_b &&
-	ip -n $ns_a addr add fd00:97::1/64 dev $if_a nodad &&
-	ip -n $ns_b addr add fd00:97::2/64 dev $if_b nodad &&
-	ip -n $ns_a link set $if_a up && ip -n $ns_b link set $if_b up ||
+veth_ns $ns_a $if_a $ns_b $if_b 10.97.0.1/24 10.97.0.2/24 \
+	fd00:97::1/64 fd00:97::2/64 ||
 	skip "cannot make network namespaces and veth"
 
 echo "TAP version 13"
@@ -297,7 +287,9 @@ check 9 "announce: 5 frames of 60 bytes, QEMU's RARP layout for $mac" \
 tol=${KVMIG_RARP_TOL_MS:-90}
 early=20
 gaps_ok() {
-	local want=(50 150 250 350) got=($gaps) i
+	local want=(50 150 250 350) got i
+	# shellcheck disable=SC2154 # gaps: set by the eval above
+	read -ra got <<<"$gaps"
 	[ ${#got[@]} = 4 ] || return 1
 	for i in 0 1 2 3; do
 		[ "${got[i]}" -ge $((want[i] - early)) ] &&

@@ -11,12 +11,8 @@
 # TAP output; exit 4 (skip) without root, ip, /dev/kvm or /dev/kvmig,
 # unless KVMIG_REQUIRE is set.
 cd "$(dirname "$0")" || exit 1
+. ./lib.sh
 demo=../userspace/kvmig-demo
-skip() {
-	echo "1..0 # SKIP $*"
-	[ -n "${KVMIG_REQUIRE:-}" ] && exit 1
-	exit 4
-}
 [ "$(id -u)" = 0 ] || skip "needs root"
 command -v ip >/dev/null || skip "needs ip (iproute2)"
 [ -c /dev/kvm ] || skip "/dev/kvm not present"
@@ -25,16 +21,11 @@ command -v ip >/dev/null || skip "needs ip (iproute2)"
 
 ns_s=kvmigt-src-$$ ns_d=kvmigt-dst-$$ tmp=$(mktemp -d)
 cleanup() {
-	ip netns del $ns_s 2>/dev/null
-	ip netns del $ns_d 2>/dev/null
+	cleanup_ns
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-ip netns add $ns_s && ip netns add $ns_d &&
-	ip link add veth-s netns $ns_s type veth peer name veth-d netns $ns_d &&
-	ip -n $ns_s addr add 10.98.0.1/24 dev veth-s &&
-	ip -n $ns_d addr add 10.98.0.2/24 dev veth-d &&
-	ip -n $ns_s link set veth-s up && ip -n $ns_d link set veth-d up ||
+veth_ns $ns_s veth-s $ns_d veth-d 10.98.0.1/24 10.98.0.2/24 ||
 	skip "cannot make network namespaces and veth"
 
 echo "TAP version 13"
