@@ -59,8 +59,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 			if (s->id != le32_to_cpu(w.slot) || !rec.npages ||
 			    rec.gfn < s->base_gfn ||
 			    rec.gfn - s->base_gfn + rec.npages > s->npages ||
-			    (rec.type == KVMIG_REC_PAGES &&
-			     rec.npages > KVMIG_WIRE_MAX_RUN))
+			    rec.npages > KVMIG_WIRE_MAX_RUN)
 				abort();
 			if (rec.type == KVMIG_REC_PAGES) {
 				size_t len = (size_t)rec.npages << 12;
@@ -82,6 +81,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 		case KVMIG_REC_ROUND:
 			break;
 		case KVMIG_REC_END:
+		case KVMIG_REC_COMMIT:
 			return 0;
 		default:
 			abort();

@@ -98,6 +98,8 @@ static long kvmig_ioctl(struct file *file, unsigned int cmd,
 		return kvmig_session_recv(s, argp);
 	case KVMIG_XFER_CANCEL:
 		return kvmig_session_cancel(s);
+	case KVMIG_XFER_RESOLVE:
+		return kvmig_session_resolve(s, argp);
 	default:
 		return -ENOTTY;
 	}

@@ -5,6 +5,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/eventfd.h>
 #include <linux/file.h>
 #include <linux/kvm_host.h>
 #include <linux/pid.h>
@@ -36,10 +37,11 @@ struct kvmig_session *kvmig_session_create(void)
 		return NULL;
 	mutex_init(&s->lock);
 	init_waitqueue_head(&s->wq);
+	init_waitqueue_head(&s->work_wq);
 	s->state = KVMIG_STATE_IDLE;
 	s->id = atomic64_inc_return(&kvmig_last_id);
 	s->pid = get_pid(task_tgid(current));
-	seqcount_init(&s->snap_seq);
+	seqlock_init(&s->snap_lock);
 	s->snap.id = s->id;
 
 	mutex_lock(&kvmig_sessions_lock);
@@ -51,15 +53,27 @@ struct kvmig_session *kvmig_session_create(void)
 /*
  * Called from the file's release: no ioctl can reach @s any more, only a
  * lister until @s leaves the list, and listers read nothing but @s->snap.
+ * Undoes, in reverse: the worker, the eventfd and the transfer (SETUP),
+ * the tracker (START or SETUP), the VM (ATTACH), the session (open).
  */
 void kvmig_session_destroy(struct kvmig_session *s)
 {
+	struct kvm *kvm;
+
+	kvmig_worker_stop(s);
+	if (s->event)
+		eventfd_ctx_put(s->event);
 	if (s->xfer)
 		kvmig_xfer_destroy(s->xfer);
+	kvfree(s->op.state);
 	if (s->dirty)
 		kvmig_dirty_destroy(s->dirty);
-	if (s->state >= KVMIG_STATE_ATTACHED) {
-		kvm_put_kvm(s->kvm);
+	if (s->vm_file) {
+		kvm = s->kvm;
+		mutex_lock(&kvmig_sessions_lock);
+		s->kvm = NULL;		/* the VM may be attached again */
+		mutex_unlock(&kvmig_sessions_lock);
+		kvm_put_kvm(kvm);
 		fput(s->vm_file);
 	}
 
@@ -72,25 +86,37 @@ void kvmig_session_destroy(struct kvmig_session *s)
 }
 
 /*
- * Publish what KVMIG_GET_STATS and KVMIG_LIST_SESSIONS report. Writers are
- * serialised by the session lock; readers retry on @snap_seq and never
- * block, so a writer must not be preempted inside.
+ * Publish what KVMIG_GET_STATS and KVMIG_LIST_SESSIONS report. Readers
+ * retry on @snap_lock and never block; each part is copied by whoever may
+ * read it consistently (see struct kvmig_session.snap).
  */
-static void session_publish(struct kvmig_session *s)
+void kvmig_session_publish(struct kvmig_session *s, unsigned int what)
 {
+	struct kvmig_dirty_counters c = {};
 	struct kvmig_stats *st = &s->snap;
-	struct kvmig_dirty *d = s->dirty;
 	struct kvmig_xfer *x = s->xfer;
 
-	lockdep_assert_held(&s->lock);
+	if (what & KVMIG_PUB_STATE)
+		lockdep_assert_held(&s->lock);
+	if (!s->dirty)
+		what &= ~KVMIG_PUB_DIRTY;
+	if (!x)
+		what &= ~KVMIG_PUB_XFER;
+	if (what & KVMIG_PUB_DIRTY)
+		kvmig_dirty_counters(s->dirty, &c);
 
-	preempt_disable();
-	write_seqcount_begin(&s->snap_seq);
-	st->state = s->state;
-	st->role = s->role;
-	st->dirty_mode = s->dirty_mode;
-	st->fail_reason = s->fail_reason;
-	if (x) {
+	write_seqlock(&s->snap_lock);
+	if (what & KVMIG_PUB_STATE) {
+		st->state = s->state;
+		st->role = s->role;
+		st->dirty_mode = s->dirty_mode;
+		st->fail_reason = s->fail_reason;
+		if (s->dirty) {
+			st->nr_slots = s->dirty->nr_slots;
+			st->guest_pages = s->dirty->guest_pages;
+		}
+	}
+	if (what & KVMIG_PUB_XFER) {
 		st->xfer_round = x->st.xfer_round;
 		st->pages_sent = x->st.pages_sent;
 		st->bytes_sent = x->st.bytes_sent;
@@ -104,30 +130,27 @@ static void session_publish(struct kvmig_session *s)
 		st->downtime_ns = x->st.downtime_ns;
 		st->remaining = x->st.remaining;
 	}
-	if (d) {
-		st->nr_slots = d->nr_slots;
-		st->guest_pages = d->guest_pages;
-		st->rounds = d->rounds;
-		st->pages_harvested = d->pages_harvested;
-		st->pages_pending = d->pages_pending;
-		st->pages_read = d->pages_read;
-		st->harvest_ns = d->harvest_ns;
+	if (what & KVMIG_PUB_DIRTY) {
+		st->rounds = c.rounds;
+		st->pages_harvested = c.pages_harvested;
+		st->pages_pending = c.pages_pending;
+		st->pages_read = c.pages_read;
+		st->harvest_ns = c.harvest_ns;
 	}
-	write_seqcount_end(&s->snap_seq);
-	preempt_enable();
+	write_sequnlock(&s->snap_lock);
 }
 
-/* Every ioctl that took the session lock publishes what it changed. */
+/* Every control call that took the session lock publishes what it changed. */
 static void session_unlock(struct kvmig_session *s)
 {
-	session_publish(s);
+	kvmig_session_publish(s, KVMIG_PUB_STATE | KVMIG_PUB_DIRTY);
 	mutex_unlock(&s->lock);
 }
 
-/* The transfer engine's progress, after each record: see struct kvmig_xfer. */
+/* The transfer's progress, after each record: on the worker. */
 static void xfer_progress(void *arg)
 {
-	session_publish(arg);
+	kvmig_session_publish(arg, KVMIG_PUB_XFER | KVMIG_PUB_DIRTY);
 }
 
 static void session_snapshot(struct kvmig_session *s, struct kvmig_stats *st)
@@ -135,9 +158,18 @@ static void session_snapshot(struct kvmig_session *s, struct kvmig_stats *st)
 	unsigned int seq;
 
 	do {
-		seq = read_seqcount_begin(&s->snap_seq);
+		seq = read_seqbegin(&s->snap_lock);
 		*st = s->snap;
-	} while (read_seqcount_retry(&s->snap_seq, seq));
+	} while (read_seqretry(&s->snap_lock, seq));
+}
+
+/* A state change under the session lock, seen by lockless readers. */
+static void set_state(struct kvmig_session *s, u32 state)
+{
+	lockdep_assert_held(&s->lock);
+
+	/* Pairs with dirty_live(): what the state promises is set up. */
+	smp_store_release(&s->state, state);
 }
 
 /* The checks that need no VM: one rule per line. */
@@ -186,6 +218,7 @@ EXPORT_SYMBOL_IF_KUNIT(kvmig_dirty_mode_resolve);
 
 static int __attach(struct kvmig_session *s, struct kvmig_attach *a)
 {
+	struct kvmig_session *other;
 	struct file *file;
 	struct kvm *kvm;
 	u32 mode;
@@ -203,9 +236,6 @@ static int __attach(struct kvmig_session *s, struct kvmig_attach *a)
 	if (!file_is_kvm(file))
 		goto err_fput;
 	kvm = file->private_data;
-	ret = -EPERM;
-	if (kvm->mm != current->mm)
-		goto err_fput;
 	/* Both are set under kvm->lock before vCPUs exist; re-checked later. */
 	ret = kvmig_dirty_mode_resolve(a->role, a->dirty_mode,
 				       READ_ONCE(kvm->dirty_ring_size),
@@ -215,12 +245,23 @@ static int __attach(struct kvmig_session *s, struct kvmig_attach *a)
 	if (ret)
 		goto err_fput;
 
+	/* One VM, one session: two harvesters would each lose pages. */
+	ret = -EBUSY;
+	mutex_lock(&kvmig_sessions_lock);
+	list_for_each_entry(other, &kvmig_sessions, node)
+		if (other->kvm == kvm)
+			break;
+	if (list_entry_is_head(other, &kvmig_sessions, node))
+		s->kvm = kvm;
+	mutex_unlock(&kvmig_sessions_lock);
+	if (s->kvm != kvm)
+		goto err_fput;
+
 	kvm_get_kvm(kvm);
 	s->vm_file = file;
-	s->kvm = kvm;
 	s->role = a->role;
 	s->dirty_mode = mode;
-	s->state = KVMIG_STATE_ATTACHED;
+	set_state(s, KVMIG_STATE_ATTACHED);
 	a->dirty_mode = mode;
 	return 0;
 
@@ -268,7 +309,8 @@ static int tracking_check(struct kvmig_session *s)
 	return 0;
 }
 
-static void session_fail(struct kvmig_session *s)
+/* Dirty tracking found the session cannot go on (-ESTALE). */
+static void dirty_failed(struct kvmig_session *s)
 {
 	static const char * const why[] = {
 		[KVMIG_FAIL_MEMSLOTS] = "the memslot layout changed",
@@ -277,13 +319,27 @@ static void session_fail(struct kvmig_session *s)
 
 	lockdep_assert_held(&s->lock);
 
-	s->state = KVMIG_STATE_FAILED;
+	if (s->state == KVMIG_STATE_FAILED)
+		return;
+	/*
+	 * A transfer call running owns the outcome: it may be past the
+	 * point of no return of a switchover. Make it give up; it ends the
+	 * session as FAILED or IN_DOUBT, whichever is true.
+	 */
+	if (s->op.running) {
+		kvmig_xfer_cancel(s->xfer);
+		return;
+	}
+	if (s->xfer)
+		kvmig_xfer_cancel(s->xfer);
+	set_state(s, KVMIG_STATE_FAILED);
 	s->fail_reason = s->dirty->fail_reason;
 	trace_kvmig_failed(s->id, s->role, s->fail_reason, -ESTALE);
 	pr_warn_ratelimited("pid %d: dirty tracking failed: %s\n",
 			    task_pid_nr(current),
 			    s->fail_reason < ARRAY_SIZE(why) &&
 			    why[s->fail_reason] ? why[s->fail_reason] : "?");
+	kvmig_session_notify(s);
 }
 
 static int __dirty_start(struct kvmig_session *s, struct kvmig_dirty_start *a)
@@ -299,11 +355,11 @@ static int __dirty_start(struct kvmig_session *s, struct kvmig_dirty_start *a)
 	if (current->mm != s->kvm->mm)
 		return -EPERM;
 
-	d = kvmig_dirty_create(&s->lock, s->kvm, s->vm_file, s->dirty_mode);
+	d = kvmig_dirty_create(s->kvm, s->vm_file, s->dirty_mode);
 	if (IS_ERR(d))
 		return PTR_ERR(d);
 	s->dirty = d;
-	s->state = KVMIG_STATE_TRACKING;
+	set_state(s, KVMIG_STATE_TRACKING);
 	a->nr_slots = d->nr_slots;
 	a->guest_pages = d->guest_pages;
 	a->scratch_addr = d->uscratch;
@@ -337,29 +393,27 @@ long kvmig_session_dirty_start(struct kvmig_session *s,
 	return 0;
 }
 
-static int __harvest(struct kvmig_session *s, struct kvmig_harvest *h)
+/*
+ * May the dirty tracking calls of a vCPU thread run? They read the state
+ * without the session lock, which a control call may hold: the tracker
+ * exists from TRACKING on and never goes away before the file does.
+ */
+static int dirty_live(struct kvmig_session *s)
 {
-	int ret;
+	/* Pairs with set_state(): s->dirty is set before TRACKING. */
+	u32 state = smp_load_acquire(&s->state);
 
-	lockdep_assert_held(&s->lock);
-
-	ret = tracking_check(s);
-	if (ret)
-		return ret;
-	if (current->mm != s->kvm->mm)
-		return -EPERM;
-
-	ret = kvmig_dirty_harvest(s->dirty, &h->found);
-	if (ret == -ESTALE)
-		session_fail(s);
-	h->pending = s->dirty->pages_pending;
-	h->round = s->dirty->rounds;
-	return ret;
+	if (state == KVMIG_STATE_FAILED)
+		return -ESTALE;
+	if (state != KVMIG_STATE_TRACKING && state != KVMIG_STATE_PRECOPY)
+		return -EBUSY;
+	return 0;
 }
 
 long kvmig_session_harvest(struct kvmig_session *s,
 			   struct kvmig_harvest __user *argp)
 {
+	struct kvmig_dirty_counters c;
 	struct kvmig_harvest h;
 	int ret;
 
@@ -368,9 +422,24 @@ long kvmig_session_harvest(struct kvmig_session *s,
 	if (h.flags || h.pad || memchr_inv(h.reserved, 0, sizeof(h.reserved)))
 		return -EINVAL;
 
-	mutex_lock(&s->lock);
-	ret = __harvest(s, &h);
-	session_unlock(s);
+	/* Only the tracker's lock: a vCPU with a full ring must not wait
+	 * for a control call, let alone for the network.
+	 */
+	ret = dirty_live(s);
+	if (ret)
+		return ret;
+	if (current->mm != s->kvm->mm)
+		return -EPERM;
+	ret = kvmig_dirty_harvest(s->dirty, &h.found, &c);
+	if (ret == -ESTALE) {
+		mutex_lock(&s->lock);
+		dirty_failed(s);
+		session_unlock(s);
+		return ret;
+	}
+	h.pending = c.pages_pending;
+	h.round = c.rounds;
+	kvmig_session_publish(s, KVMIG_PUB_DIRTY);
 	if (ret)
 		return ret;
 
@@ -385,6 +454,7 @@ long kvmig_session_harvest(struct kvmig_session *s,
 static int __dirty_read(struct kvmig_session *s, struct kvmig_dirty_read *r,
 			struct kvmig_dirty_read __user *argp)
 {
+	struct kvmig_dirty *d = s->dirty;
 	struct kvmig_dirty_run *runs;
 	u32 n;
 	int ret;
@@ -395,20 +465,17 @@ static int __dirty_read(struct kvmig_session *s, struct kvmig_dirty_read *r,
 	if (ret)
 		return ret;
 
+	mutex_lock(&d->lock);
 	/* There are never more runs than pending pages. */
-	n = min_t(u64, r->nr_runs, s->dirty->pages_pending);
-	if (!n) {
-		r->nr_runs = 0;
-		r->pages = 0;
-		r->pending = 0;
-		return copy_to_user(argp, r, sizeof(*r)) ? -EFAULT : 0;
-	}
-	runs = kvmalloc_array(n, sizeof(*runs), GFP_KERNEL_ACCOUNT);
-	if (!runs)
-		return -ENOMEM;
-	n = kvmig_dirty_collect_runs(s->dirty, runs, n, &r->pages);
+	n = min_t(u64, r->nr_runs, d->pages_pending);
+	ret = -ENOMEM;
+	runs = n ? kvmalloc_array(n, sizeof(*runs), GFP_KERNEL_ACCOUNT) : NULL;
+	if (n && !runs)
+		goto out;
+	r->pages = 0;
+	n = n ? kvmig_dirty_collect_runs(d, runs, n, &r->pages) : 0;
 	r->nr_runs = n;
-	r->pending = s->dirty->pages_pending - r->pages;
+	r->pending = d->pages_pending - r->pages;
 
 	/* Copy everything out first: on -EFAULT nothing is consumed. */
 	ret = -EFAULT;
@@ -416,9 +483,10 @@ static int __dirty_read(struct kvmig_session *s, struct kvmig_dirty_read *r,
 			 (size_t)n * sizeof(*runs)) ||
 	    copy_to_user(argp, r, sizeof(*r)))
 		goto out;
-	kvmig_dirty_consume(s->dirty, runs, n);
+	kvmig_dirty_consume(d, runs, n);
 	ret = 0;
 out:
+	mutex_unlock(&d->lock);
 	kvfree(runs);
 	return ret;
 }
@@ -449,7 +517,8 @@ long kvmig_session_stats(struct kvmig_session *s,
 
 	if (copy_from_user(&st, argp, sizeof(st)))
 		return -EFAULT;
-	if (st.flags || st.id || memchr_inv(st.reserved, 0, sizeof(st.reserved)))
+	/* @id is output only: a struct from an earlier call may carry one. */
+	if (st.flags || memchr_inv(st.reserved, 0, sizeof(st.reserved)))
 		return -EINVAL;
 	session_snapshot(s, &st);
 	if (copy_to_user(argp, &st, sizeof(st)))
@@ -457,23 +526,160 @@ long kvmig_session_stats(struct kvmig_session *s,
 	return 0;
 }
 
-/* An operation of the transfer failed: the session is FAILED. */
+/* The transfer failed: the session is FAILED. */
 static void xfer_failed(struct kvmig_session *s, int err)
 {
 	lockdep_assert_held(&s->lock);
 
+	if (s->state == KVMIG_STATE_FAILED)
+		return;		/* the first reason stands */
 	s->fail_reason = s->xfer->fail_reason ?: s->dirty->fail_reason ?:
 			 KVMIG_FAIL_IO;
-	WRITE_ONCE(s->state, KVMIG_STATE_FAILED);
+	set_state(s, KVMIG_STATE_FAILED);
 	trace_kvmig_failed(s->id, s->role, s->fail_reason, err);
-	pr_warn_ratelimited("pid %d: migration failed (%d, reason %u)\n",
-			    task_pid_nr(current), err, s->fail_reason);
-	wake_up_interruptible_all(&s->wq);
+	pr_warn_ratelimited("session %llu: migration failed (%d, reason %u)\n",
+			    s->id, err, s->fail_reason);
+}
+
+/* The end of a switchover, either side: DONE, IN_DOUBT or FAILED. */
+static void xfer_ended(struct kvmig_session *s, int ret)
+{
+	struct kvmig_xfer *x = s->xfer;
+
+	lockdep_assert_held(&s->lock);
+
+	if (!ret) {
+		set_state(s, KVMIG_STATE_DONE);
+		trace_kvmig_done(s->id, s->role,
+				 s->role == KVMIG_ROLE_SOURCE ? x->st.pages_sent :
+				 x->st.pages_received,
+				 s->role == KVMIG_ROLE_SOURCE ? x->st.bytes_sent :
+				 x->st.pages_received * PAGE_SIZE + x->state_len,
+				 x->st.downtime_ns);
+	} else if (x->outcome == KVMIG_STATE_IN_DOUBT) {
+		s->fail_reason = x->fail_reason;
+		set_state(s, KVMIG_STATE_IN_DOUBT);
+		pr_warn_ratelimited("session %llu: outcome in doubt (%d): the orchestrator must resolve it\n",
+				    s->id, ret);
+	} else {
+		xfer_failed(s, ret);
+	}
+}
+
+/* On the worker: run the call in s->op, then publish its end. */
+void kvmig_session_run_op(struct kvmig_session *s)
+{
+	struct kvmig_xfer *x = s->xfer;
+	struct kvmig_op *op = &s->op;
+	struct kvmig_round *r = &op->out.round;
+	int ret = -EINVAL;
+
+	switch (op->kind) {
+	case KVMIG_OP_HANDSHAKE:
+		ret = kvmig_xfer_handshake(x);
+		break;
+	case KVMIG_OP_ROUND:
+		ret = kvmig_xfer_round(x, r);
+		if (!ret)
+			trace_kvmig_round_end(s->id, r->round, r->status,
+					      r->pages_sent, r->zero_pages,
+					      x->st.bytes_sent, r->remaining,
+					      x->st.dirty_rate, x->st.throughput,
+					      r->expected_downtime_ns);
+		break;
+	case KVMIG_OP_FINAL:
+		op->out.final.state_len = op->state_len;
+		ret = kvmig_xfer_final(x, &op->out.final, op->state);
+		trace_kvmig_switchover_end(s->id, ret, op->out.final.pages_sent,
+					   op->out.final.downtime_ns);
+		break;
+	case KVMIG_OP_RECV:
+		op->out.recv.state_cap = op->state_cap;
+		ret = kvmig_xfer_recv(x, &op->out.recv);
+		break;
+	}
+
+	mutex_lock(&s->lock);
+	switch (op->kind) {
+	case KVMIG_OP_HANDSHAKE:
+		if (ret)
+			xfer_failed(s, ret);
+		break;
+	case KVMIG_OP_ROUND:
+		if (ret)
+			xfer_failed(s, ret);
+		else if (r->status != KVMIG_ROUND_SENT)
+			WRITE_ONCE(s->converged, true);
+		break;
+	case KVMIG_OP_FINAL:
+	case KVMIG_OP_RECV:
+		xfer_ended(s, ret);
+		break;
+	}
+	kvfree(op->state);
+	op->state = NULL;
+	op->ret = ret;
+	op->running = false;
+	WRITE_ONCE(s->op_done_seq, op->seq);
+	kvmig_session_publish(s, KVMIG_PUB_XFER);
+	session_unlock(s);
+	kvmig_session_notify(s);
+}
+
+/*
+ * Hand a call to the worker, or join the same call still running, and
+ * wait for it without holding anything. On return 0 the result is in
+ * *@out (and, for RECV, the state to copy out is in s->xfer).
+ */
+static int op_call(struct kvmig_session *s, u32 kind, void **state,
+		   u32 state_len, u32 state_cap, void *out, size_t size)
+{
+	u64 seq;
+	int ret;
+
+	ret = kvmig_op_submit(s, kind, &seq);
+	if (ret < 0) {
+		session_unlock(s);
+		return ret;
+	}
+	if (ret) {
+		s->op.state = *state;
+		s->op.state_len = state_len;
+		s->op.state_cap = state_cap;
+		*state = NULL;
+		kvmig_op_kick(s);
+	}
+	mutex_unlock(&s->lock);
+
+	ret = kvmig_op_wait(s, seq);
+	if (ret)
+		return ret;
+
+	mutex_lock(&s->lock);
+	if (s->op.seq != seq) {
+		/* Collected and replaced by another thread meanwhile. */
+		session_unlock(s);
+		return -EBUSY;
+	}
+	s->op.collected = true;
+	memcpy(out, &s->op.out, size);
+	ret = s->op.ret;
+	session_unlock(s);
+	return ret;
+}
+
+/* May a new transfer call start in @state? Joining one is always fine. */
+static bool op_joinable(struct kvmig_session *s, u32 kind)
+{
+	lockdep_assert_held(&s->lock);
+
+	return s->op.kind == kind && (s->op.running || !s->op.collected);
 }
 
 static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a)
 {
 	bool source = s->role == KVMIG_ROLE_SOURCE;
+	struct eventfd_ctx *event = NULL;
 	struct kvmig_dirty *d;
 	struct kvmig_xfer *x;
 	int ret;
@@ -482,35 +688,47 @@ static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a)
 
 	if (s->state != (source ? KVMIG_STATE_TRACKING : KVMIG_STATE_ATTACHED))
 		return -EBUSY;
-	if (current->mm != s->kvm->mm)
-		return -EPERM;
 
+	if (a->flags & KVMIG_XFER_SETUP_EVENTFD) {
+		event = eventfd_ctx_fdget(a->event_fd);
+		if (IS_ERR(event))
+			return PTR_ERR(event);
+	}
 	if (!source) {
-		d = kvmig_dirty_create(&s->lock, s->kvm, s->vm_file,
-				       KVMIG_DIRTY_AUTO);
-		if (IS_ERR(d))
-			return PTR_ERR(d);
+		d = kvmig_dirty_create(s->kvm, s->vm_file, KVMIG_DIRTY_AUTO);
+		if (IS_ERR(d)) {
+			ret = PTR_ERR(d);
+			goto err_event;
+		}
 		s->dirty = d;
 	}
-	x = kvmig_xfer_create(&s->lock, s->dirty, s->role, a);
+	x = kvmig_xfer_create(s->dirty, s->role, a);
 	if (IS_ERR(x)) {
-		if (!source) {
-			kvmig_dirty_destroy(s->dirty);
-			s->dirty = NULL;
-		}
-		return PTR_ERR(x);
+		ret = PTR_ERR(x);
+		goto err_dirty;
 	}
 	x->id = s->id;
 	x->progress = xfer_progress;
 	x->progress_arg = s;
-	/* Pairs with kvmig_session_cancel(): it sees x initialised. */
-	smp_store_release(&s->xfer, x);
-	WRITE_ONCE(s->state, source ? KVMIG_STATE_PRECOPY :
-				      KVMIG_STATE_RECEIVING);
-
-	ret = kvmig_xfer_handshake(x);
+	s->xfer = x;
+	ret = kvmig_worker_start(s);
 	if (ret)
-		xfer_failed(s, ret);
+		goto err_xfer;
+	s->event = event;
+	set_state(s, source ? KVMIG_STATE_PRECOPY : KVMIG_STATE_RECEIVING);
+	return 0;
+
+err_xfer:
+	s->xfer = NULL;
+	kvmig_xfer_destroy(x);
+err_dirty:
+	if (!source) {
+		kvmig_dirty_destroy(s->dirty);
+		s->dirty = NULL;
+	}
+err_event:
+	if (event)
+		eventfd_ctx_put(event);
 	return ret;
 }
 
@@ -518,30 +736,38 @@ long kvmig_session_xfer_setup(struct kvmig_session *s,
 			      struct kvmig_xfer_setup __user *argp)
 {
 	struct kvmig_xfer_setup a;
+	void *none = NULL;
 	int ret;
 
 	if (copy_from_user(&a, argp, sizeof(a)))
 		return -EFAULT;
-	if (a.flags || memchr_inv(a.reserved, 0, sizeof(a.reserved)))
+	if (a.flags & ~KVMIG_XFER_SETUP_FLAGS || a.pad ||
+	    memchr_inv(a.reserved, 0, sizeof(a.reserved)))
 		return -EINVAL;
-	if (a.sock_fd > INT_MAX)
+	if (!(a.flags & KVMIG_XFER_SETUP_EVENTFD) && a.event_fd)
+		return -EINVAL;
+	if (a.sock_fd > INT_MAX || a.event_fd > INT_MAX)
 		return -EBADF;
 
 	mutex_lock(&s->lock);
-	ret = __xfer_setup(s, &a);
-	session_unlock(s);
-	return ret;
+	/* An interrupted SETUP, made again, waits for its handshake. */
+	if (!op_joinable(s, KVMIG_OP_HANDSHAKE)) {
+		ret = __xfer_setup(s, &a);
+		if (ret) {
+			session_unlock(s);
+			return ret;
+		}
+	}
+	return op_call(s, KVMIG_OP_HANDSHAKE, &none, 0, 0, &a, 0);
 }
 
-/* May a transfer call run now, in @state? */
+/* May a new transfer call start now, in @state? */
 static int xfer_check(struct kvmig_session *s, u32 state)
 {
 	lockdep_assert_held(&s->lock);
 
 	if (s->state != state)
 		return -EBUSY;
-	if (current->mm != s->kvm->mm)
-		return -EPERM;
 	return 0;
 }
 
@@ -549,33 +775,23 @@ long kvmig_session_round(struct kvmig_session *s,
 			 struct kvmig_round __user *argp)
 {
 	struct kvmig_round r;
+	void *none = NULL;
 	int ret;
 
 	if (copy_from_user(&r, argp, sizeof(r)))
 		return -EFAULT;
 	if (r.flags || memchr_inv(r.reserved, 0, sizeof(r.reserved)))
 		return -EINVAL;
-	memset(&r, 0, sizeof(r));
 
 	mutex_lock(&s->lock);
-	ret = xfer_check(s, KVMIG_STATE_PRECOPY);
-	if (!ret) {
-		ret = kvmig_xfer_round(s->xfer, &r);
-		if (!ret)
-			trace_kvmig_round_end(s->id, r.round, r.status,
-					      r.pages_sent, r.zero_pages,
-					      s->xfer->st.bytes_sent,
-					      r.remaining, s->xfer->st.dirty_rate,
-					      s->xfer->st.throughput,
-					      r.expected_downtime_ns);
+	if (!op_joinable(s, KVMIG_OP_ROUND)) {
+		ret = xfer_check(s, KVMIG_STATE_PRECOPY);
 		if (ret) {
-			xfer_failed(s, ret);
-		} else if (r.status != KVMIG_ROUND_SENT) {
-			s->converged = true;
-			wake_up_interruptible_all(&s->wq);
+			session_unlock(s);
+			return ret;
 		}
 	}
-	session_unlock(s);
+	ret = op_call(s, KVMIG_OP_ROUND, &none, 0, 0, &r, sizeof(r));
 	if (ret)
 		return ret;
 	return copy_to_user(argp, &r, sizeof(r)) ? -EFAULT : 0;
@@ -584,6 +800,7 @@ long kvmig_session_round(struct kvmig_session *s,
 long kvmig_session_final(struct kvmig_session *s,
 			 struct kvmig_final __user *argp)
 {
+	void *state = NULL;
 	struct kvmig_final f;
 	int ret;
 
@@ -595,70 +812,139 @@ long kvmig_session_final(struct kvmig_session *s,
 		return -EINVAL;
 
 	mutex_lock(&s->lock);
-	ret = xfer_check(s, KVMIG_STATE_PRECOPY);
-	if (!ret) {
-		ret = kvmig_xfer_final(s->xfer, &f,
-				       u64_to_user_ptr(f.state_ptr));
-		trace_kvmig_switchover_end(s->id, ret, f.pages_sent,
-					   f.downtime_ns);
-		if (!ret) {
-			trace_kvmig_done(s->id, s->role, s->xfer->st.pages_sent,
-					 s->xfer->st.bytes_sent, f.downtime_ns);
-			WRITE_ONCE(s->state, KVMIG_STATE_DONE);
-			wake_up_interruptible_all(&s->wq);
-		} else if (ret != -EFAULT || s->xfer->fail_reason) {
-			xfer_failed(s, ret);
+	if (!op_joinable(s, KVMIG_OP_FINAL)) {
+		ret = xfer_check(s, KVMIG_STATE_PRECOPY);
+		/* Pages never sent would be missing: round 0 goes first. */
+		if (!ret && (s->op.running || !s->xfer->st.xfer_round))
+			ret = -EBUSY;
+		if (!ret && f.state_len) {
+			/* Copied here, in the caller's mm: the worker runs in
+			 * the VM's. Nothing is sent if this fails.
+			 */
+			state = vmemdup_user(u64_to_user_ptr(f.state_ptr),
+					     f.state_len);
+			if (IS_ERR(state)) {
+				ret = PTR_ERR(state);
+				state = NULL;
+			}
+		}
+		if (ret) {
+			session_unlock(s);
+			return ret;
 		}
 	}
-	session_unlock(s);
-	if (ret)
+	ret = op_call(s, KVMIG_OP_FINAL, &state, f.state_len, 0, &f, sizeof(f));
+	kvfree(state);	/* only if the call was joined */
+	if (ret && ret != -EINPROGRESS)
 		return ret;
-	return copy_to_user(argp, &f, sizeof(f)) ? -EFAULT : 0;
+	if (copy_to_user(argp, &f, sizeof(f)))
+		return -EFAULT;
+	return ret;
 }
 
 long kvmig_session_recv(struct kvmig_session *s,
 			struct kvmig_recv __user *argp)
 {
-	struct kvmig_recv r;
+	struct kvmig_xfer *x;
+	struct kvmig_recv r, in;
+	void *none = NULL;
 	int ret;
 
-	if (copy_from_user(&r, argp, sizeof(r)))
+	if (copy_from_user(&in, argp, sizeof(in)))
 		return -EFAULT;
-	if (r.flags || r.pad || memchr_inv(r.reserved, 0, sizeof(r.reserved)))
+	if (in.flags || in.pad || memchr_inv(in.reserved, 0, sizeof(in.reserved)))
 		return -EINVAL;
-	if (r.state_cap && !r.state_ptr)
+	if (in.state_cap && !in.state_ptr)
 		return -EINVAL;
 
 	mutex_lock(&s->lock);
-	ret = xfer_check(s, KVMIG_STATE_RECEIVING);
-	if (!ret) {
-		ret = kvmig_xfer_recv(s->xfer, &r);
-		if (!ret) {
-			trace_kvmig_done(s->id, s->role, r.pages_received,
-					 r.pages_received * PAGE_SIZE + r.state_len,
-					 0);
-			WRITE_ONCE(s->state, KVMIG_STATE_DONE);
-			wake_up_interruptible_all(&s->wq);
-		} else {
-			xfer_failed(s, ret);
+	if (!op_joinable(s, KVMIG_OP_RECV)) {
+		ret = xfer_check(s, KVMIG_STATE_RECEIVING);
+		if (ret) {
+			session_unlock(s);
+			return ret;
+		}
+	}
+	ret = op_call(s, KVMIG_OP_RECV, &none, 0, in.state_cap, &r, sizeof(r));
+	if (ret && ret != -EINPROGRESS)
+		return ret;
+
+	/*
+	 * Everything arrived (DONE, or IN_DOUBT waiting to be settled): the
+	 * VMM gets the state either way. The worker is done with it, and it
+	 * lives as long as this file, which this call holds.
+	 */
+	x = s->xfer;
+	if (r.state_len > in.state_cap)
+		return -ENOSPC;
+	if (r.state_len && copy_to_user(u64_to_user_ptr(in.state_ptr), x->state,
+					r.state_len))
+		return -EFAULT;
+	r.flags = 0;
+	r.pad = 0;
+	r.state_ptr = in.state_ptr;
+	r.state_cap = in.state_cap;
+	if (copy_to_user(argp, &r, sizeof(r)))
+		return -EFAULT;
+	return ret;
+}
+
+/*
+ * Without waiting: a call in progress is made to give up (its sockets are
+ * shut down) and ends the session itself; with no call running, the
+ * session is FAILED here and now.
+ */
+long kvmig_session_cancel(struct kvmig_session *s)
+{
+	int ret = 0;
+
+	mutex_lock(&s->lock);
+	if (!s->xfer || (s->state != KVMIG_STATE_PRECOPY &&
+			 s->state != KVMIG_STATE_RECEIVING)) {
+		ret = -EBUSY;
+	} else {
+		kvmig_xfer_cancel(s->xfer);
+		if (!s->op.running) {
+			s->xfer->fail_reason = KVMIG_FAIL_CANCELLED;
+			xfer_failed(s, -ECANCELED);
 		}
 	}
 	session_unlock(s);
-	if (ret)
-		return ret;
-	return copy_to_user(argp, &r, sizeof(r)) ? -EFAULT : 0;
+	kvmig_session_notify(s);
+	return ret;
 }
 
-/* Without the session lock: the call to cancel may be holding it. */
-long kvmig_session_cancel(struct kvmig_session *s)
+long kvmig_session_resolve(struct kvmig_session *s,
+			   struct kvmig_resolve __user *argp)
 {
-	/* Pairs with the release in __xfer_setup(). */
-	struct kvmig_xfer *x = smp_load_acquire(&s->xfer);
+	struct kvmig_resolve a;
+	int ret = 0;
 
-	if (!x)
-		return -EBUSY;
-	kvmig_xfer_cancel(x);
-	return 0;
+	if (copy_from_user(&a, argp, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || memchr_inv(a.reserved, 0, sizeof(a.reserved)))
+		return -EINVAL;
+	if (a.decision != KVMIG_RESOLVE_COMMIT &&
+	    a.decision != KVMIG_RESOLVE_ABORT)
+		return -EINVAL;
+
+	mutex_lock(&s->lock);
+	if (s->state != KVMIG_STATE_IN_DOUBT) {
+		ret = -EBUSY;
+	} else if (a.decision == KVMIG_RESOLVE_COMMIT) {
+		s->fail_reason = KVMIG_FAIL_NONE;
+		xfer_ended(s, 0);
+	} else {
+		s->xfer->fail_reason = KVMIG_FAIL_ABORTED;
+		s->xfer->outcome = KVMIG_STATE_FAILED;
+		xfer_failed(s, -ECANCELED);
+	}
+	if (!ret)
+		pr_info("session %llu: was in doubt, resolved: %s\n", s->id,
+			a.decision == KVMIG_RESOLVE_COMMIT ? "commit" : "abort");
+	session_unlock(s);
+	kvmig_session_notify(s);
+	return ret;
 }
 
 __poll_t kvmig_session_poll(struct kvmig_session *s, struct file *file,
@@ -670,6 +956,8 @@ __poll_t kvmig_session_poll(struct kvmig_session *s, struct file *file,
 	state = READ_ONCE(s->state);
 	if (state == KVMIG_STATE_FAILED)
 		return EPOLLERR;
+	if (state == KVMIG_STATE_IN_DOUBT)
+		return EPOLLPRI;
 	if (state == KVMIG_STATE_DONE ||
 	    (state == KVMIG_STATE_PRECOPY && READ_ONCE(s->converged)))
 		return EPOLLIN | EPOLLRDNORM;
@@ -694,12 +982,12 @@ long kvmig_session_dirty_mark(struct kvmig_session *s,
 	if (IS_ERR(runs))
 		return PTR_ERR(runs);
 
-	mutex_lock(&s->lock);
-	if (s->state == KVMIG_STATE_TRACKING || s->state == KVMIG_STATE_PRECOPY)
+	/* Only the tracker's lock, as for HARVEST: never the network's. */
+	ret = dirty_live(s);
+	if (!ret)
 		ret = kvmig_dirty_mark(s->dirty, runs, m.nr_runs);
-	else
-		ret = s->state == KVMIG_STATE_FAILED ? -ESTALE : -EBUSY;
-	session_unlock(s);
+	if (!ret)
+		kvmig_session_publish(s, KVMIG_PUB_DIRTY);
 	kvfree(runs);
 	return ret;
 }

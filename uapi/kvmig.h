@@ -28,7 +28,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define KVMIG_API_VERSION	1
+#define KVMIG_API_VERSION	2
 
 #define KVMIG_IO		0xB9
 
@@ -44,10 +44,24 @@
 #define KVMIG_F0_XFER_TCP	_BITULL(4)	/* KVMIG_XFER_* over TCP */
 #define KVMIG_F0_DIRTY_MARK	_BITULL(5)	/* KVMIG_DIRTY_MARK */
 #define KVMIG_F0_LIST		_BITULL(6)	/* KVMIG_LIST_SESSIONS, stats id */
+/*
+ * The switchover is a two-phase commit: KVMIG_STATE_IN_DOUBT and
+ * KVMIG_XFER_RESOLVE exist, and KVMIG_XFER_FINAL and _RECV may return
+ * -EINPROGRESS (outcome in doubt: neither side resumes on its own).
+ */
+#define KVMIG_F0_COMMIT		_BITULL(7)
+/*
+ * The transfer runs on a per-session kernel worker in the VM's address
+ * space: KVMIG_XFER_* may be called from any process that holds the
+ * session and VM files, the waits are interruptible and restartable, and
+ * KVMIG_XFER_SETUP takes an eventfd (KVMIG_XFER_SETUP_EVENTFD).
+ */
+#define KVMIG_F0_WORKER		_BITULL(8)
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
 				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
 				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK | \
-				 KVMIG_F0_LIST)
+				 KVMIG_F0_LIST | KVMIG_F0_COMMIT | \
+				 KVMIG_F0_WORKER)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -100,11 +114,30 @@ struct kvmig_api {
  *                  KVMIG_XFER_RECV  |                                +--+ |
  *                                   v               KVMIG_XFER_FINAL      |
  *                              +--------+  <------------------------------+
- *                              |  DONE  |
- *                              +--------+
+ *                              |  DONE  |                                 |
+ *                              +--------+  <--+ RESOLVE(COMMIT)           |
+ *                                             |                           |
+ *                                       +----------+   outcome unknown    |
+ *                                       | IN_DOUBT | <--------------------+
+ *                                       +----------+   (FINAL, RECV)
+ *                                             |
+ *                                             +--> FAILED  RESOLVE(ABORT)
  *
  *   TRACKING, PRECOPY, RECEIVING --(error, peer, cancel)--> FAILED
  *   close() or exit, from any state: released.
+ *
+ * The switchover is a two-phase commit with the source as coordinator
+ * (Documentation/xfer.rst has the message diagram):
+ *  - FAILED before the source sends COMMIT: the source VMM resumes its VM,
+ *    which is intact; a destination discards its VM. A destination never
+ *    runs the guest before it has the source's COMMIT.
+ *  - DONE: the outcome is known. The source VMM stops its VM for good; the
+ *    destination VMM loads the state and resumes.
+ *  - IN_DOUBT: the session cannot know what its peer decided (the
+ *    connection failed after the destination said it had everything).
+ *    The VMM must neither resume nor discard its VM. The orchestrator,
+ *    which can ask both hosts, settles it with KVMIG_XFER_RESOLVE on each
+ *    side in doubt: COMMIT (to DONE) or ABORT (to FAILED).
  *
  * KVMIG_GET_API and KVMIG_GET_STATS work in every state. Any other call
  * that the current state does not allow fails with -EBUSY and changes
@@ -151,8 +184,10 @@ struct kvmig_api {
 
 /**
  * struct kvmig_attach - hand the session a KVM VM
- * @vm_fd: in: a VM file descriptor from KVM_CREATE_VM, of the caller's own
- *	process (the VM's mm must be the caller's)
+ * @vm_fd: in: a VM file descriptor from KVM_CREATE_VM. Holding it is
+ *	what grants the session that VM (as with KVM's own ioctls); a helper
+ *	may have it from the VMM through SCM_RIGHTS or pidfd_getfd(), which
+ *	already required the right to ptrace the VMM
  * @flags: in: must be 0
  * @role: in: KVMIG_ROLE_SOURCE or KVMIG_ROLE_DEST
  * @dirty_mode: in: a KVMIG_DIRTY_* mode; out: the mode in use, never
@@ -163,8 +198,9 @@ struct kvmig_api {
  * Errors: -EFAULT; -EINVAL for a nonzero flag or reserved field, an unknown
  * role or mode, a file that is not a KVM VM, or a mode the VM is not set up
  * for (ring mode without rings; bitmap mode with rings, or without manual
- * protect); -EBADF for a descriptor that is not open; -EPERM for a VM of
- * another process; -EBUSY if the session is not IDLE.
+ * protect); -EBADF for a descriptor that is not open; -EBUSY if the
+ * session is not IDLE, or if another session is attached to the same VM
+ * (one VM, one session: two harvesters would lose pages).
  */
 struct kvmig_attach {
 	__u32 vm_fd;
@@ -225,8 +261,12 @@ struct kvmig_dirty_start {
  * dirty ring and calls KVM_RESET_DIRTY_RINGS; bitmap mode reads each
  * memslot's bitmap and calls KVM_CLEAR_DIRTY_LOG on the bits it took.
  *
+ * Valid in TRACKING and PRECOPY. It takes only the tracker's lock, never
+ * one a pre-copy round holds across the network: a vCPU thread answering
+ * KVM_EXIT_DIRTY_RING_FULL during a round waits for one batch at most.
+ *
  * Errors: -EFAULT; -EINVAL for a nonzero flag, pad or reserved field;
- * -EBUSY if the session is not TRACKING; -EPERM from another process
+ * -EBUSY if the session is not TRACKING or PRECOPY; -EPERM from another process
  * than the VM's; -ESTALE once the session has FAILED (this call may be
  * the one that fails it); other errors from KVM's ioctls, after which
  * the pages harvested so far stay pending and the call may be repeated.
@@ -317,6 +357,7 @@ struct kvmig_dirty_mark {
 #define KVMIG_STATE_PRECOPY	4
 #define KVMIG_STATE_RECEIVING	5
 #define KVMIG_STATE_DONE	6
+#define KVMIG_STATE_IN_DOUBT	7
 
 /* Why a session failed (struct kvmig_stats.fail_reason). */
 #define KVMIG_FAIL_NONE		0
@@ -328,6 +369,7 @@ struct kvmig_dirty_mark {
 #define KVMIG_FAIL_CANCELLED	6	/* KVMIG_XFER_CANCEL */
 #define KVMIG_FAIL_PEER		7	/* the peer reported a failure */
 #define KVMIG_FAIL_LOCAL	8	/* guest memory could not be accessed */
+#define KVMIG_FAIL_ABORTED	9	/* KVMIG_XFER_RESOLVE(ABORT) while in doubt */
 
 /**
  * struct kvmig_stats - what a session is doing
@@ -335,7 +377,9 @@ struct kvmig_dirty_mark {
  * @state: out: KVMIG_STATE_*
  * @role: out: KVMIG_ROLE_*, 0 before attach
  * @dirty_mode: out: KVMIG_DIRTY_*, as resolved at attach
- * @fail_reason: out: KVMIG_FAIL_*
+ * @fail_reason: out: KVMIG_FAIL_*: why the session FAILED, or, while it
+ *	is IN_DOUBT, why the outcome could not be learned (the connection
+ *	failed, timed out or was cancelled)
  * @nr_slots: out: memslots tracked
  * @guest_pages: out: pages in those memslots
  * @rounds: out: harvests done
@@ -450,19 +494,33 @@ struct kvmig_list {
  * @downtime_ns: in: source: the downtime budget (0: 300 ms)
  * @bandwidth: in: source: bytes per second at most (0: no cap)
  * @timeout_ms: in: source: pre-copy time limit (0: none)
+ * @event_fd: in: with KVMIG_XFER_SETUP_EVENTFD, an eventfd that kvmig
+ *	signals whenever poll() would report a change: a call's result is
+ *	ready, pre-copy converged, the session is DONE, FAILED or IN_DOUBT
+ * @pad: must be 0
  * @reserved: must be 0
  *
- * Source: from TRACKING to PRECOPY; sends its memslot layout and waits for
+ * Starts the session's worker, a kernel thread that runs every transfer
+ * call in the VM's address space, and hands it the handshake. Source:
+ * from TRACKING to PRECOPY; sends its memslot layout and waits for
  * the destination's answer. Destination: from ATTACHED to RECEIVING;
  * receives the layout and refuses it unless every memslot (id, base gfn,
  * size, read-only) matches its own. Either way no page moves before both
  * ends agree.
  *
- * Errors: -EFAULT; -EINVAL for a nonzero flag or reserved field, or a
- * socket that is not a connected TCP socket; -ENOTSOCK; -EBADF; -EBUSY in the
- * wrong state; -EPERM from another process than the VM's; -EPROTO (the
- * session FAILED) if the peer's layout or version differs or it sent
- * garbage; -ETIMEDOUT, -ECONNRESET, -EPIPE (FAILED) for connection trouble.
+ * Errors: -EFAULT; -EINVAL for an unknown flag, a nonzero pad or reserved
+ * field, a socket that is not a connected TCP socket, or an @event_fd that
+ * is not an eventfd; -ENOTSOCK; -EBADF; -EBUSY in the wrong state; -ESRCH
+ * if the VMM's address space is gone; -EPROTO (the session FAILED) if the
+ * peer's layout or version differs or it sent garbage; -ETIMEDOUT,
+ * -ECONNRESET, -EPIPE (FAILED) for connection trouble.
+ *
+ * KVMIG_XFER_SETUP, _ROUND, _FINAL and _RECV hand their work to the worker
+ * and wait for it, interruptibly, without holding anything a vCPU thread
+ * needs. A signal makes the call return -EINTR (or restart it, with
+ * SA_RESTART) while the work goes on: calling the same ioctl again waits
+ * for that same work and returns its result; it never starts a second
+ * round. Another transfer call meanwhile gets -EBUSY.
  */
 struct kvmig_xfer_setup {
 	__u32 sock_fd;
@@ -472,8 +530,14 @@ struct kvmig_xfer_setup {
 	__u64 downtime_ns;
 	__u64 bandwidth;
 	__u64 timeout_ms;
-	__u64 reserved[4];
+	__u32 event_fd;
+	__u32 pad;
+	__u64 reserved[3];
 };
+
+/* struct kvmig_xfer_setup.flags */
+#define KVMIG_XFER_SETUP_EVENTFD	_BITUL(0)	/* @event_fd is set */
+#define KVMIG_XFER_SETUP_FLAGS		KVMIG_XFER_SETUP_EVENTFD
 
 #define KVMIG_XFER_SETUP	_IOW(KVMIG_IO, 0x30, struct kvmig_xfer_setup)
 
@@ -502,9 +566,13 @@ struct kvmig_xfer_setup {
  * KVMIG_XFER_FINAL. poll() on the session reports EPOLLIN from that moment.
  * The guest keeps running during rounds; kvmig never stops it.
  *
- * Errors: -EINVAL, -EFAULT, -EBUSY (not PRECOPY), -EPERM; -ECANCELED,
- * -ETIMEDOUT, -ECONNRESET, -EPIPE, -EPROTO (the session FAILED: the
- * source VM is untouched and keeps running).
+ * While a round runs, KVMIG_DIRTY_HARVEST and KVMIG_DIRTY_MARK go on
+ * working: they wait at most for one batch of pages to be taken from the
+ * pending set, never for the network.
+ *
+ * Errors: -EINVAL, -EFAULT, -EBUSY (not PRECOPY, or another transfer call
+ * running), -EINTR; -ECANCELED, -ETIMEDOUT, -ECONNRESET, -EPIPE, -EPROTO
+ * (the session FAILED: the source VM is untouched and keeps running).
  */
 struct kvmig_round {
 	__u32 flags;
@@ -530,10 +598,19 @@ struct kvmig_round {
  * @reserved: must be 0
  *
  * Harvests a last time, sends the last pages, the state and the end
- * marker, and waits until the destination confirms it has everything.
- * On success the session is DONE and the VMM may stop the source VM; on
- * any error it is FAILED and the VMM resumes the source VM, which is
- * intact.
+ * marker, waits until the destination says it has everything (PREPARED),
+ * then sends COMMIT and waits for its acknowledgment. Valid only after
+ * round 0 went out (-EBUSY before: pages would be missing).
+ *
+ * Outcomes, which the VMM must follow:
+ *  - 0: DONE. The destination has committed; stop the source VM for good.
+ *  - -EINPROGRESS: IN_DOUBT. COMMIT was sent but not acknowledged: the
+ *    destination may or may not be running the guest. Do not resume; the
+ *    orchestrator settles it (KVMIG_XFER_RESOLVE).
+ *  - any other error: FAILED, before COMMIT left. The destination cannot
+ *    run the guest; resume the source VM, which is intact. (-EFAULT or
+ *    -EINVAL on @state_ptr fail before anything is sent and leave the
+ *    session in PRECOPY.)
  */
 struct kvmig_final {
 	__u32 flags;
@@ -559,15 +636,23 @@ struct kvmig_final {
  * @reserved: must be 0
  *
  * Blocks until the source's end marker (or an error), writing each page
- * straight into the destination guest's memory, then confirms to the
- * source. On success the session is DONE and the VMM loads the state and
- * resumes the guest. On error it is FAILED: the guest's memory holds a
- * partial image that the VMM must discard with the VM. The destination's
+ * straight into the destination guest's memory, answers PREPARED and
+ * waits for the source's COMMIT, which it acknowledges. The destination's
  * guest RAM must be fresh (zero) anonymous memory, as KVM VMMs allocate it.
  *
- * Errors: -EINVAL, -EFAULT, -EBUSY (not RECEIVING), -EPERM; -ENOSPC if the
- * state does not fit @state_cap; -EPROTO for a malformed stream (logged),
- * -ECANCELED, -ETIMEDOUT, -ECONNRESET, -EPIPE (all FAILED).
+ * Outcomes, which the VMM must follow:
+ *  - 0: DONE. Load the state and resume the guest.
+ *  - -EINPROGRESS: IN_DOUBT. Everything arrived (the state and this struct
+ *    are written out as on success) but COMMIT did not: keep the VM and
+ *    the state, do not run it; the orchestrator settles it
+ *    (KVMIG_XFER_RESOLVE: COMMIT, then resume; ABORT, then discard).
+ *  - any other error: FAILED. The guest's memory holds a partial image
+ *    that the VMM must discard with the VM.
+ *
+ * Errors: -EINVAL, -EFAULT, -EBUSY (not RECEIVING, or another transfer call
+ * running), -EINTR; -ENOSPC if the state does not fit @state_cap; -EPROTO
+ * for a malformed stream (logged), -ECANCELED, -ETIMEDOUT, -ECONNRESET,
+ * -EPIPE (all FAILED).
  */
 struct kvmig_recv {
 	__u32 flags;
@@ -586,9 +671,40 @@ struct kvmig_recv {
 /*
  * Cancel a transfer from any thread, at any moment: blocked sends and
  * receives return, the call in progress fails with -ECANCELED and the
- * session is FAILED. The source VM is left running and intact. Returns 0,
- * or -EBUSY if the session has no transfer.
+ * session is FAILED; between calls, the session is FAILED at once. The
+ * source VM is left running and intact. Once the switchover has passed
+ * the point where the outcome can be known (COMMIT sent, or PREPARED
+ * answered), cancel cannot make anybody resume: the session ends IN_DOUBT.
+ * Returns 0, or -EBUSY if the session has no transfer or has ended.
  */
 #define KVMIG_XFER_CANCEL	_IO(KVMIG_IO, 0x34)
+
+/* struct kvmig_resolve.decision */
+#define KVMIG_RESOLVE_COMMIT	1	/* the destination runs the guest */
+#define KVMIG_RESOLVE_ABORT	2	/* the source runs the guest */
+
+/**
+ * struct kvmig_resolve - settle a session that is IN_DOUBT (KVMIG_F0_COMMIT)
+ * @decision: in: KVMIG_RESOLVE_COMMIT or KVMIG_RESOLVE_ABORT
+ * @flags: in: must be 0
+ * @reserved: must be 0
+ *
+ * The orchestrator's call, made on both hosts with the same decision, as
+ * libvirt's Finish and Confirm phases do. It may COMMIT only if the source
+ * is DONE or IN_DOUBT, and must ABORT if either side is FAILED. COMMIT:
+ * the session is DONE (source: stop the VM; destination: resume it).
+ * ABORT: FAILED with KVMIG_FAIL_ABORTED (source: resume; destination:
+ * discard).
+ *
+ * Errors: -EFAULT; -EINVAL for a bad decision, flag or reserved field;
+ * -EBUSY if the session is not IN_DOUBT.
+ */
+struct kvmig_resolve {
+	__u32 decision;
+	__u32 flags;
+	__u64 reserved[3];
+};
+
+#define KVMIG_XFER_RESOLVE	_IOW(KVMIG_IO, 0x35, struct kvmig_resolve)
 
 #endif /* _UAPI_KVMIG_H */

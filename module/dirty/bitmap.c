@@ -32,7 +32,7 @@ static int bitmap_start(struct kvmig_dirty *d)
 	unsigned long words = 0, addr, len;
 	u32 i;
 
-	lockdep_assert_held(d->lock);
+	lockdep_assert_held(&d->lock);
 
 	if (READ_ONCE(d->kvm->dirty_ring_size) ||
 	    !(READ_ONCE(d->kvm->manual_dirty_log_protect) &
@@ -119,7 +119,7 @@ static int bitmap_harvest(struct kvmig_dirty *d, u64 *found)
 	u32 i;
 	int idx, ret;
 
-	lockdep_assert_held(d->lock);
+	lockdep_assert_held(&d->lock);
 
 	for (i = 0; i < d->nr_slots; i++) {
 		ks = &d->slots[i];

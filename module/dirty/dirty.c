@@ -12,6 +12,8 @@
 #include <linux/sort.h>
 #include <linux/timekeeping.h>
 
+#include <kunit/visibility.h>
+
 #include "dirty.h"
 
 static int slot_cmp(const void *a, const void *b)
@@ -108,7 +110,7 @@ int kvmig_dirty_check_layout(struct kvmig_dirty *d)
 	u32 n = 0;
 	int bkt;
 
-	lockdep_assert_held(d->lock);
+	lockdep_assert_held(&d->lock);
 
 	if (slots->generation == d->generation)
 		return 0;
@@ -134,7 +136,7 @@ changed:
 long kvmig_vm_ioctl(struct kvmig_dirty *d, unsigned int cmd,
 		    unsigned long arg)
 {
-	lockdep_assert_held(d->lock);
+	lockdep_assert_held(&d->lock);
 	return d->vm_file->f_op->unlocked_ioctl(d->vm_file, cmd, arg);
 }
 
@@ -149,7 +151,6 @@ static void free_slots(struct kvmig_dirty *d)
 
 /**
  * kvmig_dirty_create - start tracking a VM's dirty pages
- * @lock: the session's lock, held by the caller
  * @kvm: the VM; the session holds a reference
  * @vm_file: the VM's file; the session holds a reference
  * @mode: KVMIG_DIRTY_RING or KVMIG_DIRTY_BITMAP; KVMIG_DIRTY_AUTO for a
@@ -157,19 +158,17 @@ static void free_slots(struct kvmig_dirty *d)
  *
  * Runs in the VM's mm. Return: the tracker, or an ERR_PTR.
  */
-struct kvmig_dirty *kvmig_dirty_create(struct mutex *lock, struct kvm *kvm,
-				       struct file *vm_file, u32 mode)
+struct kvmig_dirty *kvmig_dirty_create(struct kvm *kvm, struct file *vm_file,
+				       u32 mode)
 {
 	struct kvmig_dirty *d;
 	int idx, ret;
 	u32 i;
 
-	lockdep_assert_held(lock);
-
 	d = kzalloc(sizeof(*d), GFP_KERNEL_ACCOUNT);
 	if (!d)
 		return ERR_PTR(-ENOMEM);
-	d->lock = lock;
+	mutex_init(&d->lock);
 	d->kvm = kvm;
 	d->vm_file = vm_file;
 	if (mode == KVMIG_DIRTY_RING)
@@ -197,38 +196,155 @@ struct kvmig_dirty *kvmig_dirty_create(struct mutex *lock, struct kvm *kvm,
 		d->guest_pages += d->slots[i].npages;
 	}
 
+	mutex_lock(&d->lock);
 	ret = d->ops->start(d);
+	mutex_unlock(&d->lock);
 	if (ret)
 		goto err_slots;
 	return d;
 
 err_slots:
 	free_slots(d);
+	mutex_destroy(&d->lock);
 	kfree(d);
 	return ERR_PTR(ret);
 }
 
+/* Nobody else can reach @d any more: the session's last reference went. */
 void kvmig_dirty_destroy(struct kvmig_dirty *d)
 {
 	d->ops->stop(d);
 	free_slots(d);
+	mutex_destroy(&d->lock);
 	kfree(d);
 }
 
-int kvmig_dirty_harvest(struct kvmig_dirty *d, u64 *found)
+static void __counters(struct kvmig_dirty *d, struct kvmig_dirty_counters *c)
+{
+	lockdep_assert_held(&d->lock);
+
+	c->pages_pending = d->pages_pending;
+	c->rounds = d->rounds;
+	c->pages_harvested = d->pages_harvested;
+	c->pages_read = d->pages_read;
+	c->harvest_ns = d->harvest_ns;
+}
+
+/**
+ * kvmig_dirty_harvest - collect what KVM logged into the pending set
+ * @d: the tracker
+ * @found: out: pages this harvest collected
+ * @c: out: the tracker's figures after it (may be NULL)
+ *
+ * Runs in the VM's mm. Holds the tracker's lock for the harvest only.
+ * Return: 0, -ESTALE if the session must fail (d->fail_reason says why),
+ * or an error of KVM's ioctls (what was collected stays pending).
+ */
+int kvmig_dirty_harvest(struct kvmig_dirty *d, u64 *found,
+			struct kvmig_dirty_counters *c)
 {
 	u64 t0 = ktime_get_ns();
 	int ret;
 
-	lockdep_assert_held(d->lock);
-
+	mutex_lock(&d->lock);
 	*found = 0;
 	ret = d->ops->harvest(d, found);
 	d->rounds++;
 	d->pages_harvested += *found;
 	d->harvest_ns += ktime_get_ns() - t0;
+	if (c)
+		__counters(d, c);
+	mutex_unlock(&d->lock);
 	return ret;
 }
+
+void kvmig_dirty_counters(struct kvmig_dirty *d, struct kvmig_dirty_counters *c)
+{
+	mutex_lock(&d->lock);
+	__counters(d, c);
+	mutex_unlock(&d->lock);
+}
+
+/* Round 0: every page of every memslot is pending. */
+void kvmig_dirty_fill(struct kvmig_dirty *d)
+{
+	u32 i;
+
+	mutex_lock(&d->lock);
+	for (i = 0; i < d->nr_slots; i++)
+		bitmap_fill(d->slots[i].pending, d->slots[i].npages);
+	d->pages_pending = d->guest_pages;
+	mutex_unlock(&d->lock);
+}
+
+/* Start a pass over the pending set from the first memslot's first page. */
+void kvmig_dirty_rewind(struct kvmig_dirty *d)
+{
+	mutex_lock(&d->lock);
+	d->cur_slot = 0;
+	d->cur_pos = 0;
+	mutex_unlock(&d->lock);
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_dirty_rewind);
+
+/* Remove runs found in the pending set from it. */
+static void __consume(struct kvmig_dirty *d, const struct kvmig_dirty_run *runs,
+		      u32 nr)
+{
+	struct kvmig_slot *ks;
+	u32 i;
+
+	lockdep_assert_held(&d->lock);
+
+	for (i = 0; i < nr; i++) {
+		ks = kvmig_dirty_slot(d, runs[i].slot);
+		if (WARN_ON_ONCE(!ks))
+			continue;
+		bitmap_clear(ks->pending, runs[i].gfn - ks->base_gfn,
+			     runs[i].npages);
+		d->pages_pending -= runs[i].npages;
+	}
+}
+
+/**
+ * kvmig_dirty_take - take the next runs of the pass out of the pending set
+ * @d: the tracker
+ * @runs: output, @max entries
+ * @max: at most this many runs
+ * @pages: out: pages in the runs taken
+ * @pending: out: pages still pending
+ *
+ * Goes on from the cursor where the previous call stopped, so that a pass
+ * costs O(pending pages + bitmap words), whatever the batch size. What is
+ * taken is no longer pending: a page dirtied again after this call is
+ * pending again, and sent again, even while its first copy is in flight.
+ * Pages that become pending behind the cursor wait for the next pass.
+ * Return: runs taken; 0 once the pass reached the end.
+ */
+u32 kvmig_dirty_take(struct kvmig_dirty *d, struct kvmig_dirty_run *runs,
+		     u32 max, u64 *pages, u64 *pending)
+{
+	struct kvmig_slot *ks;
+	u32 n = 0;
+
+	mutex_lock(&d->lock);
+	*pages = 0;
+	while (n < max && d->cur_slot < d->nr_slots) {
+		ks = &d->slots[d->cur_slot];
+		n += kvmig_bitmap_runs(ks->pending, ks->npages, &d->cur_pos,
+				       ks->base_gfn, ks->id, runs + n, max - n,
+				       pages);
+		if (d->cur_pos >= ks->npages) {
+			d->cur_slot++;
+			d->cur_pos = 0;
+		}
+	}
+	__consume(d, runs, n);
+	*pending = d->pages_pending;
+	mutex_unlock(&d->lock);
+	return n;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_dirty_take);
 
 /* Up to @max runs of pending pages, by slot id then gfn; nothing changes. */
 u32 kvmig_dirty_collect_runs(struct kvmig_dirty *d,
@@ -239,7 +355,7 @@ u32 kvmig_dirty_collect_runs(struct kvmig_dirty *d,
 	unsigned long pos;
 	u32 i, n = 0;
 
-	lockdep_assert_held(d->lock);
+	lockdep_assert_held(&d->lock);
 
 	*pages = 0;
 	for (i = 0; i < d->nr_slots && n < max; i++) {
@@ -252,24 +368,19 @@ u32 kvmig_dirty_collect_runs(struct kvmig_dirty *d,
 	return n;
 }
 
-/* Remove runs returned by kvmig_dirty_collect_runs() from the pending set. */
+/* KVMIG_DIRTY_READ: remove runs returned by kvmig_dirty_collect_runs(). */
 void kvmig_dirty_consume(struct kvmig_dirty *d,
 			 const struct kvmig_dirty_run *runs, u32 nr)
 {
-	struct kvmig_slot *ks;
+	u64 pages = 0;
 	u32 i;
 
-	lockdep_assert_held(d->lock);
+	lockdep_assert_held(&d->lock);
 
-	for (i = 0; i < nr; i++) {
-		ks = kvmig_dirty_slot(d, runs[i].slot);
-		if (WARN_ON_ONCE(!ks))
-			continue;
-		bitmap_clear(ks->pending, runs[i].gfn - ks->base_gfn,
-			     runs[i].npages);
-		d->pages_pending -= runs[i].npages;
-		d->pages_read += runs[i].npages;
-	}
+	__consume(d, runs, nr);
+	for (i = 0; i < nr; i++)
+		pages += runs[i].npages;
+	d->pages_read += pages;
 }
 
 static int none_start(struct kvmig_dirty *d)
@@ -294,23 +405,38 @@ const struct kvmig_tracker_ops kvmig_none_ops = {
 	.stop		= none_stop,
 };
 
+#define KVMIG_MARK_CHUNK	65536
+
+static unsigned long weight_range(const unsigned long *bm, unsigned long start,
+				  unsigned long n)
+{
+	unsigned long bit = start, w = 0;
+
+	for_each_set_bit_from(bit, bm, start + n)
+		w++;
+	return w;
+}
+
 /**
  * kvmig_dirty_mark - add pages the VMM wrote to the pending set
  * @d: the tracker
  * @runs: runs, checked here against the layout
  * @nr: their number
  *
- * All or nothing: Return: 0, or -EINVAL (nothing marked) if a run is empty
- * or not inside one recorded memslot.
+ * All or nothing: every run is checked before any is marked. Takes the
+ * tracker's lock for at most KVMIG_MARK_CHUNK pages at a time, so that a vCPU thread waiting for it
+ * (a full dirty ring) waits for one chunk at most, not for the whole call.
+ * Return: 0, or -EINVAL (nothing marked) if a run is empty or not inside
+ * one recorded memslot.
  */
 int kvmig_dirty_mark(struct kvmig_dirty *d, const struct kvmig_dirty_run *runs,
 		     u32 nr)
 {
 	struct kvmig_slot *ks;
-	u64 off, i, j;
+	unsigned long off;
+	u32 i, n, left;
 
-	lockdep_assert_held(d->lock);
-
+	/* The layout never changes after creation: no lock needed here. */
 	for (i = 0; i < nr; i++) {
 		ks = kvmig_dirty_slot(d, runs[i].slot);
 		if (!ks || !runs[i].npages || runs[i].gfn < ks->base_gfn ||
@@ -321,9 +447,16 @@ int kvmig_dirty_mark(struct kvmig_dirty *d, const struct kvmig_dirty_run *runs,
 	for (i = 0; i < nr; i++) {
 		ks = kvmig_dirty_slot(d, runs[i].slot);
 		off = runs[i].gfn - ks->base_gfn;
-		for (j = off; j < off + runs[i].npages; j++)
-			if (!__test_and_set_bit(j, ks->pending))
-				d->pages_pending++;
+		for (left = runs[i].npages; left; left -= n, off += n) {
+			n = min_t(u32, left, KVMIG_MARK_CHUNK);
+			mutex_lock(&d->lock);
+			/* Only pages not pending yet are new. */
+			d->pages_pending += n - weight_range(ks->pending, off, n);
+			bitmap_set(ks->pending, off, n);
+			mutex_unlock(&d->lock);
+			cond_resched();
+		}
 	}
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(kvmig_dirty_mark);

@@ -25,7 +25,8 @@ struct kvmig_dirty;
  *	kvmig_dirty.fail_reason set) if the session must fail
  * @stop: release what @start set up
  *
- * All three run with the session's lock held, in the VMM's process.
+ * All three run with the tracker's lock held, in the VM's mm (the VMM's
+ * own thread, or the session's worker that adopted the mm).
  */
 struct kvmig_tracker_ops {
 	const char *name;
@@ -58,7 +59,11 @@ struct kvmig_slot {
 
 /**
  * struct kvmig_dirty - a session's dirty-page tracker
- * @lock: the session's lock; it protects everything here.
+ * @lock: protects everything below but the fields set at creation (@kvm,
+ *	@vm_file, @ops, @nr_slots, the slots' geometry, @guest_pages). Taken
+ *	by vCPU threads (KVMIG_DIRTY_HARVEST on a full ring, DIRTY_MARK) and
+ *	by the worker for one harvest or one batch at a time: never held
+ *	across network I/O. Nests inside the session's lock, never around it.
  * @kvm: the VM (the session holds the reference)
  * @vm_file: the VM's file (the session holds the reference)
  * @ops: the tracker in use
@@ -67,6 +72,8 @@ struct kvmig_slot {
  * @slots: the layout recorded at start, sorted by id
  * @guest_pages: pages in @slots
  * @pages_pending: bits set over all kvmig_slot.pending
+ * @cur_slot: the pass's cursor: index in @slots
+ * @cur_pos: the pass's cursor: next bit of that slot's pending bitmap
  * @rounds: harvests done
  * @pages_harvested: pages collected over all harvests
  * @pages_read: pages consumed through KVMIG_DIRTY_READ
@@ -80,7 +87,7 @@ struct kvmig_slot {
  * @uscratch_len: bitmap mode: its length
  */
 struct kvmig_dirty {
-	struct mutex *lock; /* the session's: see above */
+	struct mutex lock; /* see above */
 	struct kvm *kvm;
 	struct file *vm_file;
 	const struct kvmig_tracker_ops *ops;
@@ -89,6 +96,8 @@ struct kvmig_dirty {
 	struct kvmig_slot *slots;
 	u64 guest_pages;
 	u64 pages_pending;
+	u32 cur_slot;
+	unsigned long cur_pos;
 	u64 rounds;
 	u64 pages_harvested;
 	u64 pages_read;
@@ -102,10 +111,28 @@ struct kvmig_dirty {
 	unsigned long uscratch_len;
 };
 
-struct kvmig_dirty *kvmig_dirty_create(struct mutex *lock, struct kvm *kvm,
-				       struct file *vm_file, u32 mode);
+/**
+ * struct kvmig_dirty_counters - a consistent copy of a tracker's figures
+ */
+struct kvmig_dirty_counters {
+	u64 pages_pending;
+	u64 rounds;
+	u64 pages_harvested;
+	u64 pages_read;
+	u64 harvest_ns;
+};
+
+struct kvmig_dirty *kvmig_dirty_create(struct kvm *kvm, struct file *vm_file,
+				       u32 mode);
 void kvmig_dirty_destroy(struct kvmig_dirty *d);
-int kvmig_dirty_harvest(struct kvmig_dirty *d, u64 *found);
+int kvmig_dirty_harvest(struct kvmig_dirty *d, u64 *found,
+			struct kvmig_dirty_counters *c);
+void kvmig_dirty_counters(struct kvmig_dirty *d,
+			  struct kvmig_dirty_counters *c);
+void kvmig_dirty_fill(struct kvmig_dirty *d);
+void kvmig_dirty_rewind(struct kvmig_dirty *d);
+u32 kvmig_dirty_take(struct kvmig_dirty *d, struct kvmig_dirty_run *runs,
+		     u32 max, u64 *pages, u64 *pending);
 u32 kvmig_dirty_collect_runs(struct kvmig_dirty *d,
 			     struct kvmig_dirty_run *runs, u32 max,
 			     u64 *pages);

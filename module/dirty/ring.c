@@ -98,7 +98,7 @@ static int ring_start(struct kvmig_dirty *d)
 	unsigned long i;
 	long ret;
 
-	lockdep_assert_held(d->lock);
+	lockdep_assert_held(&d->lock);
 
 	if (!READ_ONCE(d->kvm->dirty_ring_size))
 		return -EINVAL;
@@ -135,7 +135,7 @@ static int ring_harvest(struct kvmig_dirty *d, u64 *found)
 	long ret;
 	int idx;
 
-	lockdep_assert_held(d->lock);
+	lockdep_assert_held(&d->lock);
 
 	idx = srcu_read_lock(&d->kvm->srcu);
 	ret = kvmig_dirty_check_layout(d);

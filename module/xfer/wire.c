@@ -45,7 +45,8 @@ EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_compare_slot);
 /*
  * Decode one record header and check it against the layout (sorted by id):
  * a PAGES or ZERO run must lie wholly inside one memslot, and not be empty
- * or longer than KVMIG_WIRE_MAX_RUN; a STATE blob must fit the limit.
+ * or longer than KVMIG_WIRE_MAX_RUN (a ZERO run costs the destination a
+ * look at every page); a STATE blob must fit the limit.
  * Return: 0 or -EPROTO.
  */
 int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,
@@ -74,6 +75,7 @@ int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,
 		return 0;
 	case KVMIG_REC_ROUND:
 	case KVMIG_REC_END:
+	case KVMIG_REC_COMMIT:
 		if (w->slot || out->npages || out->len)
 			return -EPROTO;
 		return 0;
@@ -84,7 +86,7 @@ int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,
 	if (out->len)
 		return -EPROTO;
 	n = out->npages;
-	if (!n || (out->type == KVMIG_REC_PAGES && n > KVMIG_WIRE_MAX_RUN))
+	if (!n || n > KVMIG_WIRE_MAX_RUN)
 		return -EPROTO;
 	id = le32_to_cpu(w->slot);
 	while (lo < hi) {

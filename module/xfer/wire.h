@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * kvmig wire protocol, version 1: what travels on the migration socket.
+ * kvmig wire protocol, version 2: what travels on the migration socket.
  * Little-endian, fixed-size headers; every field from the peer is checked
  * by the functions below before it is used.
  *
@@ -13,7 +13,14 @@
  *   ...
  *   REC(STATE, len) + len bytes  -------->  device state, for the VMM
  *   REC(END)                 ------------->
- *                            <-------------  REPLY (status, pages received)
+ *                            <-------------  REPLY (PREPARED: status, pages)
+ *   REC(COMMIT)              ------------->  the point of no return
+ *                            <-------------  REPLY (status): acknowledged
+ *
+ * The switchover is a two-phase commit, the source coordinating: the
+ * destination may run the guest only once it has COMMIT; the source may
+ * resume only if it never sent COMMIT. Documentation/xfer.rst has the
+ * outcomes of every message lost.
  *
  * This header and wire.c build in the kernel and, for the fuzzer, in
  * userspace (fuzz/).
@@ -29,10 +36,10 @@
 #endif
 
 #define KVMIG_WIRE_MAGIC	0x474d564bU	/* "KVMG" */
-#define KVMIG_WIRE_VERSION	1
+#define KVMIG_WIRE_VERSION	2
 #define KVMIG_WIRE_PAGE_SHIFT	12
 #define KVMIG_WIRE_MAX_SLOTS	512
-#define KVMIG_WIRE_MAX_RUN	64		/* pages per PAGES record */
+#define KVMIG_WIRE_MAX_RUN	64		/* pages per PAGES or ZERO record */
 #define KVMIG_WIRE_MAX_STATE	(16U << 20)	/* device state bytes */
 
 struct kvmig_wire_hello {
@@ -73,6 +80,7 @@ enum {
 	KVMIG_REC_ROUND	= 3,
 	KVMIG_REC_STATE	= 4,
 	KVMIG_REC_END	= 5,
+	KVMIG_REC_COMMIT = 6,
 };
 
 struct kvmig_wire_rec {

@@ -38,8 +38,10 @@ static const struct rec_case rec_cases[] = {
 	{ "slot of address space 1", KVMIG_REC_PAGES, 0, 0x10001, 0x20000, 1, 0, -EPROTO },
 	{ "pages with length", KVMIG_REC_PAGES, 0, 1, 0x20000, 1, 4096, -EPROTO },
 	{ "flags", KVMIG_REC_PAGES, 1, 1, 0x20000, 1, 0, -EPROTO },
-	{ "zero run of a whole slot", KVMIG_REC_ZERO, 0, 1, 0x20000, 1024, 0, 0, 1 },
-	{ "zero run past slot", KVMIG_REC_ZERO, 0, 1, 0x20000, 1025, 0, -EPROTO },
+	{ "zero run at the cap", KVMIG_REC_ZERO, 0, 1, 0x20000, 64, 0, 0, 1 },
+	{ "zero run over the cap", KVMIG_REC_ZERO, 0, 1, 0x20000, 65, 0, -EPROTO },
+	{ "zero run of a whole slot", KVMIG_REC_ZERO, 0, 1, 0x20000, 1024, 0, -EPROTO },
+	{ "zero run past slot", KVMIG_REC_ZERO, 0, 3, 0x40000 + 99, 2, 0, -EPROTO },
 	{ "state", KVMIG_REC_STATE, 0, 0, 0, 0, 1000, 0 },
 	{ "state at the limit", KVMIG_REC_STATE, 0, 0, 0, 0, KVMIG_WIRE_MAX_STATE, 0 },
 	{ "state over the limit", KVMIG_REC_STATE, 0, 0, 0, 0, KVMIG_WIRE_MAX_STATE + 1, -EPROTO },
@@ -48,7 +50,10 @@ static const struct rec_case rec_cases[] = {
 	{ "end", KVMIG_REC_END, 0, 0, 0, 0, 0, 0 },
 	{ "end with a slot", KVMIG_REC_END, 0, 1, 0, 0, 0, -EPROTO },
 	{ "type 0", 0, 0, 1, 0x20000, 1, 0, -EPROTO },
-	{ "type 6", 6, 0, 1, 0x20000, 1, 0, -EPROTO },
+	{ "commit", KVMIG_REC_COMMIT, 0, 0, 0, 0, 0, 0 },
+	{ "commit with pages", KVMIG_REC_COMMIT, 0, 0, 0, 1, 0, -EPROTO },
+	{ "commit with a length", KVMIG_REC_COMMIT, 0, 0, 0, 0, 8, -EPROTO },
+	{ "type 7", 7, 0, 1, 0x20000, 1, 0, -EPROTO },
 };
 
 static void rec_case_desc(const struct rec_case *c, char *desc)
@@ -93,7 +98,10 @@ static void hello_test(struct kunit *test)
 	b.magic = cpu_to_le32(0x12345678);
 	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), KVMIG_WIRE_E_PROTO);
 	b = h;
-	b.version = cpu_to_le16(2);
+	b.version = cpu_to_le16(KVMIG_WIRE_VERSION + 1);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), KVMIG_WIRE_E_VERSION);
+	/* Version 1 had no COMMIT: a v1 source would leave us in doubt. */
+	b.version = cpu_to_le16(1);
 	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), KVMIG_WIRE_E_VERSION);
 	b = h;
 	b.page_shift = cpu_to_le16(16);

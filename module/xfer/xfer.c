@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The transfer engine. Everything runs in the VMM's own thread, in its
- * ioctl, under the session lock: pre-copy rounds while the guest runs,
- * the final pass while it is paused, reception on the destination. Guest
- * pages are pinned (pin_user_pages_fast) from the VMM's mm only for the
- * time of one record.
+ * The transfer engine. Everything here runs on the session's worker, a
+ * kernel thread that adopted the VM's mm (worker.c): pre-copy rounds while
+ * the guest runs, the final pass while it is paused, reception on the
+ * destination. No session lock is held here: the tracker's lock is taken
+ * for one harvest or one batch of runs at a time, never across network
+ * I/O, so that a vCPU thread with a full dirty ring waits for one batch
+ * at most. Guest pages are pinned (pin_user_pages_fast) from the VM's mm
+ * only for the time of one record.
  *
  * The source never writes guest memory; whatever goes wrong, its VM is
  * intact. The destination writes only pages inside its own memslots, as
- * checked record by record by kvmig_wire_decode_rec().
+ * checked record by record by kvmig_wire_decode_rec(), and only while its
+ * memslot layout is still the one it agreed to.
+ *
+ * The switchover is a two-phase commit (wire.h): the source may resume
+ * only if it never sent COMMIT, the destination may run only once it has
+ * COMMIT; a failure between the two leaves the session IN_DOUBT.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -16,7 +24,7 @@
 #include <linux/highmem.h>
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
-#include <linux/sched/signal.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
@@ -64,8 +72,6 @@ static int send_rec(struct kvmig_xfer *x, u32 type, u32 slot, u64 gfn,
 
 static void progress(struct kvmig_xfer *x)
 {
-	lockdep_assert_held(x->lock);
-
 	if (x->progress)
 		x->progress(x->progress_arg);
 }
@@ -90,9 +96,8 @@ static void throttle(struct kvmig_xfer *x, u64 t0, u64 bytes)
 
 	if (!x->bandwidth)
 		return;
-	due = t0 + div64_u64(bytes * NSEC_PER_SEC, x->bandwidth);
-	while (now_ns() < due && !READ_ONCE(x->cancelled) &&
-	       !signal_pending(current))
+	due = t0 + min(kvmig_ns_for(bytes, x->bandwidth), U64_MAX - t0);
+	while (now_ns() < due && !READ_ONCE(x->cancelled))
 		usleep_range(500, 1000);
 }
 
@@ -147,39 +152,39 @@ out:
 	return ret;
 }
 
-/* Send and consume the whole pending set. */
+/*
+ * One pass over the pending set: take a batch of runs (the tracker's lock
+ * is held for that only), send it, go on. Pages dirtied meanwhile are
+ * pending again and go in this pass or the next.
+ */
 static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 			u64 *zeros)
 {
 	struct kvmig_dirty *d = x->d;
 	struct kvmig_dirty_run *r;
 	struct kvmig_slot *ks;
-	u64 t0 = now_ns(), b0 = x->st.bytes_sent, pages, off, done;
+	u64 t0 = now_ns(), b0 = x->st.bytes_sent, pages, pending, off, left;
 	u32 nr, i, n;
 	int ret;
 
-	lockdep_assert_held(x->lock);
-
-	while ((nr = kvmig_dirty_collect_runs(d, x->runs, KVMIG_RUNS_BATCH,
-					      &pages))) {
-		done = 0;
+	kvmig_dirty_rewind(d);
+	while ((nr = kvmig_dirty_take(d, x->runs, KVMIG_RUNS_BATCH, &pages,
+				      &pending))) {
+		left = pages;
 		for (i = 0; i < nr; i++) {
 			r = &x->runs[i];
 			ks = kvmig_dirty_slot(d, r->slot);
 			for (off = 0; off < r->npages; off += n) {
 				if (READ_ONCE(x->cancelled))
 					return -ECANCELED;
-				if (fatal_signal_pending(current))
-					return -EINTR;
 				n = min_t(u64, r->npages - off,
 					  KVMIG_WIRE_MAX_RUN);
 				ret = send_batch(x, ks, r->gfn + off, n,
 						 zero_check, sent, zeros);
 				if (ret)
 					return ret;
-				/* Still pending until consumed, but on its way. */
-				done += n;
-				x->st.remaining = d->pages_pending - done;
+				left -= n;
+				x->st.remaining = pending + left;
 				progress(x);
 				throttle(x, t0, x->st.bytes_sent - b0);
 				/*
@@ -190,32 +195,35 @@ static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 				cond_resched();
 			}
 		}
-		kvmig_dirty_consume(d, x->runs, nr);
 	}
 	return 0;
 }
 
-/* Harvest, and measure the dirty rate since the last harvest. */
+/*
+ * Harvest, and measure the dirty rate since the last harvest. Pages
+ * collected by vCPU threads in between (full rings) are in the pending
+ * set but not in @found: the rate counts what this harvest saw.
+ */
 static int harvest(struct kvmig_xfer *x)
 {
+	struct kvmig_dirty_counters c = {};
 	u64 t = now_ns(), found = 0;
 	int ret;
 
-	ret = kvmig_dirty_harvest(x->d, &found);
+	ret = kvmig_dirty_harvest(x->d, &found, &c);
 	if (x->last_harvest_ns && t > x->last_harvest_ns)
-		x->st.dirty_rate = div64_u64(found * NSEC_PER_SEC,
-					     t - x->last_harvest_ns);
+		x->st.dirty_rate = kvmig_per_sec(found, t - x->last_harvest_ns);
 	x->last_harvest_ns = t;
+	x->st.remaining = c.pages_pending;
+	if (ret == -ESTALE)
+		x->fail_reason = x->d->fail_reason;
 	return ret;
 }
 
 static void update_expected(struct kvmig_xfer *x)
 {
-	u64 bytes = x->d->pages_pending * PAGE_SIZE;
-
-	x->st.remaining = x->d->pages_pending;
-	x->st.expected_downtime_ns = x->st.throughput ?
-		div64_u64(bytes * NSEC_PER_SEC, x->st.throughput) : U64_MAX;
+	x->st.expected_downtime_ns =
+		kvmig_ns_for(x->st.remaining * PAGE_SIZE, x->st.throughput);
 }
 
 /* One pre-copy round; see struct kvmig_round. */
@@ -225,28 +233,21 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 	u64 t0, sent = 0, zeros = 0, b0;
 	bool first = !x->st.xfer_round;
 	int ret;
-	u32 i;
-
-	lockdep_assert_held(x->lock);
 
 	r->round = x->st.xfer_round;
+	ret = harvest(x);
+	if (ret)
+		return xfer_fail(x, ret);
 	if (first) {
 		/*
 		 * Round 0 sends everything: what KVM logged until now is in
-		 * it, so harvest first (re-protecting those pages) and start
-		 * round 1 from a clean log, as QEMU's first bitmap sync does.
+		 * it, so the harvest above re-protected those pages and
+		 * round 1 starts from a clean log, as QEMU's first bitmap
+		 * sync does.
 		 */
-		ret = harvest(x);
-		if (ret)
-			return ret;
 		x->st.dirty_rate = 0;	/* no interval to measure yet */
-		for (i = 0; i < d->nr_slots; i++)
-			bitmap_fill(d->slots[i].pending, d->slots[i].npages);
-		d->pages_pending = d->guest_pages;
-	} else {
-		ret = harvest(x);
-		if (ret)
-			return ret;
+		kvmig_dirty_fill(d);
+		x->st.remaining = d->guest_pages;
 	}
 	update_expected(x);
 	r->remaining = x->st.remaining;
@@ -274,8 +275,8 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 	if (ret)
 		return xfer_fail(x, ret);
 	if (now_ns() > t0)
-		x->st.throughput = div64_u64((x->st.bytes_sent - b0) *
-					     NSEC_PER_SEC, now_ns() - t0);
+		x->st.throughput = kvmig_per_sec(x->st.bytes_sent - b0,
+						 now_ns() - t0);
 	x->st.xfer_round++;
 	r->status = KVMIG_ROUND_SENT;
 	return 0;
@@ -292,26 +293,28 @@ static int recv_reply(struct kvmig_xfer *x, struct kvmig_wire_reply *rep)
 	return 0;
 }
 
-/* Switchover; the VMM has paused every vCPU. See struct kvmig_final. */
+/*
+ * Switchover; the VMM has paused every vCPU. See struct kvmig_final.
+ * @state: the device state, in kernel memory, f->state_len bytes.
+ *
+ * Phase one: the last pages, the state and END; the destination answers
+ * PREPARED once it has everything. Any failure up to here leaves the
+ * outcome FAILED: without COMMIT the destination never runs the guest, so
+ * the source VMM resumes. Phase two: COMMIT, the point of no return, then
+ * the acknowledgment. A failure from the moment COMMIT may have left is
+ * IN_DOUBT: only the orchestrator can know whether the destination runs.
+ */
 int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
-		     const void __user *ustate)
+		     const void *state)
 {
 	u64 t0 = now_ns(), sent = 0, zeros = 0;
 	struct kvmig_wire_reply rep;
-	void *state = NULL;
 	int ret;
 
-	lockdep_assert_held(x->lock);
-
-	if (f->state_len) {
-		state = memdup_user(ustate, f->state_len);
-		if (IS_ERR(state))
-			return PTR_ERR(state);	/* nothing sent: not a failure */
-	}
-
+	x->outcome = KVMIG_STATE_FAILED;
 	ret = harvest(x);
 	if (ret)
-		goto out;
+		return xfer_fail(x, ret);
 	update_expected(x);
 	trace_kvmig_switchover_start(x->id, x->st.xfer_round, x->st.remaining,
 				     f->state_len);
@@ -330,30 +333,38 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 	if (!ret)
 		ret = recv_reply(x, &rep);
 	if (ret)
-		goto fail;
+		return xfer_fail(x, ret);
 	if (le32_to_cpu(rep.status) != KVMIG_WIRE_OK) {
 		pr_warn_ratelimited("destination failed the migration (status %u)\n",
 				    le32_to_cpu(rep.status));
 		x->fail_reason = KVMIG_FAIL_PEER;
-		ret = -EPROTO;
-		goto out;
+		return -EPROTO;
 	}
 	if (le64_to_cpu(rep.pages) != x->st.pages_sent) {
 		pr_warn_ratelimited("destination received %llu pages, %llu sent\n",
 				    le64_to_cpu(rep.pages), x->st.pages_sent);
 		x->fail_reason = KVMIG_FAIL_PEER;
-		ret = -EPROTO;
-		goto out;
+		return -EPROTO;
 	}
+
+	/* The point of no return: from here on, never FAILED. */
+	x->outcome = KVMIG_STATE_IN_DOUBT;
+	ret = send_rec(x, KVMIG_REC_COMMIT, 0, 0, 0, 0, false);
+	if (!ret)
+		ret = recv_reply(x, &rep);
+	if (!ret && le32_to_cpu(rep.status) != KVMIG_WIRE_OK)
+		ret = -EPROTO;
+	if (ret) {
+		pr_warn_ratelimited("no acknowledgment of COMMIT (%d): outcome in doubt\n",
+				    ret);
+		xfer_fail(x, ret);
+		return -EINPROGRESS;
+	}
+	x->outcome = KVMIG_STATE_DONE;
 	x->st.remaining = 0;
 	x->st.downtime_ns = now_ns() - t0;
 	f->downtime_ns = x->st.downtime_ns;
-	goto out;
-fail:
-	ret = xfer_fail(x, ret);
-out:
-	kvfree(state);
-	return ret;
+	return 0;
 }
 
 /* Best effort: tell the source why, before failing. */
@@ -369,18 +380,42 @@ static void send_status(struct kvmig_xfer *x, u32 status, u64 pages)
 }
 
 /*
+ * Before writing into the destination guest: is the memslot layout still
+ * the one the source was promised, and so are the host addresses we write
+ * through? Cheap when the generation did not move.
+ */
+static int dest_layout_ok(struct kvmig_xfer *x)
+{
+	struct kvmig_dirty *d = x->d;
+	int idx, ret;
+
+	mutex_lock(&d->lock);
+	idx = srcu_read_lock(&d->kvm->srcu);
+	ret = kvmig_dirty_check_layout(d);
+	srcu_read_unlock(&d->kvm->srcu, idx);
+	mutex_unlock(&d->lock);
+	if (ret) {
+		pr_warn_ratelimited("destination memslots changed during the migration\n");
+		x->fail_reason = KVMIG_FAIL_MEMSLOTS;
+	}
+	return ret;
+}
+
+/*
  * ZERO record on the destination: its RAM starts zeroed, so only a page
  * that is not zero any more is cleared (as QEMU's ram_handle_zero()).
  */
 static int recv_zero(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
-		     u64 n)
+		     u32 n)
 {
 	unsigned long hva;
 	struct page *page;
-	u64 i;
+	u32 i;
 	int ret;
 
 	for (i = 0; i < n; i++) {
+		if (READ_ONCE(x->cancelled))
+			return -ECANCELED;
 		hva = ks->userspace_addr + ((gfn + i - ks->base_gfn) << PAGE_SHIFT);
 		ret = pin_user_pages_fast(hva, 1, 0, &page);
 		if (ret != 1)
@@ -414,93 +449,135 @@ static int recv_pages(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 	return ret;
 }
 
-/* Reception on the destination; see struct kvmig_recv. */
-int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r)
+static int recv_state(struct kvmig_xfer *x, const struct kvmig_rec *rec,
+		      u32 cap, u32 *status)
 {
-	struct kvmig_dirty *d = x->d;
-	struct kvmig_wire_rec w;
-	struct kvmig_slot *ks;
-	struct kvmig_rec rec;
-	u32 status = KVMIG_WIRE_E_PROTO;
+	if (x->state) {
+		pr_warn_ratelimited("device state sent twice\n");
+		return -EPROTO;
+	}
+	if (rec->len > cap) {
+		*status = KVMIG_WIRE_E_LOCAL;
+		return -ENOSPC;
+	}
+	x->state = kvmalloc(rec->len ?: 1, GFP_KERNEL_ACCOUNT);
+	if (!x->state)
+		return -ENOMEM;
+	x->state_len = rec->len;
+	return x->ops->recv(x, x->state, rec->len);
+}
+
+/* One record of phase one; returns 1 at END. */
+static int recv_rec(struct kvmig_xfer *x, const struct kvmig_rec *rec, u32 cap,
+		    u32 *status)
+{
+	struct kvmig_slot *ks = &x->d->slots[rec->slot_index];
 	int ret;
 
-	lockdep_assert_held(x->lock);
-
-	for (;;) {
-		if (READ_ONCE(x->cancelled)) {
-			ret = -ECANCELED;
-			break;
+	switch (rec->type) {
+	case KVMIG_REC_PAGES:
+		ret = dest_layout_ok(x);
+		if (!ret)
+			ret = recv_pages(x, ks, rec->gfn, rec->npages);
+		if (!ret)
+			x->st.pages_received += rec->npages;
+		return ret;
+	case KVMIG_REC_ZERO:
+		ret = dest_layout_ok(x);
+		if (!ret)
+			ret = recv_zero(x, ks, rec->gfn, rec->npages);
+		if (!ret)
+			x->st.zero_pages += rec->npages;
+		return ret;
+	case KVMIG_REC_ROUND:
+		x->st.xfer_round = rec->gfn;
+		return 0;
+	case KVMIG_REC_STATE:
+		return recv_state(x, rec, cap, status);
+	case KVMIG_REC_END:
+		if (!x->state) {
+			pr_warn_ratelimited("end of stream without device state\n");
+			return -EPROTO;
 		}
+		return 1;
+	default:	/* COMMIT before END */
+		pr_warn_ratelimited("record %u out of order\n", rec->type);
+		return -EPROTO;
+	}
+}
+
+static int recv_decode(struct kvmig_xfer *x, struct kvmig_rec *rec)
+{
+	struct kvmig_wire_rec w;
+	int ret;
+
+	ret = x->ops->recv(x, &w, sizeof(w));
+	if (ret)
+		return ret;
+	ret = kvmig_wire_decode_rec(&w, x->layout, x->d->nr_slots, rec);
+	if (ret)
+		pr_warn_ratelimited("malformed record from the source (type %u, slot %u, gfn %llu, %u pages, len %u)\n",
+				    le16_to_cpu(w.type), le32_to_cpu(w.slot),
+				    le64_to_cpu(w.gfn), le32_to_cpu(w.npages),
+				    le32_to_cpu(w.len));
+	return ret;
+}
+
+/*
+ * Reception on the destination; see struct kvmig_recv. Phase one takes
+ * records until END and answers PREPARED; a failure before that answer
+ * is FAILED (and the source told why, if the link still works). From the
+ * moment PREPARED may have left, the source may have committed: a failure
+ * then is IN_DOUBT, never FAILED. Only COMMIT makes the outcome DONE.
+ */
+int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r)
+{
+	u32 status = KVMIG_WIRE_E_PROTO;
+	struct kvmig_rec rec;
+	int ret;
+
+	x->outcome = KVMIG_STATE_FAILED;
+	do {
+		ret = READ_ONCE(x->cancelled) ? -ECANCELED : 0;
+		if (!ret)
+			ret = recv_decode(x, &rec);
+		if (!ret)
+			ret = recv_rec(x, &rec, r->state_cap, &status);
+		if (!ret)
+			progress(x);
 		cond_resched();	/* records may be queued faster than taken */
-		ret = x->ops->recv(x, &w, sizeof(w));
-		if (ret)
-			break;
-		ret = kvmig_wire_decode_rec(&w, x->layout, d->nr_slots, &rec);
-		if (ret) {
-			pr_warn_ratelimited("malformed record from the source (type %u, slot %u, gfn %llu, %u pages, len %u)\n",
-					    le16_to_cpu(w.type),
-					    le32_to_cpu(w.slot),
-					    le64_to_cpu(w.gfn),
-					    le32_to_cpu(w.npages),
-					    le32_to_cpu(w.len));
-			break;
-		}
-		ks = &d->slots[rec.slot_index];
-		switch (rec.type) {
-		case KVMIG_REC_PAGES:
-			ret = recv_pages(x, ks, rec.gfn, rec.npages);
-			if (!ret)
-				x->st.pages_received += rec.npages;
-			break;
-		case KVMIG_REC_ZERO:
-			ret = recv_zero(x, ks, rec.gfn, rec.npages);
-			if (!ret)
-				x->st.zero_pages += rec.npages;
-			break;
-		case KVMIG_REC_ROUND:
-			x->st.xfer_round = rec.gfn;
-			break;
-		case KVMIG_REC_STATE:
-			if (x->state || rec.len > r->state_cap) {
-				status = KVMIG_WIRE_E_LOCAL;
-				ret = x->state ? -EPROTO : -ENOSPC;
-				break;
-			}
-			x->state = kvmalloc(rec.len ?: 1, GFP_KERNEL_ACCOUNT);
-			if (!x->state) {
-				ret = -ENOMEM;
-				break;
-			}
-			x->state_len = rec.len;
-			ret = x->ops->recv(x, x->state, rec.len);
-			break;
-		case KVMIG_REC_END:
-			if (!x->state) {
-				pr_warn_ratelimited("end of stream without device state\n");
-				ret = -EPROTO;
-				break;
-			}
-			goto done;
-		}
-		if (ret)
-			break;
-		progress(x);
+	} while (!ret);
+	if (ret < 0) {
+		if (ret == -EFAULT || ret == -ENOMEM)
+			status = KVMIG_WIRE_E_LOCAL;
+		send_status(x, status, x->st.pages_received);
+		return xfer_fail(x, ret);
 	}
-	if (ret == -EFAULT || ret == -ENOMEM)
-		status = KVMIG_WIRE_E_LOCAL;
-	send_status(x, status, x->st.pages_received);
-	return xfer_fail(x, ret);
 
-done:
-	if (x->state_len && copy_to_user(u64_to_user_ptr(r->state_ptr),
-					 x->state, x->state_len)) {
-		send_status(x, KVMIG_WIRE_E_LOCAL, x->st.pages_received);
-		return xfer_fail(x, -EFAULT);
-	}
 	r->state_len = x->state_len;
 	r->pages_received = x->st.pages_received;
 	r->zero_pages = x->st.zero_pages;
 	r->rounds = x->st.xfer_round + 1;
+
+	/* Phase two: from here on, never FAILED. */
+	x->outcome = KVMIG_STATE_IN_DOUBT;
+	ret = x->ops->send(x, &(struct kvmig_wire_reply) {
+			.magic = cpu_to_le32(KVMIG_WIRE_MAGIC),
+			.status = cpu_to_le32(KVMIG_WIRE_OK),
+			.pages = cpu_to_le64(x->st.pages_received),
+		}, sizeof(struct kvmig_wire_reply), false);
+	if (!ret)
+		ret = READ_ONCE(x->cancelled) ? -ECANCELED : recv_decode(x, &rec);
+	if (!ret && rec.type != KVMIG_REC_COMMIT)
+		ret = -EPROTO;
+	if (ret) {
+		pr_warn_ratelimited("no COMMIT from the source (%d): outcome in doubt\n",
+				    ret);
+		xfer_fail(x, ret);
+		return -EINPROGRESS;
+	}
+	x->outcome = KVMIG_STATE_DONE;
+	/* The source is done either way; it may miss this if the link fails. */
 	send_status(x, KVMIG_WIRE_OK, x->st.pages_received);
 	return 0;
 }
@@ -590,20 +667,16 @@ static int handshake_dest(struct kvmig_xfer *x)
 	return 0;
 }
 
-struct kvmig_xfer *kvmig_xfer_create(struct mutex *lock,
-				     struct kvmig_dirty *d, u32 role,
+struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
 				     const struct kvmig_xfer_setup *setup)
 {
 	struct kvmig_xfer *x;
 	u32 i;
 	int ret;
 
-	lockdep_assert_held(lock);
-
 	x = kzalloc(sizeof(*x), GFP_KERNEL_ACCOUNT);
 	if (!x)
 		return ERR_PTR(-ENOMEM);
-	x->lock = lock;
 	spin_lock_init(&x->sock_lock);
 	x->d = d;
 	x->role = role;
@@ -611,7 +684,7 @@ struct kvmig_xfer *kvmig_xfer_create(struct mutex *lock,
 	x->downtime_ns = setup->downtime_ns ?: 300 * NSEC_PER_MSEC;
 	x->bandwidth = setup->bandwidth;
 	if (setup->timeout_ms)
-		x->deadline_ns = now_ns() + setup->timeout_ms * NSEC_PER_MSEC;
+		x->deadline_ns = kvmig_deadline(now_ns(), setup->timeout_ms);
 
 	ret = -ENOMEM;
 	x->layout = kvcalloc(d->nr_slots, sizeof(*x->layout),
@@ -644,8 +717,6 @@ err_free:
 int kvmig_xfer_handshake(struct kvmig_xfer *x)
 {
 	int ret;
-
-	lockdep_assert_held(x->lock);
 
 	ret = x->role == KVMIG_ROLE_SOURCE ? handshake_source(x) :
 					      handshake_dest(x);

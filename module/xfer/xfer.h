@@ -7,8 +7,11 @@
 #define _KVMIG_XFER_H
 
 #include <linux/bvec.h>
-#include <linux/mutex.h>
+#include <linux/limits.h>
+#include <linux/math64.h>
+#include <linux/overflow.h>
 #include <linux/spinlock.h>
+#include <linux/time64.h>
 #include <linux/types.h>
 
 #include <kvmig.h>
@@ -31,7 +34,7 @@ struct socket;
  *	from any context that can sleep, without the session lock
  * @release: drop the connection
  *
- * All but @shutdown run under the session lock. Each returns 0 or -errno;
+ * All but @shutdown run on the session's worker. Each returns 0 or -errno;
  * after an error the stream is broken and the session fails.
  */
 struct kvmig_transport_ops {
@@ -52,11 +55,14 @@ int kvmig_tcp_attach(struct kvmig_xfer *x, int fd, u32 io_timeout_ms);
 
 /**
  * struct kvmig_xfer - a session's transfer
- * @lock: the session's lock: protects everything here but @sock and
- *	@cancelled
- * @sock_lock: protects @sock against KVMIG_XFER_CANCEL, which runs
- *	without @lock
- * @cancelled: set once by KVMIG_XFER_CANCEL
+ *
+ * Owned by the session's worker while it runs a call (handshake, round,
+ * final, receive); by the session's ioctls, under the session's lock, when
+ * it does not. The worker runs one call at a time. Only @cancelled and
+ * @sock (under @sock_lock) are touched by others while a call runs.
+ *
+ * @sock_lock: protects @sock against KVMIG_XFER_CANCEL
+ * @cancelled: set once by KVMIG_XFER_CANCEL, from any thread
  * @ops: the transport
  * @sock: the connection (TCP), with a file reference
  * @d: the session's layout and, for a source, its dirty tracker
@@ -74,13 +80,14 @@ int kvmig_tcp_attach(struct kvmig_xfer *x, int fd, u32 io_timeout_ms);
  * @st: statistics, reported by KVMIG_GET_STATS
  * @last_harvest_ns: ktime of the last harvest, for the dirty rate
  * @fail_reason: KVMIG_FAIL_*, when an operation failed the session
+ * @outcome: after final or receive: KVMIG_STATE_DONE, _FAILED or
+ *	_IN_DOUBT (the two-phase commit, see wire.h)
  * @id: the session's id, for the tracepoints
- * @progress: called under @lock after each record sent or received, so
+ * @progress: called by the worker after each record sent or received, so
  *	that the session publishes @st while a call runs; may be NULL
  * @progress_arg: its argument
  */
 struct kvmig_xfer {
-	struct mutex *lock; /* the session's: see above */
 	spinlock_t sock_lock; /* see above */
 	bool cancelled;
 	const struct kvmig_transport_ops *ops;
@@ -100,20 +107,56 @@ struct kvmig_xfer {
 	struct kvmig_stats st;
 	u64 last_harvest_ns;
 	u32 fail_reason;
+	u32 outcome;
 	u64 id;
 	void (*progress)(void *arg);
 	void *progress_arg;
 };
 
-struct kvmig_xfer *kvmig_xfer_create(struct mutex *lock,
-				     struct kvmig_dirty *d, u32 role,
+struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
 				     const struct kvmig_xfer_setup *setup);
 int kvmig_xfer_handshake(struct kvmig_xfer *x);
 void kvmig_xfer_destroy(struct kvmig_xfer *x);
 int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r);
 int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
-		     const void __user *state);
+		     const void *state);
 int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r);
 void kvmig_xfer_cancel(struct kvmig_xfer *x);
+
+/*
+ * Rates and times at any scale: a round of terabytes, links of hundreds
+ * of Gbit/s. amount * NSEC_PER_SEC would wrap past 17 GiB, so the product
+ * is taken in 128 bits; a quotient that does not fit saturates at
+ * U64_MAX (x86's divq would trap on it). KUnit checks them (xfer_test.c).
+ */
+
+/* Nanoseconds to move @bytes at @rate bytes per second; U64_MAX if @rate is 0. */
+static inline u64 kvmig_ns_for(u64 bytes, u64 rate)
+{
+	if (!rate || div64_u64(bytes, rate) >= U64_MAX / NSEC_PER_SEC)
+		return U64_MAX;
+	return mul_u64_u64_div_u64(bytes, NSEC_PER_SEC, rate);
+}
+
+/* @amount per second, over @ns nanoseconds; 0 if @ns is 0. */
+static inline u64 kvmig_per_sec(u64 amount, u64 ns)
+{
+	if (!ns)
+		return 0;
+	if (div64_u64(amount, ns) >= U64_MAX / NSEC_PER_SEC)
+		return U64_MAX;
+	return mul_u64_u64_div_u64(amount, NSEC_PER_SEC, ns);
+}
+
+/* @now + @ms milliseconds, saturating at U64_MAX. */
+static inline u64 kvmig_deadline(u64 now, u64 ms)
+{
+	u64 ns, t;
+
+	if (check_mul_overflow(ms, (u64)NSEC_PER_MSEC, &ns) ||
+	    check_add_overflow(now, ns, &t))
+		return U64_MAX;
+	return t;
+}
 
 #endif /* _KVMIG_XFER_H */

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests of the transfer engine's arithmetic at real scale: rounds of
+ * a terabyte, links of 400 Gbit/s, limits that must saturate rather than
+ * wrap or trap.
+ */
+#include <kunit/test.h>
+#include <linux/bits.h>
+#include <linux/limits.h>
+#include <linux/sizes.h>
+#include <linux/stddef.h>
+
+#include "xfer.h"
+
+#define TIB		BIT_ULL(40)
+#define GBIT400		50000000000ULL	/* bytes per second */
+
+static void ns_for_test(struct kunit *test)
+{
+	/* 1 TiB at 400 Gbit/s: 2^40 / 50e9 s = 21.990232555 s. */
+	KUNIT_EXPECT_EQ(test, kvmig_ns_for(TIB, GBIT400), 21990232555ULL);
+	/* bytes * NSEC_PER_SEC wraps from 17 GiB on: 32 GiB at 1 GiB/s. */
+	KUNIT_EXPECT_EQ(test, kvmig_ns_for(32ULL << 30, 1ULL << 30),
+			32 * NSEC_PER_SEC);
+	/* The expected downtime of 2^28 pending pages (1 TiB). */
+	KUNIT_EXPECT_EQ(test, kvmig_ns_for((1ULL << 28) * SZ_4K, GBIT400),
+			21990232555ULL);
+	/* No throughput measured yet, and times that do not fit. */
+	KUNIT_EXPECT_EQ(test, kvmig_ns_for(TIB, 0), U64_MAX);
+	KUNIT_EXPECT_EQ(test, kvmig_ns_for(U64_MAX, 1), U64_MAX);
+	KUNIT_EXPECT_EQ(test, kvmig_ns_for(U64_MAX / NSEC_PER_SEC, 1), U64_MAX);
+	KUNIT_EXPECT_EQ(test, kvmig_ns_for(U64_MAX / NSEC_PER_SEC - 1, 1),
+			(U64_MAX / NSEC_PER_SEC - 1) * NSEC_PER_SEC);
+	KUNIT_EXPECT_EQ(test, kvmig_ns_for(0, GBIT400), 0);
+}
+
+static void per_sec_test(struct kunit *test)
+{
+	/* A round of 1 TiB sent in 21.990232555 s: 400 Gbit/s. */
+	KUNIT_EXPECT_EQ(test, kvmig_per_sec(TIB, 21990232555ULL),
+			50000000001ULL);
+	/* 20 GiB in 2 s: past the old 17 GiB wrap. */
+	KUNIT_EXPECT_EQ(test, kvmig_per_sec(20ULL << 30, 2 * NSEC_PER_SEC),
+			10ULL << 30);
+	/* A dirty rate: 2^28 pages logged in 250 ms. */
+	KUNIT_EXPECT_EQ(test, kvmig_per_sec(1ULL << 28, 250 * NSEC_PER_MSEC),
+			4ULL << 28);
+	KUNIT_EXPECT_EQ(test, kvmig_per_sec(TIB, 0), 0);
+	KUNIT_EXPECT_EQ(test, kvmig_per_sec(U64_MAX, 1), U64_MAX);
+	KUNIT_EXPECT_EQ(test, kvmig_per_sec(1, U64_MAX), 0);
+}
+
+static void deadline_test(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, kvmig_deadline(1000, 5), 1000 + 5 * NSEC_PER_MSEC);
+	/* A day of pre-copy from a clock at 1 TiB ns. */
+	KUNIT_EXPECT_EQ(test, kvmig_deadline(TIB, 86400000ULL),
+			TIB + 86400ULL * NSEC_PER_SEC);
+	/* timeout_ms * NSEC_PER_MSEC would wrap: saturate instead. */
+	KUNIT_EXPECT_EQ(test, kvmig_deadline(0, U64_MAX), U64_MAX);
+	KUNIT_EXPECT_EQ(test, kvmig_deadline(U64_MAX - 10, 1), U64_MAX);
+	KUNIT_EXPECT_EQ(test, kvmig_deadline(0, U64_MAX / NSEC_PER_MSEC),
+			U64_MAX / NSEC_PER_MSEC * NSEC_PER_MSEC);
+}
+
+/* The UAPI of the commit protocol and of the worker's eventfd. */
+static void uapi_layout_test(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_resolve), 32);
+	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_XFER_RESOLVE),
+			sizeof(struct kvmig_resolve));
+	KUNIT_EXPECT_EQ(test, _IOC_DIR(KVMIG_XFER_RESOLVE), _IOC_WRITE);
+	/* event_fd took reserved[0]: same size, same offsets before it. */
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_xfer_setup), 72);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, event_fd), 40);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, reserved), 48);
+	KUNIT_EXPECT_EQ(test, KVMIG_STATE_IN_DOUBT, 7);
+	KUNIT_EXPECT_EQ(test, KVMIG_REC_COMMIT, 6);
+	KUNIT_EXPECT_EQ(test, KVMIG_WIRE_VERSION, 2);
+}
+
+static struct kunit_case kvmig_xfer_cases[] = {
+	KUNIT_CASE(uapi_layout_test),
+	KUNIT_CASE(ns_for_test),
+	KUNIT_CASE(per_sec_test),
+	KUNIT_CASE(deadline_test),
+	{}
+};
+
+static struct kunit_suite kvmig_xfer_suite = {
+	.name = "kvmig_xfer",
+	.test_cases = kvmig_xfer_cases,
+};
+
+kunit_test_suites(&kvmig_xfer_suite);
