@@ -68,6 +68,30 @@ TEST_F(dev, get_api)
 	EXPECT_EQ(0, api.pad);
 }
 
+/*
+ * API version 2: the two-phase switchover and the transfer worker are
+ * announced along with everything version 1 had.
+ */
+TEST_F(dev, features_of_version_2)
+{
+	__u64 feat[1] = { 0 };
+	struct kvmig_api api = {
+		.nr_features = 1,
+		.features_ptr = (uintptr_t)feat,
+	};
+	const __u64 v1 = KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP |
+			 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS |
+			 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK |
+			 KVMIG_F0_LIST;
+
+	ASSERT_EQ(0, xioctl(self->fd, KVMIG_GET_API, &api));
+	EXPECT_EQ(2, api.api_version);
+	EXPECT_EQ(v1, feat[0] & v1);
+	EXPECT_TRUE(feat[0] & KVMIG_F0_COMMIT);
+	EXPECT_TRUE(feat[0] & KVMIG_F0_WORKER);
+	EXPECT_EQ(KVMIG_F_ALL_0, feat[0]);
+}
+
 TEST_F(dev, query_feature_words)
 {
 	struct kvmig_api api = { };
@@ -328,7 +352,6 @@ TEST_F(dev, list_rejects_bad_input)
 {
 	struct kvmig_session_info info[2];
 	struct kvmig_list l;
-	struct kvmig_stats st;
 
 	memset(&l, 0, sizeof(l));
 	l.flags = 1;
@@ -349,11 +372,29 @@ TEST_F(dev, list_rejects_bad_input)
 	l.sessions_ptr = 8;	/* unmapped */
 	EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_LIST_SESSIONS, &l));
 	EXPECT_EQ(-EFAULT, xioctl(self->fd, KVMIG_LIST_SESSIONS, (void *)8));
+}
 
-	/* GET_STATS: the id is an output. */
+/*
+ * KVMIG_GET_STATS: the id is an output, and a struct from an earlier call
+ * (or a listing) carries one: it is not refused on input, and the answer
+ * is this session's own id whatever came in.
+ */
+TEST_F(dev, stats_id_on_input)
+{
+	struct kvmig_stats st, again;
+
 	memset(&st, 0, sizeof(st));
-	st.id = 1;
-	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_GET_STATS, &st));
+	ASSERT_EQ(0, xioctl(self->fd, KVMIG_GET_STATS, &st));
+	ASSERT_NE(0, st.id);
+	again = st;
+	EXPECT_EQ(0, xioctl(self->fd, KVMIG_GET_STATS, &again));
+	EXPECT_EQ(st.id, again.id);
+	again.id = st.id + 12345;
+	EXPECT_EQ(0, xioctl(self->fd, KVMIG_GET_STATS, &again));
+	EXPECT_EQ(st.id, again.id);
+	/* The other fields are still checked. */
+	again.reserved[0] = 1;
+	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_GET_STATS, &again));
 }
 
 TEST_HARNESS_MAIN

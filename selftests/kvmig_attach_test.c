@@ -288,6 +288,12 @@ TEST_F(attach, vm_fd_closed_while_attached)
 	self->dev = -1;
 }
 
+/*
+ * Holding the VM's file is what grants it, as with KVM's own ioctls: a
+ * process that got it (here by fork, another mm) may attach it (the old
+ * module refused with -EPERM). Starting dirty tracking still needs the
+ * VM's own process: KVM's dirty-log calls work only there.
+ */
 TEST_F(attach, vm_of_another_process)
 {
 	int vm = create_vm(self->kvm, VM_MANUAL), status;
@@ -297,16 +303,61 @@ TEST_F(attach, vm_of_another_process)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		/* Same fd, inherited; but the VM's mm is the parent's. */
+		struct kvmig_dirty_start ds = {};
 		__u32 mode = KVMIG_DIRTY_AUTO;
 		int dev = open("/dev/kvmig", O_RDWR);
 
-		_exit(attach(dev, vm, KVMIG_ROLE_SOURCE, &mode) == -EPERM ?
-		      0 : 1);
+		if (attach(dev, vm, KVMIG_ROLE_SOURCE, &mode))
+			_exit(1);
+		if (mode != KVMIG_DIRTY_BITMAP)
+			_exit(2);
+		_exit(xioctl(dev, KVMIG_DIRTY_START, &ds) == -EPERM ? 0 : 3);
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* 1: attach refused, 3: tracking started from another mm. */
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("child status %#x", status);
 	close(vm);
+}
+
+/*
+ * One VM, one session: two sessions on one VM would both harvest it and
+ * each lose the pages the other took. A second attach fails with -EBUSY
+ * in either role, and succeeds once the first session is closed.
+ */
+TEST_F(attach, one_session_per_vm)
+{
+	static const __u32 roles[2][2] = {
+		{ KVMIG_ROLE_SOURCE, KVMIG_ROLE_DEST },
+		{ KVMIG_ROLE_DEST, KVMIG_ROLE_SOURCE },
+	};
+	unsigned int i, j;
+	__u32 mode;
+
+	for (i = 0; i < 2; i++) {
+		int vm = create_vm(self->kvm, VM_MANUAL);
+		int first = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
+		int second = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
+
+		ASSERT_LE(0, vm);
+		ASSERT_LE(0, first);
+		ASSERT_LE(0, second);
+		mode = KVMIG_DIRTY_AUTO;
+		ASSERT_EQ(0, attach(first, vm, roles[i][0], &mode));
+		for (j = 0; j < 2; j++) {
+			mode = KVMIG_DIRTY_AUTO;
+			EXPECT_EQ(-EBUSY, attach(second, vm, roles[i][j],
+						 &mode))
+				TH_LOG("first %u, second %u", roles[i][0],
+				       roles[i][j]);
+		}
+		/* The refused session is still IDLE: it can have the VM now. */
+		ASSERT_EQ(0, close(first));
+		mode = KVMIG_DIRTY_AUTO;
+		EXPECT_EQ(0, attach(second, vm, roles[i][1], &mode));
+		close(second);
+		close(vm);
+	}
 }
 
 TEST_F(attach, vmm_exits_while_attached)

@@ -4,8 +4,8 @@
  * writing goes to a destination VM of the same layout, in pre-copy rounds
  * and a final pass; then memory and device state must be identical. And
  * every way it can go wrong: layout mismatch, malformed streams, a peer
- * that vanishes or stalls, cancel, the VMM killed, rmmod; the source VM is
- * intact and runs on after each.
+ * that vanishes, stalls or lies, cancel, signals, the VMM stopped or
+ * killed, rmmod; the source VM is intact and runs on after each.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvmig.h"
@@ -52,8 +54,45 @@ asm(".pushsection .rodata.guest, \"a\"\n"
     ".popsection\n");
 extern const char guest_fill[], guest_fill_end[];
 
+/*
+ * Guest that never rests: %esi = mailbox { u32 gpa, pages, stop }. It
+ * stamps the pass number into every page of its share, pass after pass,
+ * and does the OUT only once the VMM has set stop (checked after each
+ * pass), so each vCPU dirties its whole share as fast as it can.
+ */
+asm(".pushsection .rodata.guest, \"a\"\n"
+    ".global guest_sweep, guest_sweep_end\n"
+    ".code32\n"
+    "guest_sweep:\n"
+    "	xorl %ebx, %ebx\n"
+    "1:	incl %ebx\n"
+    "	movl (%esi), %eax\n"
+    "	movl 4(%esi), %ecx\n"
+    "2:	movl %ebx, (%eax)\n"
+    "	addl $4096, %eax\n"
+    "	loop 2b\n"
+    "	cmpl $0, 8(%esi)\n"
+    "	je 1b\n"
+    "	outb %al, $" XSTR(VMM_PORT_DONE) "\n"
+    "	jmp 1b\n"
+    "guest_sweep_end:\n"
+    ".code64\n"
+    ".popsection\n");
+extern const char guest_sweep[], guest_sweep_end[];
+
 #define SLOT_SIZE	(2UL << 20)
 #define SLOT_PAGES	(SLOT_SIZE / 4096)
+#define WIRE_MAGIC	0x474d564b
+#define WIRE_VERSION	2
+#define STATE_MAX	(16U << 20)	/* KVMIG_WIRE_MAX_STATE */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
 
 static void fill(struct vmm *vmm, unsigned int slot, uint32_t first,
 		 uint32_t count, uint32_t stride, uint32_t value)
@@ -67,9 +106,21 @@ static void fill(struct vmm *vmm, unsigned int slot, uint32_t first,
 }
 
 /*
- * The VMM writes the mailbox through its own mapping: KVM does not log
+ * The VMM writes the mailboxes through its own mapping: KVM does not log
  * that, so a tracked VMM reports it, as it would report device DMA.
  */
+static int mark_mboxes(int dev, unsigned int nr_vcpus)
+{
+	struct kvmig_dirty_run run = {
+		.gfn = VMM_MBOX_GPA / 4096, .slot = VMM_CTRL_SLOT,
+		.npages = nr_vcpus * VMM_MBOX_SIZE / 4096,
+	};
+	struct kvmig_dirty_mark m = { .nr_runs = 1,
+				      .runs_ptr = (uintptr_t)&run };
+
+	return ioctl(dev, KVMIG_DIRTY_MARK, &m) ? -errno : 0;
+}
+
 static int mark_mbox(int dev)
 {
 	struct kvmig_dirty_run run = {
@@ -81,7 +132,12 @@ static int mark_mbox(int dev)
 	return ioctl(dev, KVMIG_DIRTY_MARK, &m) ? -errno : 0;
 }
 
-static int tcp_pair(int *a, int *b)
+/*
+ * A connected loopback pair, @a to @b. With @buf, both ends get socket
+ * buffers of about that size, so that what is in flight stays small and
+ * a sender soon has to wait for its receiver.
+ */
+static int tcp_pair_buf(int *a, int *b, int buf)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
@@ -89,11 +145,15 @@ static int tcp_pair(int *a, int *b)
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l < 0 || bind(l, (void *)&sa, sizeof(sa)) || listen(l, 1) ||
+	if (l < 0 ||
+	    (buf && setsockopt(l, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf))) ||
+	    bind(l, (void *)&sa, sizeof(sa)) || listen(l, 1) ||
 	    getsockname(l, (void *)&sa, &len))
 		return -errno;
 	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*a < 0 || connect(*a, (void *)&sa, sizeof(sa)))
+	if (*a < 0 ||
+	    (buf && setsockopt(*a, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf))) ||
+	    connect(*a, (void *)&sa, sizeof(sa)))
 		return -errno;
 	*b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	close(l);
@@ -101,6 +161,11 @@ static int tcp_pair(int *a, int *b)
 		return -errno;
 	setsockopt(*a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return 0;
+}
+
+static int tcp_pair(int *a, int *b)
+{
+	return tcp_pair_buf(a, b, 0);
 }
 
 static int session(int vm, uint32_t role, uint32_t mode)
@@ -112,6 +177,24 @@ static int session(int vm, uint32_t role, uint32_t mode)
 	if (dev < 0)
 		return -errno;
 	if (ioctl(dev, KVMIG_ATTACH_VM, &a)) {
+		int err = -errno;
+
+		close(dev);
+		return err;
+	}
+	return dev;
+}
+
+/* A source session on @vm, tracking. */
+static int source_session(int vm, enum vmm_dirty mode)
+{
+	struct kvmig_dirty_start ds = {};
+	int dev = session(vm, KVMIG_ROLE_SOURCE, mode == VMM_DIRTY_RING ?
+			  KVMIG_DIRTY_RING : KVMIG_DIRTY_BITMAP);
+
+	if (dev < 0)
+		return dev;
+	if (ioctl(dev, KVMIG_DIRTY_START, &ds)) {
 		int err = -errno;
 
 		close(dev);
@@ -132,10 +215,50 @@ static int setup(int dev, int sock, uint64_t downtime_ns,
 	return ioctl(dev, KVMIG_XFER_SETUP, &st) ? -errno : 0;
 }
 
+/*
+ * A transfer call, made again after each -EINTR (counted in @eintr, if
+ * given): the same ioctl joins the call the signal interrupted.
+ */
+static int xfer_call(int dev, unsigned long cmd, void *arg,
+		     unsigned int *eintr)
+{
+	while (ioctl(dev, cmd, arg)) {
+		if (errno != EINTR)
+			return -errno;
+		if (eintr)
+			(*eintr)++;
+	}
+	return 0;
+}
+
 static int get_stats(int dev, struct kvmig_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	return ioctl(dev, KVMIG_GET_STATS, st) ? -errno : 0;
+}
+
+/* Poll a session's stats until @done says so or @ms pass; 0 or -ETIME. */
+static int wait_stats(int dev, struct kvmig_stats *st, unsigned int ms,
+		      bool (*done)(const struct kvmig_stats *st))
+{
+	uint64_t end = now_ns() + ms * 1000000ULL;
+
+	for (;;) {
+		if (get_stats(dev, st))
+			return -errno;
+		if (done(st))
+			return 0;
+		if (now_ns() > end)
+			return -ETIME;
+		usleep(10000);
+	}
+}
+
+/* The destination has taken pre-copy records in (or failed). */
+static bool dest_has_records(const struct kvmig_stats *st)
+{
+	return st->pages_received + st->zero_pages ||
+	       st->state == KVMIG_STATE_FAILED;
 }
 
 /* The destination side, in a thread: attach, handshake, receive. */
@@ -144,8 +267,9 @@ struct dest {
 	int dev, sock;
 	int setup_ret, recv_ret;
 	struct kvmig_recv r;
-	char state[8192];
+	char *state;
 	uint32_t state_cap;
+	uint32_t io_ms;		/* its I/O timeout */
 	pthread_t thread;
 };
 
@@ -153,7 +277,7 @@ static void *dest_thread(void *arg)
 {
 	struct dest *d = arg;
 
-	d->setup_ret = setup(d->dev, d->sock, 0, 0, 0, 3000);
+	d->setup_ret = setup(d->dev, d->sock, 0, 0, 0, d->io_ms);
 	if (d->setup_ret) {
 		d->recv_ret = d->setup_ret;
 		return NULL;
@@ -161,8 +285,40 @@ static void *dest_thread(void *arg)
 	memset(&d->r, 0, sizeof(d->r));
 	d->r.state_ptr = (uintptr_t)d->state;
 	d->r.state_cap = d->state_cap;
-	d->recv_ret = ioctl(d->dev, KVMIG_XFER_RECV, &d->r) ? -errno : 0;
+	d->recv_ret = xfer_call(d->dev, KVMIG_XFER_RECV, &d->r, NULL);
 	return NULL;
+}
+
+/* A fresh destination VM of the layout @cfg, with its session. */
+static int dest_init(struct dest *d, const struct vmm_config *cfg,
+		     uint32_t state_cap)
+{
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->dev = d->sock = -1;
+	d->io_ms = 3000;
+	d->state_cap = state_cap;
+	d->state = malloc(state_cap ?: 1);
+	if (!d->state)
+		return -ENOMEM;
+	ret = vmm_create(&d->vmm, cfg);
+	if (ret)
+		return ret;
+	d->dev = session(d->vmm.vm, KVMIG_ROLE_DEST, KVMIG_DIRTY_AUTO);
+	return d->dev < 0 ? d->dev : 0;
+}
+
+static void dest_fini(struct dest *d)
+{
+	if (d->dev >= 0)
+		close(d->dev);
+	if (d->sock >= 0)
+		close(d->sock);
+	vmm_destroy(&d->vmm);
+	free(d->state);
+	d->state = NULL;
+	d->dev = d->sock = -1;
 }
 
 FIXTURE(mig) {
@@ -194,33 +350,25 @@ static void prepare_migration(struct __test_metadata *_metadata,
 		.dirty = mode, .nr_vcpus = 1, .nr_slots = 2,
 		.slot_size = SLOT_SIZE,
 	};
-	struct kvmig_dirty_start ds = {};
 	int ret;
 
 	self->dev = self->sock = -1;
 	self->dst = calloc(1, sizeof(*self->dst));
 	ASSERT_NE(NULL, self->dst);
 	self->dst->dev = self->dst->sock = -1;
-	self->dst->state_cap = sizeof(self->dst->state);
 	ret = vmm_create(&self->src, &cfg);
 	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
 		SKIP(return, "/dev/kvm not present");
 	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, vmm_load(&self->src, guest_fill,
 			      guest_fill_end - guest_fill));
-	cfg.slot_size = dst_size ?: SLOT_SIZE;
-	ASSERT_EQ(0, vmm_create(&self->dst->vmm, &cfg));
 
-	self->dev = session(self->src.vm, KVMIG_ROLE_SOURCE,
-			    mode == VMM_DIRTY_RING ? KVMIG_DIRTY_RING :
-						     KVMIG_DIRTY_BITMAP);
+	self->dev = source_session(self->src.vm, mode);
 	if (self->dev == -ENOENT && !getenv("KVMIG_REQUIRE"))
 		SKIP(return, "/dev/kvmig not present");
-	ASSERT_LE(0, self->dev);
-	ASSERT_EQ(0, ioctl(self->dev, KVMIG_DIRTY_START, &ds));
-	self->dst->dev = session(self->dst->vmm.vm, KVMIG_ROLE_DEST,
-				 KVMIG_DIRTY_AUTO);
-	ASSERT_LE(0, self->dst->dev);
+	ASSERT_LE(0, self->dev) TH_LOG("%s", strerror(-self->dev));
+	cfg.slot_size = dst_size ?: SLOT_SIZE;
+	ASSERT_EQ(0, dest_init(self->dst, &cfg, 8192));
 	ASSERT_EQ(0, tcp_pair(&self->sock, &self->dst->sock));
 
 	/* The guest has written something before migration starts. */
@@ -232,14 +380,11 @@ static void prepare_migration(struct __test_metadata *_metadata,
 static int mig_connect(FIXTURE_DATA(mig) *self, uint64_t downtime_ns,
 		       uint32_t max_rounds, uint64_t bandwidth)
 {
-	int ret;
-
 	if (pthread_create(&self->dst->thread, NULL, dest_thread, self->dst))
 		return -EAGAIN;
 	self->started = true;
-	ret = setup(self->dev, self->sock, downtime_ns, max_rounds,
-		    bandwidth, 3000);
-	return ret;
+	return setup(self->dev, self->sock, downtime_ns, max_rounds,
+		     bandwidth, 3000);
 }
 
 static void mig_join(FIXTURE_DATA(mig) *self)
@@ -264,13 +409,11 @@ FIXTURE_TEARDOWN(mig)
 		close(self->dev);
 	if (self->sock >= 0)
 		close(self->sock);
-	if (self->dst->dev >= 0)
-		close(self->dst->dev);
-	if (self->dst->sock >= 0)
-		close(self->dst->sock);
-	vmm_destroy(&self->dst->vmm);
+	if (self->dst) {
+		dest_fini(self->dst);
+		free(self->dst);
+	}
 	vmm_destroy(&self->src);
-	free(self->dst);
 }
 
 static void expect_same_memory(struct __test_metadata *_metadata,
@@ -295,6 +438,19 @@ static void expect_source_runs(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, vmm_run(src));
 	memcpy(&v, src->slots[1].hva + 3 * 4096, 4);
 	EXPECT_EQ(0xabcd, v);
+}
+
+static void expect_failed(struct __test_metadata *_metadata, int dev,
+			  uint32_t reason)
+{
+	struct kvmig_stats st;
+	struct kvmig_round r = {};
+
+	ASSERT_EQ(0, get_stats(dev, &st));
+	EXPECT_EQ(KVMIG_STATE_FAILED, st.state);
+	EXPECT_EQ(reason, st.fail_reason);
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_ROUND, &r));
+	EXPECT_EQ(EBUSY, errno);
 }
 
 TEST_F_TIMEOUT(mig, precopy_and_switchover, 600)
@@ -361,6 +517,7 @@ TEST_F_TIMEOUT(mig, precopy_and_switchover, 600)
 
 	ASSERT_EQ(0, get_stats(self->dev, &st));
 	EXPECT_EQ(KVMIG_STATE_DONE, st.state);
+	EXPECT_EQ(sent_rounds, st.xfer_round);
 	EXPECT_EQ(st.pages_sent, self->dst->r.pages_received);
 	EXPECT_EQ(st.pages_sent, st.pages_spliced);
 	EXPECT_EQ(0, st.pages_copied);
@@ -405,9 +562,9 @@ TEST_F_TIMEOUT(mig, converges, 600)
 }
 
 /*
- * The destination holds its session lock for the whole of
- * KVMIG_XFER_RECV: statistics and the session list must still answer
- * (a hang here fails the test by its timeout), and show live progress.
+ * The destination is blocked in KVMIG_XFER_RECV: statistics and the
+ * session list must still answer (a hang here fails the test by its
+ * timeout), and show live progress.
  */
 TEST_F_TIMEOUT(mig, stats_and_list_during_recv, 300)
 {
@@ -469,21 +626,9 @@ TEST_F_TIMEOUT(mig, stats_and_list_during_recv, 300)
 	EXPECT_TRUE(seen_dst);
 }
 
-static void expect_failed(struct __test_metadata *_metadata, int dev,
-			  uint32_t reason)
-{
-	struct kvmig_stats st;
-	struct kvmig_round r = {};
-
-	ASSERT_EQ(0, get_stats(dev, &st));
-	EXPECT_EQ(KVMIG_STATE_FAILED, st.state);
-	EXPECT_EQ(reason, st.fail_reason);
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_ROUND, &r));
-	EXPECT_EQ(EBUSY, errno);
-}
-
 /* The peer goes away in mid pre-copy. */
-TEST_F_TIMEOUT(mig, peer_closes_mid_precopy, 600)
+static void peer_goes_away(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(mig) *self)
 {
 	struct kvmig_round r = {};
 
@@ -507,6 +652,11 @@ TEST_F_TIMEOUT(mig, peer_closes_mid_precopy, 600)
 							       strerror(errno));
 	expect_failed(_metadata, self->dev, KVMIG_FAIL_IO);
 	expect_source_runs(_metadata, &self->src);
+}
+
+TEST_F_TIMEOUT(mig, peer_closes_mid_precopy, 600)
+{
+	peer_goes_away(_metadata, self);
 }
 
 /* The peer stops answering in mid switchover: the I/O timeout ends it. */
@@ -545,30 +695,115 @@ TEST_F_TIMEOUT(mig, peer_silent_at_switchover, 600)
 	expect_source_runs(_metadata, &self->src);
 }
 
-/* Cancel from another thread while a throttled round is sending. */
-static void *cancel_later(void *arg)
+/* The round has sent pages: it is under way, not about to start. */
+static bool round_sending(const struct kvmig_stats *st)
 {
-	usleep(300000);
-	ioctl(*(int *)arg, KVMIG_XFER_CANCEL);
+	return st->pages_sent || st->state != KVMIG_STATE_PRECOPY;
+}
+
+/* Cancel from another thread while a throttled round is sending. */
+struct canceller {
+	int dev;
+	pthread_t thread;
+	struct kvmig_stats st;	/* as seen just before cancelling */
+	int wait_ret, cancel_ret;
+};
+
+static void *cancel_when_sending(void *arg)
+{
+	struct canceller *c = arg;
+
+	c->wait_ret = wait_stats(c->dev, &c->st, 60000, round_sending);
+	c->cancel_ret = ioctl(c->dev, KVMIG_XFER_CANCEL) ? -errno : 0;
 	return NULL;
 }
 
 TEST_F_TIMEOUT(mig, cancel_mid_round, 600)
 {
+	struct canceller c = { .dev = self->dev };
 	struct kvmig_round r = {};
-	pthread_t t;
 
 	/* 64 KiB/s: round 0 would take many seconds. */
 	ASSERT_EQ(0, mig_connect(self, 0, 0, 65536));
-	ASSERT_EQ(0, pthread_create(&t, NULL, cancel_later, &self->dev));
+	ASSERT_EQ(0, pthread_create(&c.thread, NULL, cancel_when_sending, &c));
 	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
 	EXPECT_EQ(ECANCELED, errno);
-	pthread_join(t, NULL);
+	pthread_join(c.thread, NULL);
+	/* The cancel came while the round was sending, not before it. */
+	EXPECT_EQ(0, c.wait_ret);
+	EXPECT_EQ(KVMIG_STATE_PRECOPY, c.st.state);
+	EXPECT_LT(0, c.st.pages_sent);
+	EXPECT_EQ(0, c.cancel_ret);
 	expect_failed(_metadata, self->dev, KVMIG_FAIL_CANCELLED);
 	mig_join(self);
 	EXPECT_NE(0, self->dst->recv_ret);
 	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_IO);
 	expect_source_runs(_metadata, &self->src);
+}
+
+/*
+ * Cancel between rounds, with no call running: the session is FAILED at
+ * once (the old module only flagged it, and kept PRECOPY until the next
+ * call tripped over the shut socket), and the next call is refused.
+ */
+TEST_F_TIMEOUT(mig, cancel_between_rounds, 600)
+{
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	struct kvmig_round r = {};
+	struct kvmig_stats st;
+
+	ASSERT_EQ(0, mig_connect(self, 1, 10, 0));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	ASSERT_EQ(KVMIG_ROUND_SENT, r.status);
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_CANCEL));
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_FAILED, st.state);
+	EXPECT_EQ(KVMIG_FAIL_CANCELLED, st.fail_reason);
+	EXPECT_EQ(1, poll(&pfd, 1, 0));
+	EXPECT_TRUE(pfd.revents & POLLERR) TH_LOG("revents %#x", pfd.revents);
+	expect_failed(_metadata, self->dev, KVMIG_FAIL_CANCELLED);
+	/* Cancelling an ended session is a wrong-state call. */
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_CANCEL));
+	EXPECT_EQ(EBUSY, errno);
+	mig_join(self);
+	EXPECT_NE(0, self->dst->recv_ret);
+	expect_source_runs(_metadata, &self->src);
+}
+
+/*
+ * KVMIG_XFER_FINAL before round 0 went out would switch over with pages
+ * never sent (the old module did, and the destination resumed a partial
+ * image): it must be refused and change nothing.
+ */
+TEST_F_TIMEOUT(mig, final_before_round_0, 600)
+{
+	char state[64] = "vcpu state";
+	struct kvmig_final f = { .state_ptr = (uintptr_t)state,
+				 .state_len = sizeof(state) };
+	struct kvmig_round r = {};
+	struct kvmig_stats st;
+
+	ASSERT_EQ(0, mig_connect(self, 0, 0, 0));
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_FINAL, &f));
+	EXPECT_EQ(EBUSY, errno);
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_PRECOPY, st.state);
+	EXPECT_EQ(0, st.xfer_round);
+	EXPECT_EQ(0, st.pages_sent);
+
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	EXPECT_EQ(0, r.round);
+	EXPECT_EQ(KVMIG_ROUND_SENT, r.status);
+	memset(&f, 0, sizeof(f));
+	f.state_ptr = (uintptr_t)state;
+	f.state_len = sizeof(state);
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_FINAL, &f))
+		TH_LOG("final: %s", strerror(errno));
+	mig_join(self);
+	ASSERT_EQ(0, self->dst->recv_ret);
+	EXPECT_EQ(sizeof(state), self->dst->r.state_len);
+	EXPECT_EQ(0, memcmp(state, self->dst->state, sizeof(state)));
+	expect_same_memory(_metadata, &self->src, &self->dst->vmm);
 }
 
 /* The device state does not fit the destination's buffer. */
@@ -589,6 +824,253 @@ TEST_F_TIMEOUT(mig, state_too_big_for_destination, 600)
 	mig_join(self);
 	EXPECT_EQ(-ENOSPC, self->dst->recv_ret);
 	expect_source_runs(_metadata, &self->src);
+}
+
+/*
+ * Device state at the limit: exactly 16 MiB goes through, byte for byte;
+ * one byte more is refused before anything is sent, and the session stays
+ * in pre-copy.
+ */
+TEST_F_TIMEOUT(mig, state_of_16_mib, 600)
+{
+	struct kvmig_round r = {};
+	struct kvmig_final f = {};
+	struct kvmig_stats st;
+	uint8_t *state;
+	uint32_t i, seed = 1;
+
+	free(self->dst->state);
+	self->dst->state = malloc(STATE_MAX);
+	ASSERT_NE(NULL, self->dst->state);
+	self->dst->state_cap = STATE_MAX;
+	state = malloc(STATE_MAX + 1);
+	ASSERT_NE(NULL, state);
+	for (i = 0; i < STATE_MAX + 1; i++) {
+		seed = seed * 1103515245 + 12345;
+		state[i] = seed >> 16;
+	}
+	ASSERT_EQ(0, mig_connect(self, 0, 0, 0));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+
+	f.state_ptr = (uintptr_t)state;
+	f.state_len = STATE_MAX + 1;
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_FINAL, &f));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_PRECOPY, st.state);
+
+	memset(&f, 0, sizeof(f));
+	f.state_ptr = (uintptr_t)state;
+	f.state_len = STATE_MAX;
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_FINAL, &f))
+		TH_LOG("final: %s", strerror(errno));
+	mig_join(self);
+	ASSERT_EQ(0, self->dst->recv_ret) TH_LOG("%s",
+						 strerror(-self->dst->recv_ret));
+	EXPECT_EQ(STATE_MAX, self->dst->r.state_len);
+	EXPECT_EQ(0, memcmp(state, self->dst->state, STATE_MAX));
+	expect_same_memory(_metadata, &self->src, &self->dst->vmm);
+	free(state);
+}
+
+/*
+ * A whole migration of the source VM on a new session, connection and
+ * destination VM, after an earlier session on it ended: the old one is
+ * closed first (one VM, one session).
+ */
+static void migrate_again(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(mig) *self, enum vmm_dirty mode)
+{
+	struct dest *d = calloc(1, sizeof(*d));
+	struct kvmig_round r;
+	struct kvmig_final f = {};
+	unsigned int i;
+	int dev, sock;
+
+	ASSERT_NE(NULL, d);
+	if (self->dev >= 0)
+		close(self->dev);
+	self->dev = -1;
+	if (self->sock >= 0)
+		close(self->sock);
+	self->sock = -1;
+
+	dev = source_session(self->src.vm, mode);
+	ASSERT_LE(0, dev) TH_LOG("new session: %s", strerror(-dev));
+	self->dev = dev;
+	ASSERT_EQ(0, dest_init(d, &self->src.cfg, 8192));
+	ASSERT_EQ(0, tcp_pair(&sock, &d->sock));
+	self->sock = sock;
+	ASSERT_EQ(0, pthread_create(&d->thread, NULL, dest_thread, d));
+	ASSERT_EQ(0, setup(dev, sock, 0, 0, 0, 3000));
+	for (i = 0;; i++) {
+		memset(&r, 0, sizeof(r));
+		ASSERT_EQ(0, ioctl(dev, KVMIG_XFER_ROUND, &r))
+			TH_LOG("round %u: %s", i, strerror(errno));
+		EXPECT_EQ(i, r.round);
+		if (r.status != KVMIG_ROUND_SENT)
+			break;
+		fill(&self->src, 1, 11 * i, 20, 5, 0x7000 + i);
+		ASSERT_EQ(0, mark_mbox(dev));
+		ASSERT_EQ(0, vmm_run(&self->src));
+	}
+	ASSERT_EQ(0, ioctl(dev, KVMIG_XFER_FINAL, &f))
+		TH_LOG("final: %s", strerror(errno));
+	pthread_join(d->thread, NULL);
+	ASSERT_EQ(0, d->recv_ret) TH_LOG("%s", strerror(-d->recv_ret));
+	expect_same_memory(_metadata, &self->src, &d->vmm);
+	dest_fini(d);
+	free(d);
+}
+
+TEST_F_TIMEOUT(mig, migrate_again_after_cancel, 600)
+{
+	struct kvmig_round r = {};
+
+	ASSERT_EQ(0, mig_connect(self, 1, 10, 0));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_CANCEL));
+	mig_join(self);
+	fill(&self->src, 0, 1, 50, 2, 0x8888);
+	ASSERT_EQ(0, vmm_run(&self->src));
+	migrate_again(_metadata, self, variant->mode);
+}
+
+TEST_F_TIMEOUT(mig, migrate_again_after_peer_closed, 600)
+{
+	peer_goes_away(_metadata, self);
+	migrate_again(_metadata, self, variant->mode);
+}
+
+/*
+ * The transfer calls from a process that is not the VMM (a fork: another
+ * mm), holding the session's file: they run (the worker works in the
+ * VM's address space; the old module refused them with -EPERM), while
+ * harvesting still needs the VM's own process.
+ */
+TEST_F_TIMEOUT(mig, xfer_from_another_process, 600)
+{
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(0, mig_connect(self, 1, 2, 0));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct kvmig_harvest h = {};
+		struct kvmig_final f = {};
+		struct kvmig_round r;
+		unsigned int i;
+
+		for (i = 0;; i++) {
+			memset(&r, 0, sizeof(r));
+			if (ioctl(self->dev, KVMIG_XFER_ROUND, &r))
+				_exit(errno == EPERM ? 10 : 11);
+			if (r.round != i)
+				_exit(12);
+			if (r.status != KVMIG_ROUND_SENT)
+				break;
+		}
+		if (!ioctl(self->dev, KVMIG_DIRTY_HARVEST, &h) ||
+		    errno != EPERM)
+			_exit(20);
+		if (ioctl(self->dev, KVMIG_XFER_FINAL, &f))
+			_exit(30);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	/* 10: ROUND refused with EPERM, 20: HARVEST allowed, 30: FINAL. */
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("child status %#x", status);
+	mig_join(self);
+	ASSERT_EQ(0, self->dst->recv_ret);
+	expect_same_memory(_metadata, &self->src, &self->dst->vmm);
+}
+
+/*
+ * KVMIG_DIRTY_MARK takes only runs inside the layout, all or nothing: a
+ * call with one bad run among good ones marks none of them. Checked in
+ * tracking and again in pre-copy, between rounds.
+ */
+static void expect_mark_all_or_nothing(struct __test_metadata *_metadata,
+				       struct vmm *src, int dev)
+{
+	struct kvmig_dirty_run runs[3] = {
+		{ .gfn = src->slots[1].gpa / 4096, .npages = 3,
+		  .slot = src->slots[1].id },
+		{ .gfn = src->slots[0].gpa / 4096 + 9, .npages = 1,
+		  .slot = src->slots[0].id },
+		/* Across the end of the slot. */
+		{ .gfn = src->slots[1].gpa / 4096 + SLOT_PAGES - 1,
+		  .npages = 2, .slot = src->slots[1].id },
+	};
+	struct kvmig_dirty_mark m = { .nr_runs = 3,
+				      .runs_ptr = (uintptr_t)runs };
+	struct kvmig_stats st;
+	uint64_t pending;
+
+	ASSERT_EQ(0, get_stats(dev, &st));
+	pending = st.pages_pending;
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_DIRTY_MARK, &m));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, get_stats(dev, &st));
+	EXPECT_EQ(pending, st.pages_pending);
+
+	m.nr_runs = 2;
+	EXPECT_EQ(0, ioctl(dev, KVMIG_DIRTY_MARK, &m));
+	ASSERT_EQ(0, get_stats(dev, &st));
+	EXPECT_EQ(pending + 4, st.pages_pending);
+	pending = st.pages_pending;
+
+	runs[0].slot = 42;
+	runs[0].gfn += 10;	/* not pending yet, were it accepted */
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_DIRTY_MARK, &m));
+	EXPECT_EQ(EINVAL, errno);
+	runs[0].slot = src->slots[1].id;
+	runs[1].npages = 0;
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_DIRTY_MARK, &m));
+	EXPECT_EQ(EINVAL, errno);
+	runs[1].npages = 1;
+	m.flags = 1;
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_DIRTY_MARK, &m));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, get_stats(dev, &st));
+	EXPECT_EQ(pending, st.pages_pending);
+}
+
+TEST_F_TIMEOUT(mig, dirty_mark, 300)
+{
+	struct kvmig_harvest h = {};
+	struct kvmig_round r = {};
+	struct kvmig_stats st;
+
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_DIRTY_HARVEST, &h));
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(SLOT_PAGES / 4, st.pages_pending);
+	expect_mark_all_or_nothing(_metadata, &self->src, self->dev);
+
+	/* Round 0 consumed everything; marks go on counting. */
+	ASSERT_EQ(0, mig_connect(self, 1, 10, 0));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(0, st.pages_pending);
+	expect_mark_all_or_nothing(_metadata, &self->src, self->dev);
+}
+
+/* A socket that is not a connected TCP socket is refused. */
+TEST_F_TIMEOUT(mig, setup_needs_connected_tcp, 300)
+{
+	int fds[2], u;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fds));
+	EXPECT_EQ(-EINVAL, setup(self->dev, fds[0], 0, 0, 0, 0));
+	u = socket(AF_INET, SOCK_STREAM, 0);
+	EXPECT_EQ(-EINVAL, setup(self->dev, u, 0, 0, 0, 0));
+	EXPECT_EQ(-ENOTSOCK, setup(self->dev, self->src.vm, 0, 0, 0, 0));
+	EXPECT_EQ(-EBADF, setup(self->dev, 999, 0, 0, 0, 0));
+	close(u);
+	close(fds[0]);
+	close(fds[1]);
 }
 
 /* A destination whose memslots differ is refused before any page moves. */
@@ -620,6 +1102,66 @@ TEST_F_TIMEOUT(mismatch, layout_refused, 600)
 	expect_source_runs(_metadata, &self->m.src);
 }
 
+/* rmmod cannot pull the module from under an open session. */
+TEST(rmmod_while_open)
+{
+	int dev = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
+	struct kvmig_stats st;
+
+	if (dev < 0 && errno == ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvmig not present");
+	ASSERT_LE(0, dev);
+	EXPECT_EQ(-1, syscall(SYS_delete_module, "kvmig", O_NONBLOCK));
+	EXPECT_TRUE(errno == EWOULDBLOCK || errno == EBUSY)
+		TH_LOG("%s", strerror(errno));
+	EXPECT_EQ(0, get_stats(dev, &st));
+	close(dev);
+}
+
+/* Transfer calls in the wrong state or with bad arguments. */
+TEST(xfer_abi)
+{
+	int dev = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
+	struct kvmig_xfer_setup su = { .sock_fd = 0,
+				       .flags = (__u32)~KVMIG_XFER_SETUP_FLAGS };
+	struct kvmig_round r = {};
+	struct kvmig_final f = {};
+	struct kvmig_recv rv = {};
+
+	if (dev < 0 && errno == ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvmig not present");
+	ASSERT_LE(0, dev);
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EINVAL, errno);
+	su.flags = 0;
+	su.pad = 1;
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EINVAL, errno);
+	su.pad = 0;
+	su.reserved[1] = 1;
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EINVAL, errno);
+	su.reserved[1] = 0;
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_ROUND, &r));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_FINAL, &f));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_RECV, &rv));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_CANCEL));
+	EXPECT_EQ(EBUSY, errno);
+	f.state_len = STATE_MAX + 1;
+	f.state_ptr = 8;
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_FINAL, &f));
+	EXPECT_EQ(EINVAL, errno);
+	rv.pad = 1;
+	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_RECV, &rv));
+	EXPECT_EQ(EINVAL, errno);
+	close(dev);
+}
+
 /* A hand-made source that speaks the wire protocol, for malformed streams. */
 struct raw_rec {
 	uint16_t type, flags;
@@ -635,7 +1177,7 @@ static int raw_handshake(struct vmm *vmm, int sock)
 		uint16_t version, page_shift;
 		uint32_t nr_slots, flags;
 		uint64_t guest_pages;
-	} h = { 0x474d564b, 1, 12, vmm->cfg.nr_slots + 1, 0, 0 };
+	} h = { WIRE_MAGIC, WIRE_VERSION, 12, vmm->cfg.nr_slots + 1, 0, 0 };
 	struct {
 		uint32_t id, flags;
 		uint64_t base_gfn, npages;
@@ -674,25 +1216,15 @@ FIXTURE_SETUP(raw)
 
 	self->dst = calloc(1, sizeof(*self->dst));
 	ASSERT_NE(NULL, self->dst);
-	self->dst->dev = self->dst->sock = -1;
-	self->dst->state_cap = sizeof(self->dst->state);
-	ret = vmm_create(&self->dst->vmm, &cfg);
+	ret = dest_init(self->dst, &cfg, 8192);
 	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
-		SKIP(return, "/dev/kvm not present");
+		SKIP(return, "/dev/kvm or /dev/kvmig not present");
 	ASSERT_EQ(0, ret);
-	self->dst->dev = session(self->dst->vmm.vm, KVMIG_ROLE_DEST, 0);
-	if (self->dst->dev == -ENOENT && !getenv("KVMIG_REQUIRE"))
-		SKIP(return, "/dev/kvmig not present");
-	ASSERT_LE(0, self->dst->dev);
 }
 
 FIXTURE_TEARDOWN(raw)
 {
-	if (self->dst->dev >= 0)
-		close(self->dst->dev);
-	if (self->dst->sock >= 0)
-		close(self->dst->sock);
-	vmm_destroy(&self->dst->vmm);
+	dest_fini(self->dst);
 	free(self->dst);
 }
 
@@ -704,10 +1236,12 @@ static const struct raw_rec bad_recs[] = {
 	{ 1, 0, 2, 0x20000, 1, 0 },			/* no slot 2 */
 	{ 1, 0, 1, 0xffffffffffffffffULL, 2, 0 },	/* wrapping gfn */
 	{ 1, 0, 1, 0x20000, 1000, 0 },			/* too long a run */
+	{ 2, 0, 1, 0x20000, 65, 0 },			/* too long a zero run */
 	{ 1, 1, 1, 0x20000, 1, 0 },			/* flags */
 	{ 9, 0, 1, 0x20000, 1, 0 },			/* unknown type */
 	{ 4, 0, 0, 0, 0, 0x7fffffff },			/* huge state */
 	{ 5, 0, 0, 0, 0, 0 },				/* end, no state */
+	{ 6, 0, 0, 0, 0, 0 },				/* commit before end */
 };
 
 TEST_F_TIMEOUT(raw, malformed_records_refused, 600)
@@ -736,7 +1270,7 @@ TEST_F_TIMEOUT(raw, malformed_records_refused, 600)
 		EXPECT_EQ(-EPROTO, self->dst->recv_ret) TH_LOG("record %u", i);
 		/* The destination says why before it goes. */
 		EXPECT_EQ(16, read(src, reply, 16));
-		EXPECT_EQ(3, reply[1]);
+		EXPECT_EQ(3, reply[1]) TH_LOG("record %u", i);
 		expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_PROTOCOL);
 		close(src);
 		close(self->dst->sock);
@@ -750,7 +1284,8 @@ TEST_F_TIMEOUT(raw, malformed_records_refused, 600)
 TEST_F_TIMEOUT(raw, bad_handshakes_refused, 600)
 {
 	static const uint32_t garbage[6] = { 0xdeadbeef, 1, 2, 3, 4, 5 };
-	uint32_t wrong_version[6] = { 0x474d564b, 2 | (12 << 16), 3, 0, 0, 0 };
+	/* Version 1: a peer from before the two-phase commit. */
+	uint32_t wrong_version[6] = { WIRE_MAGIC, 1 | (12 << 16), 3, 0, 0, 0 };
 	int src;
 
 	ASSERT_EQ(0, tcp_pair(&src, &self->dst->sock));
@@ -765,6 +1300,7 @@ TEST_F_TIMEOUT(raw, bad_handshakes_refused, 600)
 
 	close(self->dst->dev);
 	self->dst->dev = session(self->dst->vmm.vm, KVMIG_ROLE_DEST, 0);
+	ASSERT_LE(0, self->dst->dev);
 	ASSERT_EQ(0, tcp_pair(&src, &self->dst->sock));
 	ASSERT_EQ(0, pthread_create(&self->dst->thread, NULL, dest_thread,
 				    self->dst));
@@ -775,11 +1311,17 @@ TEST_F_TIMEOUT(raw, bad_handshakes_refused, 600)
 	close(src);
 }
 
-/* The source VMM is killed in mid pre-copy: the destination fails. */
+/*
+ * The source VMM is killed in mid pre-copy: the destination fails. The
+ * kill comes once the destination has taken pre-copy records in, so the
+ * child is known to have got that far (a child that failed earlier would
+ * also leave the destination with a reset connection).
+ */
 TEST_F_TIMEOUT(raw, source_vmm_killed, 600)
 {
+	struct kvmig_stats st;
 	pid_t pid;
-	int src, status;
+	int src, status, ret;
 
 	ASSERT_EQ(0, tcp_pair(&src, &self->dst->sock));
 	ASSERT_EQ(0, pthread_create(&self->dst->thread, NULL, dest_thread,
@@ -789,132 +1331,956 @@ TEST_F_TIMEOUT(raw, source_vmm_killed, 600)
 	if (!pid) {
 		struct vmm_config cfg = self->dst->vmm.cfg;
 		struct vmm v;
-		struct kvmig_dirty_start ds = {};
 		struct kvmig_round r = {};
 		int dev;
 
 		close(self->dst->sock);
 		if (vmm_create(&v, &cfg))
 			_exit(1);
-		/* Contents to send, at 4 KiB/s: minutes of round 0. */
+		/* Contents to send, at 64 KiB/s: most of a minute. */
 		memset(v.slots[0].hva, 0x77, v.slots[0].size);
-		dev = session(v.vm, KVMIG_ROLE_SOURCE, KVMIG_DIRTY_BITMAP);
-		if (dev < 0 || ioctl(dev, KVMIG_DIRTY_START, &ds) ||
-		    setup(dev, src, 0, 0, 4096, 3000))
+		dev = source_session(v.vm, VMM_DIRTY_BITMAP);
+		if (dev < 0 || setup(dev, src, 0, 0, 65536, 3000))
 			_exit(2);
 		ioctl(dev, KVMIG_XFER_ROUND, &r);	/* throttled: slow */
 		_exit(3);
 	}
 	close(src);
-	usleep(500000);
+	ret = wait_stats(self->dst->dev, &st, 120000, dest_has_records);
 	kill(pid, SIGKILL);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFSIGNALED(status)) TH_LOG("status %#x", status);
 	pthread_join(self->dst->thread, NULL);
+	/* The child got as far as pre-copy: its handshake went through. */
+	EXPECT_EQ(0, ret);
+	EXPECT_EQ(KVMIG_STATE_RECEIVING, st.state);
+	EXPECT_EQ(0, self->dst->setup_ret);
 	EXPECT_EQ(-ECONNRESET, self->dst->recv_ret)
 		TH_LOG("%s", strerror(-self->dst->recv_ret));
 	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_IO);
 }
 
-/* rmmod cannot pull the module from under an open session. */
-TEST(rmmod_while_open)
-{
-	int dev = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
-	struct kvmig_stats st;
+/* Byte streams with a deadline: a peer that never answers fails, not hangs. */
+#define IO_WAIT_MS	60000
 
-	if (dev < 0 && errno == ENOENT && !getenv("KVMIG_REQUIRE"))
-		SKIP(return, "/dev/kvmig not present");
-	ASSERT_LE(0, dev);
-	EXPECT_EQ(-1, syscall(SYS_delete_module, "kvmig", O_NONBLOCK));
-	EXPECT_TRUE(errno == EWOULDBLOCK || errno == EBUSY)
-		TH_LOG("%s", strerror(errno));
-	EXPECT_EQ(0, get_stats(dev, &st));
-	close(dev);
+static int read_full(int fd, void *buf, size_t len)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint8_t *b = buf;
+	ssize_t n;
+
+	while (len) {
+		if (poll(&p, 1, IO_WAIT_MS) != 1)
+			return -ETIME;
+		n = read(fd, b, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n ? -errno : -EPIPE;
+		b += n;
+		len -= n;
+	}
+	return 0;
 }
 
-/* Transfer calls in the wrong state or with bad arguments. */
-TEST(xfer_abi)
+static int skip_bytes(int fd, uint64_t len)
 {
-	int dev = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
-	struct kvmig_xfer_setup su = { .sock_fd = 0, .flags = 1 };
+	static __thread uint8_t buf[65536];
+	size_t n;
+	int ret;
+
+	for (; len; len -= n) {
+		n = len < sizeof(buf) ? len : sizeof(buf);
+		ret = read_full(fd, buf, n);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t *b = buf;
+	ssize_t n;
+
+	while (len) {
+		n = write(fd, b, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EIO;
+		b += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * A hand-made destination: it accepts any handshake, reads the pre-copy
+ * stream, and answers the source's END as told, to see what a source does
+ * with an answer it must not trust.
+ */
+enum raw_answer {
+	RAW_SILENT,		/* never gets to answer */
+	RAW_BAD_MAGIC,		/* a reply that is no reply */
+	RAW_WRONG_PAGES,	/* "everything arrived", with the wrong count */
+};
+
+struct raw_dest {
+	int sock;
+	enum raw_answer answer;
+	pthread_t thread;
+	const char *err;	/* what went wrong, or NULL */
+	int cut;		/* how the stream ended before END */
+	atomic_ulong recs;	/* ROUND, PAGES and ZERO records */
+	uint64_t pages;		/* in PAGES records */
+	bool end_seen;
+	size_t after_end;	/* bytes the source sent after END */
+	bool commit_seen;	/* a COMMIT record among them */
+};
+
+static void *raw_dest_thread(void *arg)
+{
+	struct raw_dest *rd = arg;
+	struct {
+		uint32_t magic;
+		uint16_t version, page_shift;
+		uint32_t nr_slots, flags;
+		uint64_t guest_pages;
+	} h;
+	uint32_t reply[4] = { WIRE_MAGIC, 0, 0, 0 };
+	struct raw_rec rec;
+	uint8_t buf[4096];
+	ssize_t n;
+	int ret;
+
+	if (read_full(rd->sock, &h, sizeof(h)) || h.magic != WIRE_MAGIC ||
+	    h.nr_slots > 512 || skip_bytes(rd->sock, 24ULL * h.nr_slots) ||
+	    write_full(rd->sock, reply, sizeof(reply))) {
+		rd->err = "handshake";
+		return NULL;
+	}
+	while (!rd->end_seen) {
+		ret = read_full(rd->sock, &rec, sizeof(rec));
+		if (ret) {
+			rd->cut = ret;
+			rd->err = "no END";
+			return NULL;
+		}
+		switch (rec.type) {
+		case 1:		/* PAGES */
+			rd->pages += rec.npages;
+			ret = skip_bytes(rd->sock, rec.npages * 4096ULL);
+			atomic_fetch_add(&rd->recs, 1);
+			break;
+		case 2:		/* ZERO */
+		case 3:		/* ROUND */
+			atomic_fetch_add(&rd->recs, 1);
+			break;
+		case 4:		/* STATE */
+			ret = skip_bytes(rd->sock, rec.len);
+			break;
+		case 5:		/* END */
+			rd->end_seen = true;
+			break;
+		default:
+			rd->err = "unexpected record";
+			return NULL;
+		}
+		if (ret) {
+			rd->err = "stream cut in a record";
+			return NULL;
+		}
+	}
+	if (rd->answer == RAW_BAD_MAGIC)
+		reply[0] = 0xdeadbeef;
+	reply[2] = rd->pages;
+	if (rd->answer == RAW_WRONG_PAGES)
+		reply[2] = rd->pages + 1;
+	if (write_full(rd->sock, reply, sizeof(reply))) {
+		rd->err = "could not answer END";
+		return NULL;
+	}
+	/* After that answer the source must send nothing: read to the end. */
+	for (;;) {
+		struct pollfd p = { .fd = rd->sock, .events = POLLIN };
+
+		if (poll(&p, 1, IO_WAIT_MS) != 1) {
+			rd->err = "the connection stayed open";
+			return NULL;
+		}
+		n = read(rd->sock, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		if (!rd->after_end && n >= 2 && buf[0] == 6 && !buf[1])
+			rd->commit_seen = true;
+		rd->after_end += n;
+	}
+	return NULL;
+}
+
+/*
+ * A destination that answers END with a reply it cannot mean: the source
+ * must fail before COMMIT (not DONE, and not IN_DOUBT, since it never
+ * committed), send nothing more, and its VM runs on.
+ */
+static void hostile_prepared(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(mig) *self, enum raw_answer answer)
+{
+	struct raw_dest rd = { .sock = self->dst->sock, .answer = answer };
+	char state[64] = "vcpu state";
+	struct kvmig_final f = { .state_ptr = (uintptr_t)state,
+				 .state_len = sizeof(state) };
 	struct kvmig_round r = {};
-	struct kvmig_final f = {};
-	struct kvmig_recv rv = {};
-
-	if (dev < 0 && errno == ENOENT && !getenv("KVMIG_REQUIRE"))
-		SKIP(return, "/dev/kvmig not present");
-	ASSERT_LE(0, dev);
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
-	EXPECT_EQ(EINVAL, errno);
-	su.flags = 0;
-	su.reserved[1] = 1;
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
-	EXPECT_EQ(EINVAL, errno);
-	su.reserved[1] = 0;
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
-	EXPECT_EQ(EBUSY, errno);
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_ROUND, &r));
-	EXPECT_EQ(EBUSY, errno);
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_FINAL, &f));
-	EXPECT_EQ(EBUSY, errno);
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_RECV, &rv));
-	EXPECT_EQ(EBUSY, errno);
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_CANCEL));
-	EXPECT_EQ(EBUSY, errno);
-	f.state_len = (16U << 20) + 1;
-	f.state_ptr = 8;
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_FINAL, &f));
-	EXPECT_EQ(EINVAL, errno);
-	rv.pad = 1;
-	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_RECV, &rv));
-	EXPECT_EQ(EINVAL, errno);
-	close(dev);
-}
-
-/* KVMIG_DIRTY_MARK takes only runs inside the layout, all or nothing. */
-TEST_F_TIMEOUT(mig, dirty_mark, 300)
-{
-	struct kvmig_dirty_run runs[2] = {
-		{ .gfn = self->src.slots[1].gpa / 4096, .npages = 3,
-		  .slot = self->src.slots[1].id },
-		{ .gfn = self->src.slots[1].gpa / 4096 + SLOT_PAGES - 1,
-		  .npages = 2, .slot = self->src.slots[1].id },
-	};
-	struct kvmig_dirty_mark m = { .nr_runs = 2,
-				      .runs_ptr = (uintptr_t)runs };
-	struct kvmig_harvest h = {};
 	struct kvmig_stats st;
 
-	ASSERT_EQ(0, ioctl(self->dev, KVMIG_DIRTY_HARVEST, &h));
+	ASSERT_EQ(0, pthread_create(&rd.thread, NULL, raw_dest_thread, &rd));
+	ASSERT_EQ(0, setup(self->dev, self->sock, 0, 0, 0, 3000));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_FINAL, &f));
+	EXPECT_EQ(EPROTO, errno) TH_LOG("final: %s", strerror(errno));
 	ASSERT_EQ(0, get_stats(self->dev, &st));
-	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_DIRTY_MARK, &m));
-	EXPECT_EQ(EINVAL, errno);
-	m.nr_runs = 1;
-	EXPECT_EQ(0, ioctl(self->dev, KVMIG_DIRTY_MARK, &m));
-	runs[0].slot = 42;
-	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_DIRTY_MARK, &m));
-	EXPECT_EQ(EINVAL, errno);
-	m.flags = 1;
-	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_DIRTY_MARK, &m));
-	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(0, get_stats(self->dev, &st) ?: (int)st.pages_pending -
-		  (int)(SLOT_PAGES / 4 + 3));
+	EXPECT_EQ(KVMIG_STATE_FAILED, st.state);
+	EXPECT_TRUE(st.fail_reason == KVMIG_FAIL_PROTOCOL ||
+		    st.fail_reason == KVMIG_FAIL_PEER)
+		TH_LOG("fail reason %u", st.fail_reason);
+	/* Closing the source's ends lets the peer read to the end. */
+	close(self->dev);
+	self->dev = -1;
+	close(self->sock);
+	self->sock = -1;
+	pthread_join(rd.thread, NULL);
+	EXPECT_EQ(NULL, rd.err) TH_LOG("raw destination: %s", rd.err);
+	EXPECT_TRUE(rd.end_seen);
+	EXPECT_FALSE(rd.commit_seen);
+	EXPECT_EQ(0, rd.after_end);
+	expect_source_runs(_metadata, &self->src);
 }
 
-/* A socket that is not a connected TCP socket is refused. */
-TEST_F_TIMEOUT(mig, setup_needs_connected_tcp, 300)
+TEST_F_TIMEOUT(mig, prepared_with_bad_magic, 600)
 {
-	int fds[2], u;
+	hostile_prepared(_metadata, self, RAW_BAD_MAGIC);
+}
 
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, fds));
-	EXPECT_EQ(-EINVAL, setup(self->dev, fds[0], 0, 0, 0, 0));
-	u = socket(AF_INET, SOCK_STREAM, 0);
-	EXPECT_EQ(-EINVAL, setup(self->dev, u, 0, 0, 0, 0));
-	EXPECT_EQ(-ENOTSOCK, setup(self->dev, self->src.vm, 0, 0, 0, 0));
-	EXPECT_EQ(-EBADF, setup(self->dev, 999, 0, 0, 0, 0));
-	close(u);
-	close(fds[0]);
-	close(fds[1]);
+TEST_F_TIMEOUT(mig, prepared_with_wrong_page_count, 600)
+{
+	hostile_prepared(_metadata, self, RAW_WRONG_PAGES);
+}
+
+/* Is session @id among those @dev can list? 1, 0, or -errno. */
+static int listed(int dev, uint64_t id)
+{
+	static struct kvmig_session_info info[KVMIG_LIST_MAX];
+	struct kvmig_list l = {
+		.nr_sessions = KVMIG_LIST_MAX,
+		.sessions_ptr = (uintptr_t)info,
+	};
+	uint32_t i;
+
+	if (ioctl(dev, KVMIG_LIST_SESSIONS, &l))
+		return -errno;
+	for (i = 0; i < l.nr_filled; i++)
+		if (info[i].stats.id == id)
+			return 1;
+	return 0;
+}
+
+/* Tests with a VMM in a child process; @dev is a session of the test's. */
+FIXTURE(child) {
+	int dev;
+};
+
+FIXTURE_SETUP(child)
+{
+	self->dev = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
+	if (self->dev < 0 && errno == ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvmig not present");
+	ASSERT_LE(0, self->dev) TH_LOG("/dev/kvmig: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(child)
+{
+	if (self->dev >= 0)
+		close(self->dev);
+}
+
+/*
+ * A source VMM goes away in pre-copy, killed in the middle of a round or
+ * exiting between rounds without closing anything: its session must go
+ * with it (a worker that kept the session, its VM or its socket alive
+ * would leak all of them).
+ */
+static void vmm_dies(struct __test_metadata *_metadata, int dev, bool killed)
+{
+	struct vmm_config cfg = {
+		.dirty = VMM_DIRTY_BITMAP, .nr_vcpus = 1, .nr_slots = 2,
+		.slot_size = SLOT_SIZE,
+	};
+	struct raw_dest rd = { .answer = RAW_SILENT };
+	int up[2], down[2], src, status, ret;
+	uint64_t id = 0, end;
+	pid_t pid;
+
+	if (geteuid())
+		SKIP(return, "only root lists other processes' sessions");
+	ASSERT_EQ(0, pipe(up));
+	ASSERT_EQ(0, pipe(down));
+	ASSERT_EQ(0, tcp_pair(&src, &rd.sock));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct kvmig_round r = {};
+		struct kvmig_stats st;
+		struct vmm v;
+		char c;
+		int s;
+
+		close(up[0]);
+		close(down[1]);
+		close(rd.sock);
+		if (vmm_create(&v, &cfg))
+			_exit(1);
+		memset(v.slots[0].hva, 0x77, SLOT_SIZE);
+		s = source_session(v.vm, cfg.dirty);
+		if (s < 0 || get_stats(s, &st) ||
+		    write(up[1], &st.id, sizeof(st.id)) != sizeof(st.id))
+			_exit(2);
+		/* Killed: at 64 KiB/s, round 0 takes most of a minute. */
+		if (setup(s, src, 0, 0, killed ? 65536 : 0, 10000))
+			_exit(3);
+		if (ioctl(s, KVMIG_XFER_ROUND, &r))
+			_exit(4);
+		/* Between rounds: exit without closing anything. */
+		if (read(down[0], &c, 1) != 1)
+			_exit(5);
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	close(src);
+	ASSERT_EQ(0, pthread_create(&rd.thread, NULL, raw_dest_thread, &rd));
+	ASSERT_EQ(sizeof(id), read(up[0], &id, sizeof(id)));
+	/* Pre-copy reached: records arrive. */
+	end = now_ns() + IO_WAIT_MS * 1000000ULL;
+	while (!atomic_load(&rd.recs) && now_ns() < end)
+		usleep(10000);
+	EXPECT_LT(0, atomic_load(&rd.recs));
+	EXPECT_EQ(1, listed(dev, id));
+
+	if (killed)
+		kill(pid, SIGKILL);
+	else
+		ASSERT_EQ(1, write(down[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	if (killed) {
+		EXPECT_TRUE(WIFSIGNALED(status)) TH_LOG("status %#x", status);
+	} else {
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+			TH_LOG("status %#x", status);
+	}
+
+	/* Its session leaves the list soon after: poll with a deadline. */
+	end = now_ns() + IO_WAIT_MS * 1000000ULL;
+	while ((ret = listed(dev, id)) == 1 && now_ns() < end)
+		usleep(20000);
+	EXPECT_EQ(0, ret) TH_LOG("session %llu still listed",
+				 (unsigned long long)id);
+	/* And so was its socket: the peer read to the end, not a timeout. */
+	pthread_join(rd.thread, NULL);
+	EXPECT_TRUE(rd.cut == -EPIPE || rd.cut == -ECONNRESET)
+		TH_LOG("peer: %s", strerror(-rd.cut));
+	close(rd.sock);
+	close(up[0]);
+	close(down[1]);
+}
+
+TEST_F_TIMEOUT(child, session_gone_after_vmm_killed, 600)
+{
+	vmm_dies(_metadata, self->dev, true);
+}
+
+TEST_F_TIMEOUT(child, session_gone_after_vmm_exits, 600)
+{
+	vmm_dies(_metadata, self->dev, false);
+}
+
+/* What the source VMM in a child tells the test, after its migration. */
+struct child_report {
+	int ret[8];		/* of each ROUND */
+	uint64_t round[8];
+	uint32_t status[8];
+	unsigned int nr;	/* ROUND calls */
+	unsigned int eintr;	/* calls that returned -EINTR */
+	int final_ret;
+};
+
+/*
+ * The source VMM of vmm_stopped_mid_round, in the child: it migrates to
+ * @sock, says 'S' before round 0 and 'E' after it on @up, then sends its
+ * report and all of its guest memory there.
+ */
+static void
+stopped_source(int sock, int up, const struct vmm_config *cfg)
+{
+	struct child_report rep = {};
+	char state[64] = "vcpu state";
+	struct kvmig_final f = { .state_ptr = (uintptr_t)state,
+				 .state_len = sizeof(state) };
+	struct kvmig_round r;
+	unsigned int i;
+	struct vmm v;
+	int dev;
+
+	if (vmm_create(&v, cfg) ||
+	    vmm_load(&v, guest_fill, guest_fill_end - guest_fill))
+		_exit(1);
+	/* 642 pages with contents: 2.5 s of round 0 at 1 MiB/s. */
+	fill(&v, 0, 0, SLOT_PAGES, 1, 0x1111);
+	if (vmm_run(&v))
+		_exit(2);
+	fill(&v, 1, 0, SLOT_PAGES / 4, 1, 0x2222);
+	if (vmm_run(&v))
+		_exit(2);
+	dev = source_session(v.vm, cfg->dirty);
+	if (dev < 0 || setup(dev, sock, 1, 2, 1 << 20, 10000))
+		_exit(3);
+	if (write(up, "S", 1) != 1)
+		_exit(4);
+	for (i = 0; i < 8; i++) {
+		memset(&r, 0, sizeof(r));
+		rep.ret[i] = xfer_call(dev, KVMIG_XFER_ROUND, &r, &rep.eintr);
+		rep.round[i] = r.round;
+		rep.status[i] = r.status;
+		rep.nr++;
+		if (!i && write(up, "E", 1) != 1)
+			_exit(4);
+		if (rep.ret[i] || r.status != KVMIG_ROUND_SENT)
+			break;
+		fill(&v, 1, 3 * i, 50, 7, 0x3333 + i);
+		if (mark_mbox(dev) || vmm_run(&v))
+			_exit(5);
+	}
+	rep.final_ret = xfer_call(dev, KVMIG_XFER_FINAL, &f, &rep.eintr);
+	if (write_full(up, &rep, sizeof(rep)) ||
+	    write_full(up, v.ctrl, VMM_CTRL_SIZE))
+		_exit(6);
+	for (i = 0; i < v.cfg.nr_slots; i++)
+		if (write_full(up, v.slots[i].hva, v.slots[i].size))
+			_exit(6);
+	_exit(0);
+}
+
+/* Read @len bytes of the child's memory and compare them with @mem. */
+static bool same_as_read(int fd, const void *mem, size_t len)
+{
+	void *buf = malloc(len);
+	bool same;
+
+	same = buf && !read_full(fd, buf, len) && !memcmp(buf, mem, len);
+	free(buf);
+	return same;
+}
+
+static bool dest_has_pages(const struct kvmig_stats *st)
+{
+	return st->pages_received || st->state == KVMIG_STATE_FAILED;
+}
+
+/* Round 0 of stopped_source(): slot 0, a quarter of slot 1, code, mailbox. */
+#define STOPPED_ROUND_0	(SLOT_PAGES + SLOT_PAGES / 4 + 2)
+/* Socket buffers of 64 KiB: pages in flight, at most, with some slack. */
+#define STOPPED_BUF	65536
+#define STOPPED_SLACK	128
+
+/*
+ * The source VMM process is stopped (SIGSTOP) in the middle of a round
+ * and continued (SIGCONT): the migration goes on as if nothing happened.
+ * Small socket buffers keep the round from being all in flight already:
+ * the old module ran the round in the VMM's own ioctl, which the pending
+ * stop signal broke off as soon as a send had to wait: FAILED.
+ */
+TEST_F_TIMEOUT(child, vmm_stopped_mid_round, 600)
+{
+	struct vmm_config cfg = {
+		.dirty = VMM_DIRTY_RING, .nr_vcpus = 1, .nr_slots = 2,
+		.slot_size = SLOT_SIZE,
+	};
+	struct pollfd pfd;
+	struct kvmig_stats st, st2;
+	struct child_report rep;
+	struct dest *d = calloc(1, sizeof(*d));
+	unsigned int i;
+	int up[2], src, status, ret;
+	char c;
+	pid_t pid;
+
+	ASSERT_NE(NULL, d);
+	ret = dest_init(d, &cfg, 8192);
+	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvm not present");
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, pipe(up));
+	ASSERT_EQ(0, tcp_pair_buf(&src, &d->sock, STOPPED_BUF));
+	d->io_ms = 30000;	/* the source may be stopped for a while */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		close(up[0]);
+		close(d->sock);
+		stopped_source(src, up[1], &cfg);
+	}
+	close(up[1]);
+	close(src);
+	ASSERT_EQ(0, pthread_create(&d->thread, NULL, dest_thread, d));
+	ASSERT_EQ(1, read(up[0], &c, 1));
+	ASSERT_EQ('S', c);
+	/* Round 0 is sending... */
+	ASSERT_EQ(0, wait_stats(d->dev, &st, IO_WAIT_MS, dest_has_pages));
+	ASSERT_EQ(KVMIG_STATE_RECEIVING, st.state);
+	/* From the stop to SIGCONT, nothing may end the test early. */
+	EXPECT_EQ(0, kill(pid, SIGSTOP));
+	EXPECT_EQ(pid, waitpid(pid, &status, WUNTRACED));
+	EXPECT_TRUE(WIFSTOPPED(status)) TH_LOG("status %#x", status);
+	/*
+	 * ...and far from done when the stop came: the destination had not
+	 * had most of it, and the rest cannot have been in flight.
+	 */
+	pfd = (struct pollfd){ .fd = up[0], .events = POLLIN };
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	EXPECT_EQ(0, get_stats(d->dev, &st));
+	EXPECT_GT(STOPPED_ROUND_0 - STOPPED_SLACK, st.pages_received);
+	/* Stopped for a while; the transfer's own thread is not the VMM's. */
+	usleep(300000);
+	EXPECT_EQ(0, get_stats(d->dev, &st2));
+	TH_LOG("while the VMM was stopped for 300 ms, %llu pages arrived",
+	       (unsigned long long)(st2.pages_received - st.pages_received));
+	ASSERT_EQ(0, kill(pid, SIGCONT));
+
+	ASSERT_EQ(0, read_full(up[0], &c, 1));
+	EXPECT_EQ('E', c);
+	ASSERT_EQ(0, read_full(up[0], &rep, sizeof(rep)));
+	EXPECT_TRUE(same_as_read(up[0], d->vmm.ctrl, VMM_CTRL_SIZE));
+	for (i = 0; i < cfg.nr_slots; i++)
+		EXPECT_TRUE(same_as_read(up[0], d->vmm.slots[i].hva,
+					 SLOT_SIZE)) TH_LOG("slot %u", i);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("child status %#x", status);
+	pthread_join(d->thread, NULL);
+	EXPECT_EQ(0, d->recv_ret) TH_LOG("%s", strerror(-d->recv_ret));
+
+	/* Rounds 0 and 1, then max_rounds; none skipped, none twice. */
+	EXPECT_EQ(3, rep.nr);
+	for (i = 0; i < rep.nr && i < 8; i++) {
+		EXPECT_EQ(0, rep.ret[i]) TH_LOG("round %u: %s", i,
+						strerror(-rep.ret[i]));
+		EXPECT_EQ(i, rep.round[i]);
+	}
+	EXPECT_EQ(KVMIG_ROUND_MAX_ROUNDS, rep.status[2]);
+	EXPECT_EQ(0, rep.final_ret) TH_LOG("final: %s",
+					   strerror(-rep.final_ret));
+	/* A stop without a handler restarts the call: no -EINTR seen. */
+	EXPECT_EQ(0, rep.eintr);
+	close(up[0]);
+	dest_fini(d);
+	free(d);
+}
+
+/*
+ * A signal handler fires every 2 ms in the thread that calls
+ * KVMIG_XFER_ROUND and _FINAL. Without SA_RESTART each interrupted call
+ * returns -EINTR and is made again, and joins the work it left; with
+ * SA_RESTART the kernel restarts it. Either way every round runs once,
+ * in order, and the migration completes. The old module ran the round in
+ * the caller's ioctl: a signal broke off a waiting send or receive and
+ * the session FAILED.
+ */
+static atomic_ulong sigs_caught;
+
+static void on_sigusr1(int sig)
+{
+	atomic_fetch_add(&sigs_caught, 1);
+}
+
+struct storm {
+	pthread_t target, thread;
+	atomic_bool stop;
+};
+
+static void *storm_thread(void *arg)
+{
+	struct storm *s = arg;
+	struct timespec ts = { .tv_nsec = 2000000 };
+
+	while (!atomic_load(&s->stop)) {
+		pthread_kill(s->target, SIGUSR1);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+FIXTURE(sig) {
+	FIXTURE_DATA(mig) m;
+};
+
+FIXTURE_VARIANT(sig) {
+	bool restart;
+};
+
+FIXTURE_VARIANT_ADD(sig, eintr) {
+	.restart = false,
+};
+
+FIXTURE_VARIANT_ADD(sig, sa_restart) {
+	.restart = true,
+};
+
+FIXTURE_SETUP(sig)
+{
+	prepare_migration(_metadata, &self->m, VMM_DIRTY_RING, 0);
+}
+
+FIXTURE_TEARDOWN(sig)
+{
+	mig_teardown(_metadata, &self->m, NULL);
+}
+
+TEST_F_TIMEOUT(sig, rounds_under_signals, 600)
+{
+	FIXTURE_DATA(mig) *m = &self->m;
+	struct sigaction sa = { .sa_handler = on_sigusr1 };
+	struct storm storm = { .target = pthread_self() };
+	char state[5000];
+	struct kvmig_final f = { .state_ptr = (uintptr_t)state,
+				 .state_len = sizeof(state) };
+	struct kvmig_round r;
+	struct kvmig_stats st;
+	unsigned int i, eintr = 0, sent = 0;
+
+	for (i = 0; i < sizeof(state); i++)
+		state[i] = i * 13;
+	sa.sa_flags = variant->restart ? SA_RESTART : 0;
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	/* 1 MiB/s: each round is long enough to be interrupted often. */
+	ASSERT_EQ(0, mig_connect(m, 1, 3, 1 << 20));
+	ASSERT_EQ(0, pthread_create(&storm.thread, NULL, storm_thread, &storm));
+	for (i = 0;; i++) {
+		memset(&r, 0, sizeof(r));
+		ASSERT_EQ(0, xfer_call(m->dev, KVMIG_XFER_ROUND, &r, &eintr))
+			TH_LOG("round %u: %s", i, strerror(errno));
+		EXPECT_EQ(i, r.round);
+		if (r.status != KVMIG_ROUND_SENT)
+			break;
+		sent++;
+		fill(&m->src, i % 2, 5 * i, 100, 3, 0x9000 + i);
+		ASSERT_EQ(0, mark_mbox(m->dev));
+		ASSERT_EQ(0, vmm_run(&m->src));
+	}
+	EXPECT_EQ(KVMIG_ROUND_MAX_ROUNDS, r.status);
+	EXPECT_EQ(3, sent);
+	ASSERT_EQ(0, xfer_call(m->dev, KVMIG_XFER_FINAL, &f, &eintr))
+		TH_LOG("final: %s", strerror(errno));
+	atomic_store(&storm.stop, true);
+	pthread_join(storm.thread, NULL);
+
+	mig_join(m);
+	ASSERT_EQ(0, m->dst->recv_ret) TH_LOG("%s",
+					      strerror(-m->dst->recv_ret));
+	EXPECT_EQ(sizeof(state), m->dst->r.state_len);
+	EXPECT_EQ(0, memcmp(state, m->dst->state, sizeof(state)));
+	expect_same_memory(_metadata, &m->src, &m->dst->vmm);
+	ASSERT_EQ(0, get_stats(m->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_DONE, st.state);
+	EXPECT_EQ(sent, st.xfer_round);
+	TH_LOG("%lu signals caught, %u calls interrupted, destination counted %llu rounds",
+	       atomic_load(&sigs_caught), eintr,
+	       (unsigned long long)m->dst->r.rounds);
+	EXPECT_LT(0, atomic_load(&sigs_caught));
+	if (variant->restart) {
+		EXPECT_EQ(0, eintr);
+	} else {
+		EXPECT_LT(0, eintr);	/* the signals did reach the calls */
+	}
+}
+
+/*
+ * Dirty rings smaller than what the guest dirties in one round: three
+ * vCPUs each sweep their own 2 MiB memslot without rest, faster than a
+ * throttled round sends, so their rings fill while rounds run. Each
+ * vCPU thread answers KVM_EXIT_DIRTY_RING_FULL with KVMIG_DIRTY_HARVEST,
+ * as a VMM does; that must succeed during pre-copy, also while a round
+ * runs in another thread (the old module held the session lock for the
+ * whole round, and then refused the harvest with -EBUSY: the vCPU could
+ * not go on). Then switchover, and every page must have arrived.
+ */
+#define RING_VCPUS	3
+#define STALL_CAP	65536
+
+struct ring_ctx {
+	int dev;
+	atomic_bool precopy, in_round;
+	atomic_ulong harvests, in_precopy, during_round, failed;
+	atomic_int first_err;
+};
+
+static int ring_full_harvest(struct vmm *vmm, void *arg)
+{
+	struct ring_ctx *c = arg;
+	bool round = atomic_load(&c->in_round);
+	bool precopy = atomic_load(&c->precopy);
+	struct kvmig_harvest h = {};
+	int ret, zero = 0;
+
+	ret = ioctl(c->dev, KVMIG_DIRTY_HARVEST, &h) ? -errno : 0;
+	atomic_fetch_add(&c->harvests, 1);
+	if (precopy)
+		atomic_fetch_add(&c->in_precopy, 1);
+	if (round)
+		atomic_fetch_add(&c->during_round, 1);
+	if (ret) {
+		atomic_fetch_add(&c->failed, 1);
+		atomic_compare_exchange_strong(&c->first_err, &zero, ret);
+	}
+	return ret;
+}
+
+FIXTURE(rings) {
+	struct vmm src;
+	struct dest *dst;
+	int dev, sock;
+	struct ring_ctx ctx;
+	pthread_t guest;
+	bool guest_started, dst_started;
+	int guest_err;
+	uint64_t *stall;
+};
+
+FIXTURE_VARIANT(rings) {
+	uint32_t entries;
+	bool full_expected;	/* soft limit below a vCPU's 512 pages */
+};
+
+/* KVM's smallest ring on x86 is one page; 64 entries are reserved. */
+FIXTURE_VARIANT_ADD(rings, entries_256) {
+	.entries = 256, .full_expected = true,
+};
+
+FIXTURE_VARIANT_ADD(rings, entries_512) {
+	.entries = 512, .full_expected = true,
+};
+
+FIXTURE_VARIANT_ADD(rings, entries_4096) {
+	.entries = 4096, .full_expected = false,
+};
+
+static void *ring_guest(void *arg)
+{
+	FIXTURE_DATA(rings) *self = arg;
+
+	self->guest_err = vmm_run(&self->src);
+	return NULL;
+}
+
+/* Tell every vCPU to stop after its pass; 0 or the guest's error. */
+static int ring_guest_stop(FIXTURE_DATA(rings) *self)
+{
+	unsigned int v;
+
+	if (!self->guest_started)
+		return 0;
+	for (v = 0; v < RING_VCPUS; v++)
+		__atomic_store_n((uint32_t *)vmm_mbox(&self->src, v) + 2, 1,
+				 __ATOMIC_RELEASE);
+	pthread_join(self->guest, NULL);
+	self->guest_started = false;
+	return self->guest_err;
+}
+
+FIXTURE_SETUP(rings)
+{
+	struct vmm_config cfg = {
+		.dirty = VMM_DIRTY_RING, .nr_vcpus = RING_VCPUS,
+		.nr_slots = RING_VCPUS, .slot_size = SLOT_SIZE,
+		.ring_bytes = variant->entries * sizeof(struct kvm_dirty_gfn),
+	};
+	unsigned int v;
+	int ret;
+
+	self->dev = self->sock = -1;
+	self->dst = calloc(1, sizeof(*self->dst));
+	self->stall = calloc(STALL_CAP, sizeof(*self->stall));
+	ASSERT_TRUE(self->dst && self->stall);
+	self->dst->dev = self->dst->sock = -1;
+	ret = vmm_create(&self->src, &cfg);
+	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvm not present");
+	if (ret == -EINVAL)	/* e.g. with PML, 576 entries are reserved */
+		SKIP(return, "KVM refuses a ring of %u entries",
+		     variant->entries);
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, vmm_load(&self->src, guest_sweep,
+			      guest_sweep_end - guest_sweep));
+	for (v = 0; v < RING_VCPUS; v++) {
+		uint32_t *m = vmm_mbox(&self->src, v);
+
+		m[0] = self->src.slots[v].gpa;
+		m[1] = SLOT_PAGES;
+		m[2] = 0;
+	}
+	self->dev = source_session(self->src.vm, VMM_DIRTY_RING);
+	if (self->dev == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvmig not present");
+	ASSERT_LE(0, self->dev) TH_LOG("%s", strerror(-self->dev));
+	ASSERT_EQ(0, dest_init(self->dst, &cfg, 8192));
+	ASSERT_EQ(0, tcp_pair(&self->sock, &self->dst->sock));
+	self->ctx.dev = self->dev;
+	self->src.ring_full = ring_full_harvest;
+	self->src.ring_full_arg = &self->ctx;
+	self->src.ring_stall_ns = self->stall;
+	self->src.ring_stall_cap = STALL_CAP;
+}
+
+FIXTURE_TEARDOWN(rings)
+{
+	ring_guest_stop(self);
+	if (self->dst_started) {
+		ioctl(self->dst->dev, KVMIG_XFER_CANCEL);
+		pthread_join(self->dst->thread, NULL);
+	}
+	if (self->dev >= 0)
+		close(self->dev);
+	if (self->sock >= 0)
+		close(self->sock);
+	if (self->dst) {
+		dest_fini(self->dst);
+		free(self->dst);
+	}
+	vmm_destroy(&self->src);
+	free(self->stall);
+}
+
+/* The guest's passes so far: vCPU @v's stamp in the last page of its slot. */
+static uint32_t ring_passes(struct vmm *vmm, unsigned int v)
+{
+	return __atomic_load_n((uint32_t *)(vmm->slots[v].hva + SLOT_SIZE -
+					    4096), __ATOMIC_RELAXED);
+}
+
+/* Wait until every vCPU has made @n passes; its time, or 0 on timeout. */
+static uint64_t ring_wait_passes(FIXTURE_DATA(rings) *self, uint32_t n)
+{
+	uint64_t t0 = now_ns(), end = t0 + IO_WAIT_MS * 1000000ULL;
+	unsigned int v;
+
+	for (v = 0; v < RING_VCPUS; v++) {
+		while (ring_passes(&self->src, v) < n) {
+			if (now_ns() > end || !self->guest_started)
+				return 0;
+			usleep(1000);
+		}
+	}
+	return now_ns() - t0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+TEST_F_TIMEOUT(rings, harvest_while_round_runs, 600)
+{
+	char state[256] = "three vCPUs";
+	struct kvmig_final f = { .state_ptr = (uintptr_t)state,
+				 .state_len = sizeof(state) };
+	struct ring_ctx *c = &self->ctx;
+	uint64_t pass_ns, rate, bandwidth, t0;
+	struct kvmig_round r;
+	unsigned long exits, n;
+	unsigned int i;
+	int ret;
+
+	ASSERT_EQ(0, pthread_create(&self->guest, NULL, ring_guest, self));
+	self->guest_started = true;
+	/*
+	 * Under nested TCG a vCPU's pass takes a while: measure it, once the
+	 * guest is past its first pass, and cap the bandwidth at half of the
+	 * rate at which the guest dirties memory. So the guest dirties faster
+	 * than a round sends, whatever the machine, and every round takes a
+	 * few passes' time: enough for the small rings to fill in it.
+	 */
+	ASSERT_LT(0, ring_wait_passes(self, 2));
+	t0 = now_ns();
+	pass_ns = ring_wait_passes(self, 4);
+	ASSERT_LT(0, pass_ns);
+	pass_ns = (now_ns() - t0) / 2 ?: 1;
+	rate = RING_VCPUS * SLOT_PAGES * 1000000000ULL / pass_ns;
+	bandwidth = rate * 4096 / 2;
+	if (bandwidth > 8 << 20)
+		bandwidth = 8 << 20;
+	if (bandwidth < 512 << 10)
+		bandwidth = 512 << 10;
+	/* (A ring that never fills is never reaped: no faults, fast passes.) */
+	ksft_print_msg("ring of %u entries: a pass over 512 pages takes %llu us, the guest writes %llu pages/s; bandwidth %llu KiB/s\n",
+		       variant->entries, (unsigned long long)pass_ns / 1000,
+		       (unsigned long long)rate,
+		       (unsigned long long)bandwidth >> 10);
+
+	/* Stopping the guest takes a pass: the destination must wait. */
+	self->dst->io_ms = 60000;
+	ASSERT_EQ(0, pthread_create(&self->dst->thread, NULL, dest_thread,
+				    self->dst));
+	self->dst_started = true;
+	atomic_store(&c->precopy, true);
+	ASSERT_EQ(0, setup(self->dev, self->sock, 0, 3, bandwidth, 60000));
+	for (i = 0;; i++) {
+		memset(&r, 0, sizeof(r));
+		atomic_store(&c->in_round, true);
+		ret = ioctl(self->dev, KVMIG_XFER_ROUND, &r) ? -errno : 0;
+		atomic_store(&c->in_round, false);
+		ASSERT_EQ(0, ret) TH_LOG("round %u: %s", i, strerror(-ret));
+		EXPECT_EQ(i, r.round);
+		if (r.status != KVMIG_ROUND_SENT)
+			break;
+	}
+	ksft_print_msg("ring of %u entries: pre-copy ended in round %u with status %u, %llu pages left\n",
+		       variant->entries, i, r.status,
+		       (unsigned long long)r.remaining);
+
+	/* Pause the vCPUs; the VMM wrote the stop flags itself. */
+	for (i = 0; i < RING_VCPUS; i++)
+		((uint32_t *)vmm_mbox(&self->src, i))[2] = 1;
+	ASSERT_EQ(0, mark_mboxes(self->dev, RING_VCPUS));
+	EXPECT_EQ(0, ring_guest_stop(self))
+		TH_LOG("a vCPU stopped on an error: %s",
+		       strerror(-self->guest_err));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_FINAL, &f))
+		TH_LOG("final: %s", strerror(errno));
+	pthread_join(self->dst->thread, NULL);
+	self->dst_started = false;
+	ASSERT_EQ(0, self->dst->recv_ret) TH_LOG("%s",
+						 strerror(-self->dst->recv_ret));
+	expect_same_memory(_metadata, &self->src, &self->dst->vmm);
+
+	exits = self->src.ring_full_exits;
+	EXPECT_EQ(0, atomic_load(&c->failed))
+		TH_LOG("%lu of %lu harvests failed, the first with %s",
+		       atomic_load(&c->failed), atomic_load(&c->harvests),
+		       strerror(-atomic_load(&c->first_err)));
+	if (variant->full_expected) {
+		/* The test reached the case it is about. */
+		EXPECT_LT(0, exits);
+		EXPECT_LT(0, atomic_load(&c->in_precopy));
+		EXPECT_LT(0, atomic_load(&c->during_round));
+	}
+	n = exits < STALL_CAP ? exits : STALL_CAP;
+	qsort(self->stall, n, sizeof(*self->stall), cmp_u64);
+	ksft_print_msg("ring of %u entries: %lu ring-full exits, %lu harvests in pre-copy, %lu during a round; vCPU stall p50 %llu us, p99 %llu us\n",
+		       variant->entries, exits, atomic_load(&c->in_precopy),
+		       atomic_load(&c->during_round),
+		       n ? (unsigned long long)self->stall[(n - 1) / 2] / 1000 : 0ULL,
+		       n ? (unsigned long long)self->stall[(n - 1) * 99 / 100] / 1000 : 0ULL);
 }
 
 TEST_HARNESS_MAIN

@@ -8,7 +8,15 @@
  *                     [--io-timeout MS]
  *
  * If the migration fails, the source resumes its guest and shows it runs;
- * the destination discards its partial VM.
+ * the destination discards its partial VM. If its outcome is in doubt (the
+ * switchover's COMMIT or its acknowledgement was lost, see
+ * KVMIG_XFER_FINAL and _RECV), neither end resumes or discards on its own:
+ * only an orchestrator that asks both hosts may settle it, through
+ * KVMIG_XFER_RESOLVE on the sessions. This demo has no orchestrator to
+ * wait for: it says so and exits with status 3, without running the guest.
+ *
+ * Exit status: 0 migrated, 1 failed (the source guest resumed, the
+ * destination's discarded), 2 bad usage, 3 outcome in doubt.
  *
  * The guest sweeps its memory for ever, stamping each page with the sweep
  * number and the page's index (its counters live in %ebp and %edi). The
@@ -70,6 +78,7 @@ extern const char guest_sweeper[], guest_sweeper_end[];
 
 #define BATCH		64
 #define STATE_MAGIC	0x6b766d67
+#define EXIT_IN_DOUBT	3
 
 struct state {
 	uint32_t magic;
@@ -106,6 +115,20 @@ static uint64_t checksum(struct vmm *vmm)
 			h = (h ^ p[j]) * 0x100000001b3ULL;
 	}
 	return h;
+}
+
+/*
+ * A transfer call. Interrupted by a signal, it is called again: that waits
+ * for the same work, which went on meanwhile, and returns its result.
+ */
+static int xfer(int dev, unsigned long req, void *arg)
+{
+	int ret;
+
+	do
+		ret = ioctl(dev, req, arg);
+	while (ret && errno == EINTR);
+	return ret;
 }
 
 static int session(struct vmm *vmm, uint32_t role, uint32_t mode)
@@ -197,7 +220,7 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 	struct state state;
 	struct runner run = {};
 	struct vmm vmm;
-	int l, sock, dev, one = 1, ret;
+	int l, sock, dev, one = 1, ret, err;
 	double t_resume;
 	uint32_t ebp, edi;
 
@@ -219,14 +242,26 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 		die("accept");
 	su.sock_fd = sock;
 	su.io_timeout_ms = io_ms;
-	if (ioctl(dev, KVMIG_XFER_SETUP, &su))
+	if (xfer(dev, KVMIG_XFER_SETUP, &su))
 		die("KVMIG_XFER_SETUP");
 	rv.state_ptr = (uintptr_t)&state;
 	rv.state_cap = sizeof(state);
-	if (ioctl(dev, KVMIG_XFER_RECV, &rv)) {
+	err = xfer(dev, KVMIG_XFER_RECV, &rv) ? errno : 0;
+	if (err == EINPROGRESS) {
+		/*
+		 * Everything arrived, COMMIT did not: the source may be
+		 * running the guest, or may be about to. Running it here too
+		 * could make two; discarding it could make none.
+		 */
+		printf("dest: KVMIG_XFER_RECV: outcome in doubt: received %llu pages and the state, but no COMMIT\n",
+		       (unsigned long long)rv.pages_received);
+		printf("dest: outcome in doubt: not resuming and not discarding, the orchestrator must settle it (KVMIG_XFER_RESOLVE through this VMM)\n");
+		return EXIT_IN_DOUBT;
+	}
+	if (err) {
 		ioctl(dev, KVMIG_GET_STATS, &st);
 		printf("dest: KVMIG_XFER_RECV failed: %s (reason %u); discarding the partial VM\n",
-		       strerror(errno), st.fail_reason);
+		       strerror(err), st.fail_reason);
 		vmm_destroy(&vmm);
 		return 1;
 	}
@@ -301,6 +336,23 @@ static int source_failed(struct runner *run, pthread_t *t, int dev,
 	return 1;
 }
 
+/*
+ * COMMIT went out and was not acknowledged: the destination may be
+ * running the guest already. Resuming here could make two of it, so the
+ * guest stays paused until the orchestrator, which can ask both hosts,
+ * settles the session.
+ */
+static int source_in_doubt(int dev)
+{
+	struct kvmig_stats st = {};
+
+	ioctl(dev, KVMIG_GET_STATS, &st);
+	printf("source: KVMIG_XFER_FINAL: COMMIT sent, not acknowledged (session state %u)\n",
+	       st.state);
+	printf("source: outcome in doubt: not resuming, the orchestrator must settle it (KVMIG_XFER_RESOLVE through this VMM)\n");
+	return EXIT_IN_DOUBT;
+}
+
 static int source(const char *addr, unsigned long mib, double rate,
 		  uint64_t downtime_ms, uint32_t max_rounds, uint64_t bw,
 		  uint32_t io_ms)
@@ -361,14 +413,14 @@ static int source(const char *addr, unsigned long mib, double rate,
 	su.max_rounds = max_rounds;
 	su.bandwidth = bw;
 	su.io_timeout_ms = io_ms;
-	if (ioctl(dev, KVMIG_XFER_SETUP, &su))
+	if (xfer(dev, KVMIG_XFER_SETUP, &su))
 		return source_failed(&run, &t, dev, "KVMIG_XFER_SETUP");
 	t0 = now();
 	printf("source: connected to %s, memslot layout accepted\n", addr);
 	printf("source: round     sent    zero  remaining  dirty pg/s   MB/s  expected downtime\n");
 	for (;;) {
 		memset(&r, 0, sizeof(r));
-		if (ioctl(dev, KVMIG_XFER_ROUND, &r))
+		if (xfer(dev, KVMIG_XFER_ROUND, &r))
 			return source_failed(&run, &t, dev, "KVMIG_XFER_ROUND");
 		memset(&st, 0, sizeof(st));
 		ioctl(dev, KVMIG_GET_STATS, &st);
@@ -405,8 +457,11 @@ static int source(const char *addr, unsigned long mib, double rate,
 		die("saving the vCPU");
 	f.state_ptr = (uintptr_t)&state;
 	f.state_len = sizeof(state);
-	if (ioctl(dev, KVMIG_XFER_FINAL, &f))
+	if (xfer(dev, KVMIG_XFER_FINAL, &f)) {
+		if (errno == EINPROGRESS)
+			return source_in_doubt(dev);
 		return source_failed(&run, &t, dev, "KVMIG_XFER_FINAL");
+	}
 	t_done = now();
 	/* Still paused: the memory is what was sent. */
 	sum = checksum(&vmm);

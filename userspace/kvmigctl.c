@@ -3,7 +3,8 @@
  * kvmigctl: the operator's thin controller for kvmig.
  *
  * Exit codes: 0 success, 1 a call or the migration failed, 2 bad usage,
- * 3 kvmig not loaded, 4 no such session, 5 no such interface.
+ * 3 kvmig not loaded, 4 no such session, 5 no such interface, 6 the
+ * migration's outcome is in doubt (watch).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #define EXIT_USAGE	2
 #define EXIT_NOMODULE	3
 #define EXIT_NOSESSION	4
+#define EXIT_IN_DOUBT	6
 
 static const char *dev_path = "/dev/kvmig";
 
@@ -43,7 +45,8 @@ static void usage(FILE *f)
 		"                     role if given): bytes,\n"
 		"                     rate, round, remaining and an ETA that never\n"
 		"                     runs backwards; ends when the session is done\n"
-		"                     (exit 0), failed (exit 1) or closed. --wait:\n"
+		"                     (exit 0), failed (exit 1), in doubt (exit 6:\n"
+		"                     its VMM must have it resolved) or closed. --wait:\n"
 		"                     wait that long for the session to appear;\n"
 		"                     --iface: add the wire rate measured by the\n"
 		"                     eBPF monitor on IF (see monitor)\n");
@@ -58,7 +61,7 @@ static void usage(FILE *f)
 		"\n"
 		"Exit status: 0 success, 1 a call or the migration failed, 2 bad\n"
 		"usage, 3 kvmig is not loaded (no device node), 4 no such session,\n"
-		"5 no such network interface.\n");
+		"5 no such network interface, 6 the migration's outcome is in doubt.\n");
 }
 
 static int open_dev(void)
@@ -125,6 +128,7 @@ static const char *state_name(__u32 state)
 		[KVMIG_STATE_PRECOPY] = "precopy",
 		[KVMIG_STATE_RECEIVING] = "receiving",
 		[KVMIG_STATE_DONE] = "done",
+		[KVMIG_STATE_IN_DOUBT] = "in_doubt",
 	};
 
 	return state < sizeof(names) / sizeof(names[0]) && names[state] ?
@@ -149,6 +153,7 @@ static const char *fail_name(__u32 reason)
 		[KVMIG_FAIL_CANCELLED] = "cancelled",
 		[KVMIG_FAIL_PEER] = "the peer failed",
 		[KVMIG_FAIL_LOCAL] = "guest memory not accessible",
+		[KVMIG_FAIL_ABORTED] = "aborted",
 	};
 
 	return reason < sizeof(names) / sizeof(names[0]) && names[reason] ?
@@ -288,6 +293,8 @@ static int cmd_list(int argc, char **argv, bool json)
 		       (unsigned long long)st->dirty_rate, dt,
 		       st->state == KVMIG_STATE_FAILED ?
 		       fail_name(st->fail_reason) :
+		       st->state == KVMIG_STATE_IN_DOUBT ?
+		       "outcome in doubt: to be resolved" :
 		       info[i].flags & KVMIG_SESSION_SELF ? "(kvmigctl)" : "");
 	}
 	if (json)
@@ -535,8 +542,10 @@ static int cmd_watch(int argc, char **argv, bool json)
 		t_prev = t;
 		n++;
 
+		/* In doubt is as far as a session goes on its own. */
 		if (st->state == KVMIG_STATE_DONE ||
-		    st->state == KVMIG_STATE_FAILED)
+		    st->state == KVMIG_STATE_FAILED ||
+		    st->state == KVMIG_STATE_IN_DOUBT)
 			break;
 		if (count && n >= count)
 			break;
@@ -585,7 +594,12 @@ static int cmd_watch(int argc, char **argv, bool json)
 		else if (st->state == KVMIG_STATE_FAILED)
 			printf("session %llu failed: %s\n",
 			       (unsigned long long)id, fail_name(st->fail_reason));
+		else if (st->state == KVMIG_STATE_IN_DOUBT)
+			printf("session %llu in doubt: its VMM must neither resume nor discard the VM until the orchestrator resolves it\n",
+			       (unsigned long long)id);
 	}
+	if (st->state == KVMIG_STATE_IN_DOUBT)
+		return EXIT_IN_DOUBT;
 	return st->state == KVMIG_STATE_FAILED ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm.h"
@@ -273,11 +274,42 @@ struct vmm_slot *vmm_slot_of(struct vmm *vmm, uint64_t gpa)
 	return NULL;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* KVM_EXIT_DIRTY_RING_FULL: have the rings harvested, time the stall. */
+static int ring_full(struct vmm_vcpu *v)
+{
+	struct vmm *vmm = v->vmm;
+	uint64_t t0 = now_ns();
+	unsigned long n;
+	int ret;
+
+	n = __atomic_fetch_add(&vmm->ring_full_exits, 1, __ATOMIC_RELAXED);
+	if (!vmm->ring_full)
+		return -ENOSPC;
+	if (vmm->ring_full_parallel) {
+		ret = vmm->ring_full(vmm, vmm->ring_full_arg);
+	} else {
+		pthread_mutex_lock(&vmm->ring_lock);
+		ret = vmm->ring_full(vmm, vmm->ring_full_arg);
+		pthread_mutex_unlock(&vmm->ring_lock);
+	}
+	/* Each exit has its own slot: no lock needed to fill it. */
+	if (vmm->ring_stall_ns && n < vmm->ring_stall_cap)
+		vmm->ring_stall_ns[n] = now_ns() - t0;
+	return ret;
+}
+
 /* Run one vCPU until it reports the end of its round. */
 static int run_vcpu(struct vmm_vcpu *v)
 {
 	struct kvm_run *run = v->run;
-	struct vmm *vmm = v->vmm;
 	int ret;
 
 	for (;;) {
@@ -295,12 +327,7 @@ static int run_vcpu(struct vmm_vcpu *v)
 			    run->io.port);
 			return -EIO;
 		case KVM_EXIT_DIRTY_RING_FULL:
-			pthread_mutex_lock(&vmm->ring_lock);
-			vmm->ring_full_exits++;
-			ret = vmm->ring_full ?
-			      vmm->ring_full(vmm, vmm->ring_full_arg) :
-			      -ENOSPC;
-			pthread_mutex_unlock(&vmm->ring_lock);
+			ret = ring_full(v);
 			if (ret) {
 				say("vCPU %u: dirty ring full: %s\n",
 				    v->index, strerror(-ret));

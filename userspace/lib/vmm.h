@@ -70,7 +70,8 @@ struct vmm_vcpu {
 
 /*
  * Called from a vCPU thread on KVM_EXIT_DIRTY_RING_FULL; must harvest (or
- * have kvmig harvest) the rings before returning 0.
+ * have kvmig harvest) the rings before returning 0. Callbacks run one at a
+ * time under ring_lock, unless ring_full_parallel is set.
  */
 typedef int (*vmm_ring_full_fn)(struct vmm *vmm, void *arg);
 
@@ -87,8 +88,17 @@ struct vmm {
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
 	vmm_ring_full_fn ring_full;
 	void *ring_full_arg;
+	bool ring_full_parallel;	/* callbacks without ring_lock */
 	pthread_mutex_t ring_lock;	/* serialises ring_full callbacks */
-	unsigned long ring_full_exits;
+	unsigned long ring_full_exits;	/* atomic */
+	/*
+	 * Optional, set by the caller: for each ring-full exit (in the order
+	 * of ring_full_exits, the first ring_stall_cap of them), how long
+	 * the vCPU stayed out of the guest, from KVM_RUN's return to the
+	 * next KVM_RUN, in nanoseconds.
+	 */
+	uint64_t *ring_stall_ns;
+	unsigned long ring_stall_cap;
 };
 
 /* Every call returns 0 or -errno, and says why on stderr. */
