@@ -10,11 +10,16 @@ insmod "$mod/kvmig.ko"
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (bench/harvest_bench $*)"
-	bench/harvest_bench ${KVMIG_BENCH_HARVEST:-}
+	bench/harvest_bench "$@"
 } | tee "$out/bench-harvest.txt"
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (bench/migrate_bench)"
 	bench/migrate_bench
 } | tee "$out/bench-migrate.txt"
+{
+	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
+	echo "# command: make bench (bench/migrate_bench --ring-stall)"
+	bench/migrate_bench --ring-stall
+} | tee "$out/bench-stall.txt"
 rmmod kvmig
