@@ -464,6 +464,9 @@ static int __dirty_read(struct kvmig_session *s, struct kvmig_dirty_read *r,
 	ret = tracking_check(s);
 	if (ret)
 		return ret;
+	/* Only the VMM may take pages out: anyone else would lose them. */
+	if (current->mm != s->kvm->mm)
+		return -EPERM;
 
 	mutex_lock(&d->lock);
 	/* There are never more runs than pending pages. */

@@ -311,7 +311,9 @@ struct kvmig_dirty_run {
  *
  * Errors: -EFAULT (nothing is removed: the runs stay pending); -EINVAL for
  * a nonzero flag or reserved field, or @nr_runs of 0 or above 65536;
- * -EBUSY if the session is not TRACKING; -ESTALE once it has FAILED.
+ * -EBUSY if the session is not TRACKING; -EPERM from another process than
+ * the VM's (it would take the pages away from the VMM); -ESTALE once it
+ * has FAILED.
  */
 struct kvmig_dirty_read {
 	__u32 flags;
@@ -632,7 +634,7 @@ struct kvmig_final {
  * @pad: must be 0
  * @pages_received: out: pages written into the guest
  * @zero_pages: out: pages received as zero
- * @rounds: out: pre-copy rounds the source sent
+ * @rounds: out: passes the source sent, its final pass included
  * @reserved: must be 0
  *
  * Blocks until the source's end marker (or an error), writing each page
