@@ -1058,6 +1058,35 @@ TEST_F_TIMEOUT(mig, dirty_mark, 300)
 }
 
 /* A socket that is not a connected TCP socket is refused. */
+/* A bad eventfd is refused before anything is set up: still TRACKING. */
+TEST_F_TIMEOUT(mig, setup_refuses_bad_eventfd, 300)
+{
+	struct kvmig_xfer_setup su = {
+		.sock_fd = 999, .flags = KVMIG_XFER_SETUP_EVENTFD,
+	};
+	struct kvmig_stats st;
+	int p[2];
+
+	ASSERT_EQ(0, pipe(p));
+	su.event_fd = p[0];		/* not an eventfd */
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EINVAL, errno);
+	su.event_fd = 998;		/* not open */
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EBADF, errno);
+	su.event_fd = 0x80000000U;	/* not an fd at all */
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EBADF, errno);
+	su.flags = 0;			/* an event_fd without its flag */
+	su.event_fd = p[0];
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_TRACKING, st.state);
+	close(p[0]);
+	close(p[1]);
+}
+
 TEST_F_TIMEOUT(mig, setup_needs_connected_tcp, 300)
 {
 	int fds[2], u;
