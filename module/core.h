@@ -84,6 +84,10 @@ struct kvmig_op {
  * @dirty_mode: KVMIG_DIRTY_RING or _BITMAP for a source, _AUTO for a
  *	destination; valid from ATTACHED on.
  * @fail_reason: KVMIG_FAIL_*, set when entering FAILED.
+ * @regions: KVMIG_ATTACH_REGIONS: the VMM's RAM regions, checked by
+ *	kvmig_regions_check(); NULL for a memslot session. Set at ATTACHED,
+ *	never changes after, freed by the file's release.
+ * @nr_regions: entries in @regions
  * @dirty: the dirty-page tracker (a source's) or memslot layout (a
  *	destination's), from TRACKING or RECEIVING on; never changes after.
  * @xfer: the transfer, from PRECOPY or RECEIVING on; see struct kvmig_xfer
@@ -120,6 +124,8 @@ struct kvmig_session {
 	u32 role;
 	u32 dirty_mode;
 	u32 fail_reason;
+	struct kvmig_region *regions;
+	u32 nr_regions;
 	struct kvmig_dirty *dirty;
 	struct kvmig_xfer *xfer;
 	bool converged;

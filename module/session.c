@@ -76,6 +76,7 @@ void kvmig_session_destroy(struct kvmig_session *s)
 		kvm_put_kvm(kvm);
 		fput(s->vm_file);
 	}
+	kvfree(s->regions);
 
 	mutex_lock(&kvmig_sessions_lock);
 	list_del(&s->node);
@@ -175,9 +176,19 @@ static void set_state(struct kvmig_session *s, u32 state)
 /* The checks that need no VM: one rule per line. */
 VISIBLE_IF_KUNIT int kvmig_attach_check(const struct kvmig_attach *a)
 {
-	if (a->flags)
+	bool regions = a->flags & KVMIG_ATTACH_REGIONS;
+
+	if (a->flags & ~KVMIG_ATTACH_FLAGS)
+		return -EINVAL;
+	if (a->pad)
 		return -EINVAL;
 	if (memchr_inv(a->reserved, 0, sizeof(a->reserved)))
+		return -EINVAL;
+	if (regions && (!a->nr_regions || a->nr_regions > KVMIG_MAX_REGIONS))
+		return -EINVAL;
+	if (regions && !a->regions_ptr)
+		return -EINVAL;
+	if (!regions && (a->nr_regions || a->regions_ptr))
 		return -EINVAL;
 	if (a->role != KVMIG_ROLE_SOURCE && a->role != KVMIG_ROLE_DEST)
 		return -EINVAL;
@@ -216,7 +227,8 @@ VISIBLE_IF_KUNIT int kvmig_dirty_mode_resolve(u32 role, u32 mode,
 }
 EXPORT_SYMBOL_IF_KUNIT(kvmig_dirty_mode_resolve);
 
-static int __attach(struct kvmig_session *s, struct kvmig_attach *a)
+static int __attach(struct kvmig_session *s, struct kvmig_attach *a,
+		    struct kvmig_region *regions)
 {
 	struct kvmig_session *other;
 	struct file *file;
@@ -244,6 +256,17 @@ static int __attach(struct kvmig_session *s, struct kvmig_attach *a)
 				       &mode);
 	if (ret)
 		goto err_fput;
+	/*
+	 * A ring entry names a memslot that may be gone by the time it is
+	 * read, and a region session follows memslot changes: bitmap only.
+	 * Region addresses are the VMM's own.
+	 */
+	ret = -EOPNOTSUPP;
+	if (regions && mode == KVMIG_DIRTY_RING)
+		goto err_fput;
+	ret = -EPERM;
+	if (regions && current->mm != kvm->mm)
+		goto err_fput;
 
 	/* One VM, one session: two harvesters would each lose pages. */
 	ret = -EBUSY;
@@ -261,6 +284,8 @@ static int __attach(struct kvmig_session *s, struct kvmig_attach *a)
 	s->vm_file = file;
 	s->role = a->role;
 	s->dirty_mode = mode;
+	s->regions = regions;
+	s->nr_regions = regions ? a->nr_regions : 0;
 	set_state(s, KVMIG_STATE_ATTACHED);
 	a->dirty_mode = mode;
 	return 0;
@@ -273,6 +298,7 @@ err_fput:
 long kvmig_session_attach(struct kvmig_session *s,
 			  struct kvmig_attach __user *argp)
 {
+	struct kvmig_region *regions = NULL;
 	struct kvmig_attach a;
 	int ret;
 
@@ -284,17 +310,30 @@ long kvmig_session_attach(struct kvmig_session *s,
 	/* Fail before attaching if the answer could not be written back. */
 	if (put_user(a.dirty_mode, &argp->dirty_mode))
 		return -EFAULT;
+	if (a.flags & KVMIG_ATTACH_REGIONS) {
+		regions = vmemdup_array_user(u64_to_user_ptr(a.regions_ptr),
+					     a.nr_regions, sizeof(*regions));
+		if (IS_ERR(regions))
+			return PTR_ERR(regions);
+		ret = kvmig_regions_check(regions, a.nr_regions);
+		if (ret)
+			goto out_free;
+	}
 
 	mutex_lock(&s->lock);
-	ret = __attach(s, &a);
+	ret = __attach(s, &a, regions);
 	session_unlock(s);
 	if (ret)
-		return ret;
+		goto out_free;
 	trace_kvmig_attach(s->id, a.role, a.dirty_mode, task_tgid_nr(current));
 
 	if (put_user(a.dirty_mode, &argp->dirty_mode))
 		return -EFAULT;
 	return 0;
+
+out_free:
+	kvfree(regions);
+	return ret;
 }
 
 /* May the dirty-tracking calls run now? */
@@ -355,7 +394,8 @@ static int __dirty_start(struct kvmig_session *s, struct kvmig_dirty_start *a)
 	if (current->mm != s->kvm->mm)
 		return -EPERM;
 
-	d = kvmig_dirty_create(s->kvm, s->vm_file, s->dirty_mode);
+	d = kvmig_dirty_create(s->kvm, s->vm_file, s->dirty_mode,
+			       s->regions, s->nr_regions);
 	if (IS_ERR(d))
 		return PTR_ERR(d);
 	s->dirty = d;
@@ -698,7 +738,8 @@ static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a)
 			return PTR_ERR(event);
 	}
 	if (!source) {
-		d = kvmig_dirty_create(s->kvm, s->vm_file, KVMIG_DIRTY_AUTO);
+		d = kvmig_dirty_create(s->kvm, s->vm_file, KVMIG_DIRTY_AUTO,
+				       s->regions, s->nr_regions);
 		if (IS_ERR(d)) {
 			ret = PTR_ERR(d);
 			goto err_event;

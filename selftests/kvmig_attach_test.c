@@ -212,12 +212,25 @@ TEST_F(attach, bad_fields)
 			.role = KVMIG_ROLE_SOURCE, .flags = 1U << i };
 		EXPECT_EQ(-EINVAL, xioctl(self->dev, KVMIG_ATTACH_VM, &a));
 	}
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 2; i++) {
 		a = (struct kvmig_attach){ .vm_fd = vm,
 			.role = KVMIG_ROLE_SOURCE };
 		a.reserved[i] = 1;
 		EXPECT_EQ(-EINVAL, xioctl(self->dev, KVMIG_ATTACH_VM, &a));
 	}
+	a = (struct kvmig_attach){ .vm_fd = vm, .role = KVMIG_ROLE_SOURCE,
+		.pad = 1 };
+	EXPECT_EQ(-EINVAL, xioctl(self->dev, KVMIG_ATTACH_VM, &a));
+	/* Regions fields without KVMIG_ATTACH_REGIONS, and the reverse. */
+	a = (struct kvmig_attach){ .vm_fd = vm, .role = KVMIG_ROLE_SOURCE,
+		.nr_regions = 1 };
+	EXPECT_EQ(-EINVAL, xioctl(self->dev, KVMIG_ATTACH_VM, &a));
+	a = (struct kvmig_attach){ .vm_fd = vm, .role = KVMIG_ROLE_SOURCE,
+		.regions_ptr = (uintptr_t)&a };
+	EXPECT_EQ(-EINVAL, xioctl(self->dev, KVMIG_ATTACH_VM, &a));
+	a = (struct kvmig_attach){ .vm_fd = vm, .role = KVMIG_ROLE_SOURCE,
+		.flags = KVMIG_ATTACH_REGIONS, .nr_regions = 1 };
+	EXPECT_EQ(-EINVAL, xioctl(self->dev, KVMIG_ATTACH_VM, &a));
 	a = (struct kvmig_attach){ .vm_fd = vm, .role = 0 };
 	EXPECT_EQ(-EINVAL, xioctl(self->dev, KVMIG_ATTACH_VM, &a));
 	a = (struct kvmig_attach){ .vm_fd = vm, .role = 3 };

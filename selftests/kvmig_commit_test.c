@@ -32,31 +32,8 @@
 #include "kvmig.h"
 #include "vmm.h"
 #include "kselftest_harness.h"
+#include "mig_lib.h"
 
-#define STR(x)	#x
-#define XSTR(x)	STR(x)
-
-/*
- * Guest: %esi = mailbox { u32 gpa, count, stride, value }: stores value to
- * count addresses from gpa, stride apart, then OUT, and again when run.
- */
-asm(".pushsection .rodata.guest, \"a\"\n"
-    ".global guest_fill, guest_fill_end\n"
-    ".code32\n"
-    "guest_fill:\n"
-    "1:	movl (%esi), %eax\n"
-    "	movl 4(%esi), %ecx\n"
-    "	movl 12(%esi), %edx\n"
-    "	jecxz 3f\n"
-    "2:	movl %edx, (%eax)\n"
-    "	addl 8(%esi), %eax\n"
-    "	loop 2b\n"
-    "3:	outb %al, $" XSTR(VMM_PORT_DONE) "\n"
-    "	jmp 1b\n"
-    "guest_fill_end:\n"
-    ".code64\n"
-    ".popsection\n");
-extern const char guest_fill[], guest_fill_end[];
 
 #define SLOT_SIZE	(2UL << 20)
 #define SLOT_PAGES	(SLOT_SIZE / 4096)
@@ -351,28 +328,6 @@ static void *relay_thread(void *arg)
 	}
 	free(buf);
 	return NULL;
-}
-
-static int tcp_pair(int *a, int *b)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int l, one = 1;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l < 0 || bind(l, (void *)&sa, sizeof(sa)) || listen(l, 1) ||
-	    getsockname(l, (void *)&sa, &len))
-		return -errno;
-	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*a < 0 || connect(*a, (void *)&sa, sizeof(sa)))
-		return -errno;
-	*b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	close(l);
-	if (*b < 0)
-		return -errno;
-	setsockopt(*a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return 0;
 }
 
 /*

@@ -57,11 +57,17 @@
  * KVMIG_XFER_SETUP takes an eventfd (KVMIG_XFER_SETUP_EVENTFD).
  */
 #define KVMIG_F0_WORKER		_BITULL(8)
+/*
+ * KVMIG_ATTACH_REGIONS: the session migrates RAM regions that the VMM
+ * names, whatever memslots map them (address space 1, SMM, included), and
+ * follows memslot changes during pre-copy instead of failing.
+ */
+#define KVMIG_F0_REGIONS	_BITULL(9)
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
 				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
 				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK | \
 				 KVMIG_F0_LIST | KVMIG_F0_COMMIT | \
-				 KVMIG_F0_WORKER)
+				 KVMIG_F0_WORKER | KVMIG_F0_REGIONS)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -183,32 +189,86 @@ struct kvmig_api {
 #define KVMIG_DIRTY_BITMAP	2	/* bitmap, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 */
 
 /**
+ * struct kvmig_region - guest RAM as the VMM allocated it (KVMIG_F0_REGIONS)
+ * @userspace_addr: start, in the VMM's address space; page aligned
+ * @size: bytes, a nonzero multiple of the page size
+ * @id: the VMM's name for it, unique in the session; both ends of a
+ *	migration must declare the same ids with the same sizes
+ * @flags: must be 0
+ * @reserved: must be 0
+ *
+ * A VMM such as QEMU allocates guest RAM in blocks and maps windows of them
+ * into the guest as memslots, which change with the guest's configuration
+ * (PAM, SMRAM, BARs) and may differ between source and destination until
+ * the device state is loaded. A region session addresses pages by region
+ * and page offset, which both ends agree on: struct kvmig_dirty_run then
+ * carries the region id in @slot and the page offset in @gfn.
+ */
+struct kvmig_region {
+	__u64 userspace_addr;
+	__u64 size;
+	__u32 id;
+	__u32 flags;
+	__u64 reserved;
+};
+
+#define KVMIG_MAX_REGIONS	256
+
+/**
  * struct kvmig_attach - hand the session a KVM VM
  * @vm_fd: in: a VM file descriptor from KVM_CREATE_VM. Holding it is
  *	what grants the session that VM (as with KVM's own ioctls); a helper
  *	may have it from the VMM through SCM_RIGHTS or pidfd_getfd(), which
  *	already required the right to ptrace the VMM
- * @flags: in: must be 0
+ * @flags: in: 0 or KVMIG_ATTACH_REGIONS
  * @role: in: KVMIG_ROLE_SOURCE or KVMIG_ROLE_DEST
  * @dirty_mode: in: a KVMIG_DIRTY_* mode; out: the mode in use, never
  *	KVMIG_DIRTY_AUTO. Only a source tracks dirty pages: a destination must
  *	pass KVMIG_DIRTY_AUTO and gets it back.
+ * @nr_regions: in: with KVMIG_ATTACH_REGIONS, entries at @regions_ptr,
+ *	1..KVMIG_MAX_REGIONS; otherwise 0
+ * @pad: must be 0
+ * @regions_ptr: in: with KVMIG_ATTACH_REGIONS, user address of struct
+ *	kvmig_region[@nr_regions]; otherwise 0
  * @reserved: must be 0
  *
- * Errors: -EFAULT; -EINVAL for a nonzero flag or reserved field, an unknown
- * role or mode, a file that is not a KVM VM, or a mode the VM is not set up
- * for (ring mode without rings; bitmap mode with rings, or without manual
- * protect); -EBADF for a descriptor that is not open; -EBUSY if the
- * session is not IDLE, or if another session is attached to the same VM
- * (one VM, one session: two harvesters would lose pages).
+ * Without KVMIG_ATTACH_REGIONS the session migrates the VM's memslots of
+ * address space 0 as they are at KVMIG_DIRTY_START, and both ends must
+ * have the same memslots. With it, the session migrates the regions:
+ *  - each must lie in the caller's address space, overlap no other, and
+ *    be mapped into the guest by at least one memslot when the source
+ *    starts tracking or the destination sets up its transfer;
+ *  - a source harvests every memslot (either address space) that maps
+ *    region memory, must have KVM_MEM_LOG_DIRTY_PAGES on each of them
+ *    that is writable, and follows memslots added, removed or changed
+ *    during pre-copy; pages of memslots outside the regions are left to
+ *    the VMM (kvmig neither reads nor clears their dirty bits);
+ *  - bitmap mode only (ring mode: -EOPNOTSUPP; a dirty ring names a
+ *    memslot that may be gone by the time it is read).
+ *
+ * Errors: -EFAULT; -EINVAL for an unknown flag, a nonzero pad or reserved
+ * field, an unknown role or mode, a file that is not a KVM VM, a mode the
+ * VM is not set up for (ring mode without rings; bitmap mode with rings,
+ * or without manual protect), or bad regions (count, alignment, size,
+ * overlap, duplicate id, flags); -EOPNOTSUPP for regions in ring mode;
+ * -EBADF for a descriptor that is not open; -EBUSY if the session is not
+ * IDLE, or if another session is attached to the same VM (one VM, one
+ * session: two harvesters would lose pages).
  */
 struct kvmig_attach {
 	__u32 vm_fd;
 	__u32 flags;
 	__u32 role;
 	__u32 dirty_mode;
-	__u64 reserved[4];
+	__u32 nr_regions;
+	__u32 pad;
+	__u64 regions_ptr;
+	__u64 reserved[2];
 };
+
+/* struct kvmig_attach.flags */
+#define KVMIG_ATTACH_REGIONS	_BITUL(0)	/* migrate @regions_ptr */
+#define KVMIG_ATTACH_FLAGS	KVMIG_ATTACH_REGIONS
 
 #define KVMIG_ATTACH_VM		_IOWR(KVMIG_IO, 0x01, struct kvmig_attach)
 

@@ -112,6 +112,9 @@ int kvmig_dirty_check_layout(struct kvmig_dirty *d)
 
 	lockdep_assert_held(&d->lock);
 
+	/* Regions are the VMM's memory, whatever memslots map them. */
+	if (d->regions)
+		return 0;
 	if (slots->generation == d->generation)
 		return 0;
 	kvm_for_each_memslot(ms, bkt, slots) {
@@ -155,11 +158,16 @@ static void free_slots(struct kvmig_dirty *d)
  * @vm_file: the VM's file; the session holds a reference
  * @mode: KVMIG_DIRTY_RING or KVMIG_DIRTY_BITMAP; KVMIG_DIRTY_AUTO for a
  *	destination, which only needs the layout
+ * @regions: the VMM's RAM regions, checked by kvmig_regions_check(), or
+ *	NULL to migrate the memslots of address space 0
+ * @nr_regions: entries in @regions
  *
  * Runs in the VM's mm. Return: the tracker, or an ERR_PTR.
  */
 struct kvmig_dirty *kvmig_dirty_create(struct kvm *kvm, struct file *vm_file,
-				       u32 mode)
+				       u32 mode,
+				       const struct kvmig_region *regions,
+				       u32 nr_regions)
 {
 	struct kvmig_dirty *d;
 	int idx, ret;
@@ -178,9 +186,15 @@ struct kvmig_dirty *kvmig_dirty_create(struct kvm *kvm, struct file *vm_file,
 	else
 		d->ops = &kvmig_none_ops;
 
-	idx = srcu_read_lock(&kvm->srcu);
-	ret = record_layout(d, d->ops != &kvmig_none_ops);
-	srcu_read_unlock(&kvm->srcu, idx);
+	if (regions) {
+		d->regions = true;
+		ret = kvmig_regions_record(d, regions, nr_regions,
+					   d->ops != &kvmig_none_ops);
+	} else {
+		idx = srcu_read_lock(&kvm->srcu);
+		ret = record_layout(d, d->ops != &kvmig_none_ops);
+		srcu_read_unlock(&kvm->srcu, idx);
+	}
 	if (ret)
 		goto err_slots;
 

@@ -40,10 +40,11 @@ extern const struct kvmig_tracker_ops kvmig_bitmap_ops;
 extern const struct kvmig_tracker_ops kvmig_none_ops;
 
 /**
- * struct kvmig_slot - a memslot as recorded at KVMIG_DIRTY_START
- * @id: memslot id (address space 0)
- * @flags: the memslot's flags (KVM_MEM_*)
- * @base_gfn: first gfn
+ * struct kvmig_slot - a memslot as recorded at KVMIG_DIRTY_START, or a
+ *	region of a region session (KVMIG_ATTACH_REGIONS)
+ * @id: memslot id (address space 0), or region id
+ * @flags: the memslot's flags (KVM_MEM_*); 0 for a region
+ * @base_gfn: first gfn; 0 for a region, whose pages are numbered from 0
  * @npages: size in pages
  * @userspace_addr: where the VMM maps it
  * @pending: bit per page: harvested and not yet consumed
@@ -67,6 +68,8 @@ struct kvmig_slot {
  * @kvm: the VM (the session holds the reference)
  * @vm_file: the VM's file (the session holds the reference)
  * @ops: the tracker in use
+ * @regions: set at creation: @slots are the VMM's RAM regions, and the
+ *	memslots that map them are looked up at every harvest
  * @generation: memslot generation the layout was last checked at
  * @nr_slots: entries in @slots
  * @slots: the layout recorded at start, sorted by id
@@ -83,6 +86,10 @@ struct kvmig_slot {
  * @fetch: ring mode: per vCPU index, the next ring entry to collect
  * @nr_fetch: ring mode: entries in @fetch (the VM's max_vcpus)
  * @bits: bitmap mode: one harvest's bits of one memslot
+ * @maps: region bitmap mode: the memslots (as_id << 16 | id) that map
+ *	region memory, as one harvest found them
+ * @nr_maps: entries in @maps
+ * @maps_cap: room in @maps
  * @uscratch: bitmap mode: user address of the scratch area in the VM's mm
  * @uscratch_len: bitmap mode: its length
  */
@@ -91,6 +98,7 @@ struct kvmig_dirty {
 	struct kvm *kvm;
 	struct file *vm_file;
 	const struct kvmig_tracker_ops *ops;
+	bool regions;
 	u64 generation;
 	u32 nr_slots;
 	struct kvmig_slot *slots;
@@ -107,6 +115,9 @@ struct kvmig_dirty {
 	u32 *fetch;
 	u32 nr_fetch;
 	unsigned long *bits;
+	u32 *maps;
+	u32 nr_maps;
+	u32 maps_cap;
 	unsigned long uscratch;
 	unsigned long uscratch_len;
 };
@@ -123,7 +134,10 @@ struct kvmig_dirty_counters {
 };
 
 struct kvmig_dirty *kvmig_dirty_create(struct kvm *kvm, struct file *vm_file,
-				       u32 mode);
+				       u32 mode,
+				       const struct kvmig_region *regions,
+				       u32 nr_regions);
+int kvmig_regions_check(const struct kvmig_region *regions, u32 nr);
 void kvmig_dirty_destroy(struct kvmig_dirty *d);
 int kvmig_dirty_harvest(struct kvmig_dirty *d, u64 *found,
 			struct kvmig_dirty_counters *c);
@@ -147,7 +161,26 @@ int kvmig_dirty_check_layout(struct kvmig_dirty *d);
 long kvmig_vm_ioctl(struct kvmig_dirty *d, unsigned int cmd,
 		    unsigned long arg);
 
+/* Region sessions (region.c). */
+int kvmig_regions_record(struct kvmig_dirty *d,
+			 const struct kvmig_region *regions, u32 nr,
+			 bool need_log);
+
+/**
+ * struct kvmig_overlap - the part of a memslot that lies in a region
+ * @first: first page of the part, counted in the memslot
+ * @end: the page after its last, counted in the memslot
+ * @roff: the region's page that @first maps
+ */
+struct kvmig_overlap {
+	u64 first;
+	u64 end;
+	u64 roff;
+};
+
 /* Pure helpers, tested by KUnit. */
+bool kvmig_overlap(u64 slot_addr, u64 slot_pages, u64 region_addr,
+		   u64 region_pages, struct kvmig_overlap *o);
 typedef int (*kvmig_ring_fn)(void *arg, u32 slot, u64 offset);
 int kvmig_ring_collect(struct kvm_dirty_gfn *gfns, u32 size, u32 reset_index,
 		       u32 *fetch, kvmig_ring_fn fn, void *arg);

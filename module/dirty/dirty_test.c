@@ -383,6 +383,106 @@ static void million_runs_test(struct kunit *test)
 		   div64_u64(rescan, cursor ?: 1));
 }
 
+#define TiB	BIT_ULL(40)
+#define R(a, sz, i)	{ .userspace_addr = (a), .size = (sz), .id = (i) }
+
+struct regions_case {
+	const char *name;
+	struct kvmig_region r[3];
+	u32 nr;
+	int ret;
+};
+
+static const struct regions_case regions_cases[] = {
+	{ "one page", { R(0x1000, 0x1000, 0) }, 1, 0 },
+	{ "two adjacent", { R(0x10000, 0x1000, 1), R(0x11000, 0x1000, 0) }, 2, 0 },
+	{ "4 TiB at 64 TiB", { R(64 * TiB, 4 * TiB, 7) }, 1, 0 },
+	{ "wraps", { R(~0ULL & PAGE_MASK, 0x2000, 0) }, 1, -EINVAL },
+	{ "size 0", { R(0x1000, 0, 0) }, 1, -EINVAL },
+	{ "address not aligned", { R(0x1800, 0x1000, 0) }, 1, -EINVAL },
+	{ "size not aligned", { R(0x1000, 0x1800, 0) }, 1, -EINVAL },
+	{ "flags", { { .userspace_addr = 0x1000, .size = 0x1000, .flags = 1 } },
+	  1, -EINVAL },
+	{ "reserved", { { .userspace_addr = 0x1000, .size = 0x1000,
+			  .reserved = 1 } }, 1, -EINVAL },
+	{ "same id", { R(0x10000, 0x1000, 3), R(0x20000, 0x1000, 3) }, 2,
+	  -EINVAL },
+	{ "overlap by a page", { R(0x10000, 0x2000, 1), R(0x11000, 0x1000, 2) },
+	  2, -EINVAL },
+	{ "inside another", { R(0x10000, 0x10000, 1), R(0x20000, 0x1000, 2),
+			      R(0x14000, 0x1000, 3) }, 3, -EINVAL },
+	{ "terabyte regions overlap", { R(TiB, 2 * TiB, 1), R(2 * TiB, TiB, 2) },
+	  2, -EINVAL },
+};
+
+static void regions_case_desc(const struct regions_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(regions, regions_cases, regions_case_desc);
+
+static void regions_check_test(struct kunit *test)
+{
+	const struct regions_case *c = test->param_value;
+
+	KUNIT_EXPECT_EQ(test, kvmig_regions_check(c->r, c->nr), c->ret);
+}
+
+/* TASK_SIZE_MAX depends on the paging mode found at boot. */
+static void regions_task_size_test(struct kunit *test)
+{
+	struct kvmig_region r = R(TASK_SIZE_MAX - 2 * TiB, 2 * TiB, 0);
+
+	KUNIT_EXPECT_EQ(test, kvmig_regions_check(&r, 1), 0);
+	r.size += PAGE_SIZE;
+	KUNIT_EXPECT_EQ(test, kvmig_regions_check(&r, 1), -EINVAL);
+	r = (struct kvmig_region)R(PAGE_SIZE, TASK_SIZE_MAX & PAGE_MASK, 0);
+	KUNIT_EXPECT_EQ(test, kvmig_regions_check(&r, 1), -EINVAL);
+}
+
+/* Memslot pages against region pages, at terabyte scale. */
+static void overlap_test(struct kunit *test)
+{
+	u64 tib_pages = TiB >> PAGE_SHIFT;
+	struct kvmig_overlap o;
+
+	/* Disjoint, and touching ends: no overlap. */
+	KUNIT_EXPECT_FALSE(test, kvmig_overlap(0x100000, 16, 0x200000, 16, &o));
+	KUNIT_EXPECT_FALSE(test, kvmig_overlap(0x100000, 16, 0x110000, 16, &o));
+	KUNIT_EXPECT_FALSE(test, kvmig_overlap(0x110000, 16, 0x100000, 16, &o));
+
+	/* A 4 TiB region mapped by a memslot that starts 3 TiB into it and
+	 * runs 2 TiB past its end (QEMU's above-4G slot of a huge guest).
+	 */
+	KUNIT_ASSERT_TRUE(test, kvmig_overlap(64 * TiB + 3 * TiB, 3 * tib_pages,
+					      64 * TiB, 4 * tib_pages, &o));
+	KUNIT_EXPECT_EQ(test, o.first, 0);
+	KUNIT_EXPECT_EQ(test, o.end, tib_pages);
+	KUNIT_EXPECT_EQ(test, o.roff, 3 * tib_pages);
+
+	/* The memslot begins before the region: skip its first pages. */
+	KUNIT_ASSERT_TRUE(test, kvmig_overlap(TiB - 0x3000, 8, TiB, tib_pages,
+					      &o));
+	KUNIT_EXPECT_EQ(test, o.first, 3);
+	KUNIT_EXPECT_EQ(test, o.end, 8);
+	KUNIT_EXPECT_EQ(test, o.roff, 0);
+
+	/* SMRAM: 128 KiB of a region mapped at its 640 KiB offset. */
+	KUNIT_ASSERT_TRUE(test, kvmig_overlap(0x7f0000000000 + 0xa0000, 32,
+					      0x7f0000000000, 0x8000, &o));
+	KUNIT_EXPECT_EQ(test, o.first, 0);
+	KUNIT_EXPECT_EQ(test, o.end, 32);
+	KUNIT_EXPECT_EQ(test, o.roff, 0xa0);
+
+	/* Ending exactly at TASK_SIZE_MAX. */
+	KUNIT_ASSERT_TRUE(test, kvmig_overlap(TASK_SIZE_MAX - TiB, tib_pages,
+					      TASK_SIZE_MAX - 2 * TiB,
+					      2 * tib_pages, &o));
+	KUNIT_EXPECT_EQ(test, o.end - o.first, tib_pages);
+	KUNIT_EXPECT_EQ(test, o.roff, tib_pages);
+}
+
 static struct kunit_case kvmig_dirty_cases[] = {
 	KUNIT_CASE(runs_empty_test),
 	KUNIT_CASE(runs_shapes_test),
@@ -396,6 +496,9 @@ static struct kunit_case kvmig_dirty_cases[] = {
 	KUNIT_CASE(dirty_layout_test),
 	KUNIT_CASE(take_cursor_test),
 	KUNIT_CASE(mark_all_or_nothing_test),
+	KUNIT_CASE_PARAM(regions_check_test, regions_gen_params),
+	KUNIT_CASE(regions_task_size_test),
+	KUNIT_CASE(overlap_test),
 	KUNIT_CASE_SLOW(million_runs_test),
 	{}
 };

@@ -21,7 +21,8 @@ int kvmig_wire_check_hello(const struct kvmig_wire_hello *h)
 	if (le16_to_cpu(h->version) != KVMIG_WIRE_VERSION ||
 	    le16_to_cpu(h->page_shift) != KVMIG_WIRE_PAGE_SHIFT)
 		return KVMIG_WIRE_E_VERSION;
-	if (h->flags || !le32_to_cpu(h->nr_slots) ||
+	if ((le32_to_cpu(h->flags) & ~KVMIG_WIRE_HELLO_FLAGS) ||
+	    !le32_to_cpu(h->nr_slots) ||
 	    le32_to_cpu(h->nr_slots) > KVMIG_WIRE_MAX_SLOTS)
 		return KVMIG_WIRE_E_PROTO;
 	return 0;

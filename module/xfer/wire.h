@@ -47,9 +47,17 @@ struct kvmig_wire_hello {
 	__le16 version;
 	__le16 page_shift;
 	__le32 nr_slots;
-	__le32 flags;		/* 0 */
+	__le32 flags;		/* KVMIG_WIRE_HELLO_* */
 	__le64 guest_pages;
 };
+
+/*
+ * struct kvmig_wire_hello.flags: the SLOTs are regions (KVMIG_ATTACH_REGIONS)
+ * named by id, with pages numbered from 0. A peer that does not know a flag
+ * refuses the hello, and both ends must agree on it.
+ */
+#define KVMIG_WIRE_HELLO_REGIONS	0x1U
+#define KVMIG_WIRE_HELLO_FLAGS		KVMIG_WIRE_HELLO_REGIONS
 
 struct kvmig_wire_slot {
 	__le32 id;

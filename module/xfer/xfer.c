@@ -591,6 +591,7 @@ static int handshake_source(struct kvmig_xfer *x)
 		.version = cpu_to_le16(KVMIG_WIRE_VERSION),
 		.page_shift = cpu_to_le16(PAGE_SHIFT),
 		.nr_slots = cpu_to_le32(d->nr_slots),
+		.flags = cpu_to_le32(d->regions ? KVMIG_WIRE_HELLO_REGIONS : 0),
 		.guest_pages = cpu_to_le64(d->guest_pages),
 	};
 	struct kvmig_wire_slot ws;
@@ -656,7 +657,8 @@ static int handshake_dest(struct kvmig_xfer *x)
 			status = KVMIG_WIRE_E_LAYOUT;
 	}
 	if (nr != d->nr_slots ||
-	    le64_to_cpu(h.guest_pages) != d->guest_pages)
+	    le64_to_cpu(h.guest_pages) != d->guest_pages ||
+	    !!(le32_to_cpu(h.flags) & KVMIG_WIRE_HELLO_REGIONS) != d->regions)
 		status = KVMIG_WIRE_E_LAYOUT;
 	send_status(x, status, 0);
 	if (status) {

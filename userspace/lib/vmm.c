@@ -46,7 +46,9 @@ static int setup_dirty(struct vmm *vmm)
 			return -EOPNOTSUPP;
 		}
 		return enable_cap(vmm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
-				  KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE);
+				  KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
+				  (c->initially_set ?
+				   KVM_DIRTY_LOG_INITIALLY_SET : 0));
 	}
 
 	cap = KVM_CAP_DIRTY_LOG_RING_ACQ_REL;

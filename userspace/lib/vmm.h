@@ -46,6 +46,12 @@ struct vmm_config {
 	unsigned int nr_slots;		/* data slots */
 	uint64_t slot_size;		/* bytes per data slot */
 	uint32_t ring_bytes;		/* per vCPU, ring mode; 0: 64 KiB */
+	/*
+	 * Bitmap mode: KVM_DIRTY_LOG_INITIALLY_SET, as QEMU enables it: a
+	 * memslot that starts logging has every bit set and nothing
+	 * write-protected until the first KVM_CLEAR_DIRTY_LOG.
+	 */
+	bool initially_set;
 };
 
 struct vmm;
