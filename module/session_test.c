@@ -107,7 +107,11 @@ static void kvmig_dirty_mode_resolve_test(struct kunit *test)
 static void kvmig_attach_layout_test(struct kunit *test)
 {
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_attach), 48);
-	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_attach, reserved), 16);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_attach, nr_regions), 16);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_attach, regions_ptr), 24);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_attach, reserved), 32);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_region), 32);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_region, id), 16);
 	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_ATTACH_VM),
 			sizeof(struct kvmig_attach));
 	KUNIT_EXPECT_EQ(test, _IOC_DIR(KVMIG_ATTACH_VM),

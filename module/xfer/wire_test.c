@@ -107,7 +107,11 @@ static void hello_test(struct kunit *test)
 	b.page_shift = cpu_to_le16(16);
 	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), KVMIG_WIRE_E_VERSION);
 	b = h;
-	b.flags = cpu_to_le32(1);
+	b.flags = cpu_to_le32(KVMIG_WIRE_HELLO_REGIONS);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), 0);
+	b.flags = cpu_to_le32(2);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), KVMIG_WIRE_E_PROTO);
+	b.flags = cpu_to_le32(1U << 31 | KVMIG_WIRE_HELLO_REGIONS);
 	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), KVMIG_WIRE_E_PROTO);
 	b = h;
 	b.nr_slots = 0;
