@@ -1,0 +1,380 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# QEMU live migration between two network namespaces joined by veth, with
+# the project's boot-sector guests (userspace/qemu/guest/): the source QEMU
+# in one namespace, the destination (-incoming tcp:… -S) in the other, both
+# driven over QMP by userspace/qemu/qmp.py.
+#   1. count guest (CPU writes every page): migration completes; with both
+#      ends paused, all guest RAM compared byte for byte; the destination,
+#      resumed, goes on printing;
+#   2. migrate_cancel in mid pre-copy: the source runs on;
+#   3. destination killed in mid pre-copy: the source fails and runs on;
+#   4. source killed in mid pre-copy: the destination never runs the guest;
+#   5. dmaio guest (virtio-blk DMA writes, not the CPU): as 1.
+# TAP output; exit 4 (skip) without root, ip, the QEMU binary, /dev/kvm or
+# the guest images, unless KVMIG_REQUIRE is set.
+#
+#   KVMIG_QEMU       QEMU binary (default qemu-system-x86_64)
+#   KVMIG_QEMU_CAPS  migration capabilities set on both ends before each
+#                    migration, comma- or space-separated (e.g. x-kvmig)
+#   KVMIG_QEMU_ARGS  extra QEMU arguments for both ends (word-split)
+#   KVMIG_QEMU_MEM   guest RAM in MiB (default 64)
+#   KVMIG_QEMU_ACCEL kvm (default; -cpu host) or tcg (no /dev/kvm needed)
+#   KVMIG_QEMU_TEST_CORRUPT=1  flip one byte of the destination's dump
+#                    before each compare: the memory cases must fail
+#   KVMIG_QEMU_CASES only these case numbers (e.g. "1 5"); the others are
+#                    reported skipped
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+qemu=${KVMIG_QEMU:-qemu-system-x86_64}
+caps=${KVMIG_QEMU_CAPS:-}
+mem=${KVMIG_QEMU_MEM:-64}
+accel=${KVMIG_QEMU_ACCEL:-kvm}
+qmp=../userspace/qemu/qmp.py
+guest=../userspace/qemu/guest
+[ "$(id -u)" = 0 ] || skip "needs root"
+command -v ip >/dev/null || skip "needs ip (iproute2)"
+command -v nsenter >/dev/null || skip "needs nsenter (util-linux)"
+command -v python3 >/dev/null || skip "needs python3"
+command -v "$qemu" >/dev/null || skip "no QEMU binary $qemu"
+if [ "$accel" = kvm ]; then
+	[ -c /dev/kvm ] || skip "/dev/kvm not present"
+	cpu=host
+else
+	cpu=qemu64
+fi
+for f in count.img dmaio.img dmaio-disk.img; do
+	[ -f $guest/$f ] || skip "build userspace/qemu first (no guest/$f)"
+done
+
+ns_s=kvmigq-src-$$ ns_d=kvmigq-dst-$$ tmp=$(mktemp -d)
+addr_d=10.98.1.2
+# Per VM: QEMU's pid; its qmp.py session's pid and its request and answer
+# fds (see qmp_open).
+declare -A PID QP QW QR
+cleanup() {
+	local p
+	for p in "${PID[@]}" "${QP[@]}"; do kill -9 "$p" 2>/dev/null; done
+	cleanup_ns
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+veth_ns $ns_s veth-qs $ns_d veth-qd 10.98.1.1/24 $addr_d/24 ||
+	skip "cannot make network namespaces and veth"
+
+echo "TAP version 13"
+echo "1..5"
+fail=0
+t_start=$(date +%s)
+check() { # check N NAME CONDITION...
+	local n=$1 name=$2
+	shift 2
+	if "$@"; then echo "ok $n $name"; else echo "not ok $n $name"; fail=1; fi
+}
+diag() { echo "# $*"; }
+
+# Diagnostics from inside $(...) go to fd 3, the TAP stream.
+exec 3>&1
+# A qmp.py session gone with its QEMU must not kill the script.
+trap '' PIPE
+
+# qmp_open VM: one qmp.py session per VM for all its requests, through two
+# FIFOs: starting Python costs seconds in the lab (TCG, and the guests
+# take the vCPUs). It connects at the first request.
+qmp_open() {
+	local vm=$1 fw fr
+	mkfifo "$tmp/$vm.qi" "$tmp/$vm.qo" || return 1
+	$qmp -t 60 "$tmp/$vm.qmp" - <"$tmp/$vm.qi" >"$tmp/$vm.qo" 2>&1 &
+	QP[$vm]=$!
+	exec {fw}>"$tmp/$vm.qi" {fr}<"$tmp/$vm.qo"
+	QW[$vm]=$fw QR[$vm]=$fr
+}
+
+qmp_close() {
+	local vm=$1 fw=${QW[$1]:-} fr=${QR[$1]:-}
+	[ -n "$fw" ] || return 0
+	exec {fw}>&- {fr}<&-
+	# Not EOF: the QEMUs and sessions started later hold the FIFO too.
+	kill "${QP[$vm]}" 2>/dev/null
+	wait "${QP[$vm]}" 2>/dev/null
+	unset "QW[$vm]" "QR[$vm]" "QP[$vm]"
+}
+
+# q VM [-t SECS] REQUEST...: one request of qmp.py (a QMP command and its
+# JSON arguments, or wait-event, migrate-wait, status-wait) to VM, SECS its
+# time limit (default 60); prints the answer's JSON. Fails (an error, a
+# timeout, a wait that ended elsewhere: said as a diagnostic) with 1.
+q() {
+	local vm=$1 t=60 word rest
+	shift
+	[ "$1" = -t ] && { t=$2; shift 2; }
+	if [ -z "${QW[$vm]:-}" ] ||
+		! echo "-t $t $*" 1>&"${QW[$vm]}" 2>/dev/null ||
+		! read -r -t $((t + 30)) word rest <&"${QR[$vm]}"; then
+		diag "$vm: no answer from qmp.py to $1" >&3
+		return 2
+	fi
+	case $word in
+	ok) echo "$rest" ;;
+	fail) echo "$rest"; return 1 ;;
+	*) diag "$vm: $1: $word: $rest" >&3; return 1 ;;
+	esac
+}
+# field JSON NAME: the value of the first "NAME": in JSON (a string or a
+# number). No sed: every exec costs in the lab.
+field() {
+	local re="\"$2\": \"?([^\",}]*)"
+	[[ $1 =~ $re ]] && echo "${BASH_REMATCH[1]}"
+}
+vm_status() { field "$(q "$1" -t "${2:-20}" query-status)" status; }
+serial_size() { stat -c %s "$tmp/$1.serial" 2>/dev/null || echo 0; }
+
+# start_vm NAME NS GUEST [QEMU ARGS...]: QEMU with GUEST (count or dmaio)
+# in NS, in the background; its pid in PID[NAME]. nsenter execs QEMU, so
+# $! is QEMU's own pid.
+start_vm() {
+	local name=$1 ns=$2 g=$3
+	shift 3
+	# shellcheck disable=SC2054 # commas inside QEMU's option values
+	local args=(-machine pc -accel "$accel" -cpu "$cpu" -m "$mem"
+		-nodefaults -display none -vga none
+		-serial "file:$tmp/$name.serial"
+		-qmp "unix:$tmp/$name.qmp,server=on,wait=off"
+		-drive "file=$guest/$g.img,format=raw,if=none,id=boot"
+		-device ide-hd,drive=boot,bootindex=0)
+	# shellcheck disable=SC2054
+	[ "$g" = dmaio ] && args+=(
+		-drive "file=$guest/dmaio-disk.img,format=raw,if=none,id=data,readonly=on"
+		-device virtio-blk-pci,drive=data,disable-modern=on)
+	# shellcheck disable=SC2206
+	args+=(${KVMIG_QEMU_ARGS:-} "$@")
+	nsenter --net="/run/netns/$ns" "$qemu" "${args[@]}" \
+		>"$tmp/$name.log" 2>&1 </dev/null &
+	PID[$name]=$!
+}
+
+# stop_vm NAME...: end them (SIGKILL: nothing of theirs is kept).
+stop_vm() {
+	local n
+	for n in "$@"; do
+		if [ -n "${PID[$n]:-}" ]; then
+			kill -9 "${PID[$n]}" 2>/dev/null
+			wait "${PID[$n]}" 2>/dev/null
+			unset "PID[$n]"
+		fi
+		qmp_close "$n"
+	done
+}
+
+# alive NAME: its QEMU still runs.
+alive() { [ -n "${PID[$1]:-}" ] && kill -0 "${PID[$1]}" 2>/dev/null; }
+
+# wait_serial NAME BYTES SECS: until NAME's serial output has BYTES bytes
+# (wall clock: in the lab every stat takes a good part of a second).
+wait_serial() {
+	local end=$((SECONDS + $3))
+	while [ $SECONDS -le $end ]; do
+		[ "$(serial_size "$1")" -ge "$2" ] && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
+# advances NAME SECS: NAME's guest prints at least 2 bytes more within SECS.
+advances() {
+	local s0
+	s0=$(serial_size "$1")
+	wait_serial "$1" $((s0 + 2)) "$2"
+}
+
+# pair N GUEST: destination dN and source sN of case N; the source's guest
+# started (serial 'A' and a progress byte), capabilities set on both ends.
+# The destination listens on port 7100+N.
+pair() {
+	local n=$1 g=$2 c list=()
+	start_vm d$n $ns_d "$g" -incoming "tcp:$addr_d:$((7100 + n))" -S
+	start_vm s$n $ns_s "$g"
+	# The first QEMU of a lab boot reads its binary and libraries over 9p
+	# under TCG: a minute or more.
+	if ! wait_serial s$n 2 180; then
+		diag "s$n: guest did not start: $(serial_size s$n) bytes on its serial port, QEMU $(alive s$n && echo "alive, wchan $(cat /proc/${PID[s$n]}/wchan)" || echo gone): $(tr '\n' ' ' <"$tmp/s$n.log")"
+		return 1
+	fi
+	qmp_open d$n && qmp_open s$n || return 1
+	for c in ${caps//,/ }; do
+		list+=("{\"capability\": \"$c\", \"state\": true}")
+	done
+	if [ ${#list[@]} -gt 0 ]; then
+		c="{\"capabilities\": [$(IFS=,; echo "${list[*]}")]}"
+		q s$n migrate-set-capabilities "$c" >/dev/null &&
+			q d$n migrate-set-capabilities "$c" >/dev/null || return 1
+	fi
+	diag "s$n $(vm_status s$n), d$n $(vm_status d$n) ($(($(date +%s) - t_start)) s)"
+}
+
+# migrate N PARAMS-JSON: start case N's migration with these parameters.
+migrate() {
+	q s$1 migrate-set-parameters "$2" >/dev/null &&
+		q s$1 migrate "{\"uri\": \"tcp:$addr_d:$((7100 + $1))\"}" >/dev/null
+}
+
+# mem_compare N: all guest RAM of sN and dN, byte for byte.
+mem_compare() {
+	local n=$1 vm off diff
+	for vm in s$n d$n; do
+		q $vm -t 120 pmemsave "{\"val\": 0, \"size\": $((mem << 20)), \"filename\": \"$tmp/$vm.mem\"}" >/dev/null ||
+			return 1
+	done
+	if [ -n "${KVMIG_QEMU_TEST_CORRUPT:-}" ]; then
+		off=$((3 << 20))
+		python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1)[0]; f.seek(-1, 1); f.write(bytes([b ^ 0xff]))' \
+			"$tmp/d$n.mem" $off
+		diag "KVMIG_QEMU_TEST_CORRUPT: flipped the byte at $off of d$n's dump"
+	fi
+	diff="0 0"
+	cmp -s "$tmp/s$n.mem" "$tmp/d$n.mem" ||
+		diff=$(cmp -l "$tmp/s$n.mem" "$tmp/d$n.mem" | head -100000 |
+			awk '{ p[int(($1 - 1) / 4096)] = 1; b++ }
+			     END { for (i in p) n++; printf "%d %d", b, n }')
+	rm -f "$tmp/s$n.mem" "$tmp/d$n.mem"
+	diag "memory compare of $mem MiB: ${diff% *} bytes differ in ${diff#* } pages"
+	[ "${diff% *}" = 0 ]
+}
+
+# report N: the source's view of case N's migration.
+report() {
+	local r f v out=
+	r=$(q s$1 -t 20 query-migrate)
+	for f in status setup-time total-time downtime expected-downtime \
+		transferred dirty-sync-count; do
+		v=$(field "$r" $f) && out+=" $f $v"
+	done
+	diag "s$1 query-migrate:$out"
+}
+
+# full N GUEST: a migration that must complete, then the memory compare
+# and the destination resumed.
+full() {
+	local n=$1 g=$2 t0 ss sd
+	pair "$n" "$g" || return 1
+	t0=$(date +%s)
+	# The count guest rewrites all its RAM in a few ms: let the switchover
+	# take up to 20 s, so that it converges after one round.
+	migrate "$n" '{"max-bandwidth": 1073741824, "downtime-limit": 20000}' ||
+		return 1
+	if ! q s$n -t 180 migrate-wait >/dev/null; then
+		report "$n"
+		diag "d$n: $(tr '\n' ' ' <"$tmp/d$n.log")"
+		return 1
+	fi
+	report "$n"
+	ss=$(vm_status s$n) sd=$(vm_status d$n)
+	diag "after $(($(date +%s) - t0)) s: s$n $ss, d$n $sd"
+	[ "$ss" = postmigrate ] && [ "$sd" = paused ] || return 1
+	t0=$(date +%s)
+	mem_compare "$n" || return 1
+	diag "compare took $(($(date +%s) - t0)) s"
+	q d$n cont >/dev/null || return 1
+	t0=$(date +%s)
+	if ! advances d$n 30; then
+		diag "d$n printed nothing after cont ($(vm_status d$n))"
+		return 1
+	fi
+	diag "d$n $(vm_status d$n), printed $(serial_size d$n) bytes $(($(date +%s) - t0)) s after cont"
+}
+
+# precopy N: start a migration of the count guest throttled to 1 MiB/s,
+# so that pre-copy of its RAM lasts a minute; return once it is active and
+# has sent something.
+precopy() {
+	local n=$1 r
+	pair "$n" count || return 1
+	migrate "$n" '{"max-bandwidth": 1048576, "downtime-limit": 300}' ||
+		return 1
+	r=$(q s$n migrate-wait active) || { diag "s$n: $r"; return 1; }
+	sleep 2
+	report "$n"
+}
+
+# src_runs N: the source guest is running and still prints.
+src_runs() {
+	local st
+	st=$(vm_status s$1)
+	diag "s$1 $st"
+	[ "$st" = running ] && advances s$1 30
+}
+
+case_cancel() {
+	local r
+	precopy 2 || return 1
+	q s2 migrate_cancel >/dev/null || return 1
+	r=$(q s2 migrate-wait cancelled)
+	diag "s2 after migrate_cancel: $(field "$r" status)"
+	[ "$(field "$r" status)" = cancelled ] && src_runs 2
+}
+
+case_kill_dst() {
+	local r
+	precopy 3 || return 1
+	stop_vm d3
+	r=$(q s3 -t 120 migrate-wait failed)
+	diag "s3 after the destination's SIGKILL: $(field "$r" status)"
+	[ "$(field "$r" status)" = failed ] && src_runs 3
+}
+
+case_kill_src() {
+	local i st=
+	precopy 4 || return 1
+	stop_vm s4
+	# The destination must not run the guest: it exits, or stays in
+	# inmigrate (or paused) without running; its guest never prints.
+	for ((i = 0; i < 20; i++)); do
+		sleep 1
+		alive d4 || break
+		st=$(vm_status d4 3)
+		[ "$st" = running ] && break
+	done
+	if alive d4; then
+		diag "d4 still there $i s after the source's SIGKILL: $st"
+		[ "$st" != running ] || return 1
+	else
+		wait "${PID[d4]}"
+		diag "d4 exited ($?) within $((i + 1)) s of the source's SIGKILL: $(tr '\n' ' ' <"$tmp/d4.log")"
+		unset "PID[d4]"
+	fi
+	diag "d4's guest printed $(serial_size d4) bytes"
+	[ "$(serial_size d4)" = 0 ]
+}
+
+run() { # run N NAME FUNCTION ARGS...
+	local n=$1 name=$2 t0
+	t0=$(date +%s)
+	shift 2
+	case " ${KVMIG_QEMU_CASES:-$n} " in
+	*" $n "*) ;;
+	*) echo "ok $n $name # SKIP not in KVMIG_QEMU_CASES"; return ;;
+	esac
+	"$@"
+	local rc=$?
+	diag "case $n: $(($(date +%s) - t0)) s"
+	check "$n" "$name" test $rc = 0
+	stop_vm s$n d$n
+}
+
+diag "$($qemu --version | head -1), accel $accel, ${mem} MiB, capabilities: ${caps:-none}"
+# Bring QEMU's and Python's files into the page cache one after the other,
+# not all at once in the first case (the lab reads them over 9p).
+t0=$SECONDS
+$qmp -t 0 "$tmp/none" query-status 2>/dev/null
+printf '%s\n' '{"execute": "qmp_capabilities"}' '{"execute": "quit"}' |
+	timeout 120 "$qemu" -machine none -accel "$accel" -display none \
+		-nodefaults -qmp stdio >/dev/null 2>&1
+diag "warm-up: $((SECONDS - t0)) s"
+run 1 "count guest: migration completes, RAM equal, destination runs on" full 1 count
+run 2 "migrate_cancel in mid pre-copy: source runs on" case_cancel
+run 3 "destination killed in mid pre-copy: source fails, runs on" case_kill_dst
+run 4 "source killed in mid pre-copy: destination does not run" case_kill_src
+run 5 "dmaio guest (virtio-blk DMA): migration completes, RAM equal, destination runs on" full 5 dmaio
+diag "total $(($(date +%s) - t_start)) s"
+exit $fail
