@@ -54,6 +54,9 @@ result "build kvmig, selftests, userspace for the debug kernel (-Werror)" $?
 scripts/build.sh stock
 result "build kvmig, selftests, userspace for the stock kernel (-Werror)" $?
 
+scripts/qemu.sh >/dev/null
+result "Debian's QEMU with userspace/qemu/patches (x-kvmig) built or cached" $?
+
 scripts/checkpatch.sh
 result "checkpatch: module/ and uapi/ clean" $?
 
