@@ -22,4 +22,7 @@ insmod "$mod/kvmig.ko"
 	echo "# command: make bench (bench/migrate_bench --ring-stall)"
 	bench/migrate_bench --ring-stall
 } | tee "$out/bench-stall.txt"
+# QEMU's migration paths (pre-copy, multifd, multifd with zero-copy-send,
+# x-kvmig) side by side: bench-qemu.txt, .csv, .svg.
+scripts/lab-bench-qemu.sh "$mod" "$out"
 rmmod kvmig

@@ -5,6 +5,7 @@
 # ("hosts") joined by veth, with the guest writing all along, as an operator
 # sees it: kvmigctl watch on the source, the eBPF monitor on its veth, and
 # the gratuitous RARP the destination announces when its session completes.
+# Then Debian's QEMU with x-kvmig does the same (scripts/lab-demo-qemu.sh).
 set -euo pipefail
 mod=$1
 mem=${KVMIG_DEMO_MEM:-128} rate=${KVMIG_DEMO_RATE:-10000}
@@ -82,5 +83,8 @@ tr=$(sed -n 's/^dest: resumed at \([0-9.]*\).*/\1/p' /tmp/kvmig-dest.out)
 echo "  memory checksum at pause $ps, at resume $rs: $([ "$ps" = "$rs" ] && echo equal, no page lost || echo DIFFERENT)"
 echo "  downtime, pause on the source to resume on the destination: $(python3 -c "print(f'{($tr - $tp) * 1000:.1f} ms')")"
 [ "$ps" = "$rs" ]
+
+say "now QEMU, the VMM hypervisor hosts run, carrying its RAM through kvmig"
+scripts/lab-demo-qemu.sh
 rmmod kvmig
-say "done: the guest moved and carried on"
+say "done: both guests moved and carried on"

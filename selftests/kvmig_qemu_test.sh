@@ -142,6 +142,24 @@ report() {
 	diag "s$1 query-migrate:$out"
 }
 
+# kvmig_carried N: with x-kvmig, kvmig moved the guest's RAM, not QEMU's
+# "ram": the source's kvmig session is DONE (state 6) and sent every page
+# of guest RAM at least once, with contents or as a zero page.
+kvmig_carried() {
+	local r line sent zero
+	r=$(q s$1 human-monitor-command '{"command-line": "info migrate"}') ||
+		return 1
+	case $r in *"kvmig: "*) ;; *) diag "s$1: no kvmig line in info migrate"; return 1 ;; esac
+	line=${r#*kvmig: }
+	line=${line%%\\*}
+	diag "s$1 kvmig: $line"
+	sent=${line#*pages sent }
+	sent=${sent%%,*}
+	zero=${line#*zero pages }
+	zero=${zero%%,*}
+	[[ $line == "state 6,"* ]] && [ $((sent + zero)) -ge $((mem * 256)) ]
+}
+
 # full N GUEST: a migration that must complete, then the memory compare
 # and the destination resumed.
 full() {
@@ -158,6 +176,9 @@ full() {
 		return 1
 	fi
 	report "$n"
+	case " ${caps//,/ } " in
+	*" x-kvmig "*) kvmig_carried "$n" || return 1 ;;
+	esac
 	ss=$(vm_status s$n) sd=$(vm_status d$n)
 	diag "after $(($(date +%s) - t0)) s: s$n $ss, d$n $sd"
 	[ "$ss" = postmigrate ] && [ "$sd" = paused ] || return 1
