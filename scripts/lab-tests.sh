@@ -88,5 +88,9 @@ if [ -n "$debug" ]; then
 	leaks=$(grep -c 'unreferenced object' $kmemleak)
 	[ "$leaks" -eq 0 ] || cat $kmemleak
 	result "kmemleak: no leaks ($leaks reported)" "$leaks"
+	# Any earlier splat (even one at boot) turns lockdep off for the rest of
+	# the run; then the run proved nothing about locking.
+	step "lockdep still validating at the end (debug_locks 1)" \
+		grep -qE '^ *debug_locks: +1$' /proc/lockdep_stats
 fi
 echo "1..$n" >&3
