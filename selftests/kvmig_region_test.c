@@ -6,8 +6,9 @@
  * has an SMRAM-style alias in address space 1; memslots are added, deleted
  * and re-created in mid pre-copy; the VMM reports its own writes by region.
  * Afterwards every region must be identical on both ends. And the refusals:
- * bad regions, regions nothing maps, ring mode, a memslot that stops
- * logging, and a destination that does not speak regions.
+ * bad regions, regions nothing maps, regions named by another process,
+ * ring mode, a memslot that stops logging, and a destination that does not
+ * speak regions.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kvmig.h"
@@ -477,6 +479,31 @@ TEST_F(region, bad_regions)
 	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_DIRTY_START, &ds));
 	EXPECT_EQ(EINVAL, errno);
 	free(unmapped);
+}
+
+/*
+ * Regions are addresses in the VMM's own mapping: only the VM's process may
+ * name them. A process that holds the session and the VM's file through
+ * fork (another mm) gets -EPERM at attach, and leaves the session idle for
+ * the VMM.
+ */
+TEST_F(region, regions_of_another_process)
+{
+	struct kvmig_region r[VMM_MAX_SLOTS + 1];
+	unsigned int n = vmm_regions(&self->src, r);
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(attach(self->dev, self->src.vm, KVMIG_ROLE_SOURCE,
+			     KVMIG_DIRTY_BITMAP, r, n) == -EPERM ? 0 : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("child status %#x", status);
+	EXPECT_EQ(0, attach(self->dev, self->src.vm, KVMIG_ROLE_SOURCE,
+			    KVMIG_DIRTY_BITMAP, r, n));
 }
 
 /* Regions need the bitmap tracker: a VM with dirty rings is refused. */
