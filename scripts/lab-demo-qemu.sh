@@ -23,12 +23,12 @@ trap 'stop_vm s d; rm -rf "$tmp"' EXIT
 say "QEMU: $("$qemu" --version | head -1), with userspace/qemu/patches (x-kvmig)"
 start_vm d dst count -incoming tcp:10.99.0.2:7300 -machine pc,smm=on
 start_vm s src count -machine pc,smm=on
-wait_serial s 2 180 || { echo "the source guest did not start"; exit 1; }
+wait_serial s "$(first_pass)" 180 || { echo "the source guest did not start"; exit 1; }
 qmp_open s && qmp_open d || exit 1
 caps='{"capabilities": [{"capability": "x-kvmig", "state": true}]}'
 q s migrate-set-capabilities "$caps" >/dev/null &&
 	q d migrate-set-capabilities "$caps" >/dev/null || exit 1
-say "a ${mem} MiB guest, SMM on, counting in every page above 1 MiB: $(serial_size s) bytes on its serial port so far"
+say "a ${mem} MiB guest, SMM on, counting in every page above 1 MiB and printing a B per MiB: $(serial_size s) bytes on its serial port so far"
 
 userspace/kvmigctl watch --role source --wait 120000 --interval 250 \
 	>"$tmp/watch.out" 2>&1 &
@@ -51,5 +51,5 @@ say "after the switchover"
 echo "  source: $(vm_status s), destination: $(vm_status d)"
 b=$(serial_size d)
 sleep 5
-echo "  the destination's guest printed $(($(serial_size d) - b)) more progress bytes in 5 s; the source's stays at $(serial_size s)"
+echo "  the destination's guest printed $(($(serial_size d) - b)) more progress bytes (MiB written) in 5 s; the source's stays at $(serial_size s)"
 [ "$st" = completed ] && [ "$(vm_status d)" = running ]

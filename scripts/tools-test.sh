@@ -5,7 +5,8 @@
 # check runs it first). splat-check.sh must pass a clean console and a test
 # that prints "WARNING:" itself, and fail each kind of kernel splat;
 # tap-count.py must pass complete streams and fail short or planless ones,
-# naming them. TAP output; exit 1 if any case fails.
+# naming them; the count guest must follow its pace knob. TAP output; exit 1
+# if any case fails.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -181,6 +182,33 @@ expect "tap-count: a trailing plan (check.sh's own files) passes" 0 \
 	": 2 passed" tapc "$tmp/trailing.tap"
 : >"$tmp/empty.tap"
 expect "tap-count: an empty file fails" 1 "no results" tapc "$tmp/empty.tap"
+
+# The count guest (userspace/qemu/guest/count.S) under TCG, 4 s each: one
+# 'B' per MiB written; with the fw_cfg file opt/kvmig/tsc-per-mib it waits
+# that many TSC ticks per MiB (2e9: about a second on any host of 1-4 GHz),
+# and a file of another name must not pace it. The bounds are a hundredfold
+# apart: this checks that the knob works, not how fast anything is.
+count_marks() { # count_marks [QEMU ARGS...]: 'B's printed in 4 s
+	rm -f "$tmp/count.serial"
+	timeout 4 qemu-system-x86_64 -accel tcg -m 32 -nodefaults -display none \
+		-drive "file=$top/userspace/qemu/guest/count.img,format=raw" \
+		-serial "file:$tmp/count.serial" "$@" >/dev/null 2>&1
+	tr -cd B <"$tmp/count.serial" | wc -c
+}
+in_range() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ] || { echo "$1 marks, wanted $2..$3"; return 1; }; }
+if make -s -C "$top/userspace/qemu" >"$tmp/out" 2>&1 && command -v qemu-system-x86_64 >/dev/null; then
+	m=$(count_marks)
+	expect "count guest: unpaced, thousands of MiB in 4 s ($m)" 0 "" in_range "$m" 1000 100000000
+	m=$(count_marks -fw_cfg name=opt/kvmig/tsc-per-mib,string=2000000000)
+	expect "count guest: paced at 2e9 TSC ticks per MiB, at most 10 in 4 s ($m)" 0 "" in_range "$m" 1 10
+	m=$(count_marks -fw_cfg name=opt/kvmig/tsc-per-mi,string=2000000000)
+	expect "count guest: a fw_cfg file of another name does not pace it ($m)" 0 "" in_range "$m" 1000 100000000
+else
+	n=$((n + 1))
+	echo "not ok $n count guest: cannot build userspace/qemu/guest or no qemu-system-x86_64"
+	sed 's/^/#   /' "$tmp/out"
+	fail=1
+fi
 
 echo "1..$n"
 exit $fail

@@ -78,21 +78,23 @@ exec 3>&1
 trap '' PIPE
 
 # pair N GUEST: destination dN and source sN of case N; the source's guest
-# started (serial 'A' and a progress byte), capabilities set on both ends.
+# started (serial 'A' and a progress byte; the count guest, a whole pass
+# over its RAM: first_pass), capabilities set on both ends.
 # The destination listens on port 7100+N.
 pair() {
-	local n=$1 g=$2 c list=()
+	local n=$1 g=$2 c list=() first=2
+	[ "$g" = count ] && first=$(first_pass)
 	start_vm d$n $ns_d "$g" -incoming "tcp:$addr_d:$((7100 + n))" -S
 	start_vm s$n $ns_s "$g"
 	# The first QEMU of a lab boot reads its binary and libraries over 9p
 	# under TCG: a minute or more. A source guest that never printed (seen
 	# once in about twenty starts, before migration is involved) gets one
 	# more start, said as a diagnostic.
-	if ! wait_serial s$n 2 180; then
+	if ! wait_serial s$n $first 180; then
 		diag "s$n: guest did not start: $(serial_size s$n) bytes on its serial port, QEMU $(alive s$n && echo "alive, wchan $(cat /proc/${PID[s$n]}/wchan)" || echo gone): $(tr '\n' ' ' <"$tmp/s$n.log"); starting it again"
 		stop_vm s$n
 		start_vm s$n $ns_s "$g"
-		wait_serial s$n 2 180 || return 1
+		wait_serial s$n $first 180 || return 1
 	fi
 	qmp_open d$n && qmp_open s$n || return 1
 	for c in ${caps//,/ }; do

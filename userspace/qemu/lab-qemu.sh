@@ -17,7 +17,7 @@
 #   start_vm / stop_vm / alive            a VM's QEMU
 #   qmp_open / qmp_close / q / vm_status  its QMP session, requests
 #   field JSON NAME      one value out of an answer
-#   serial_size / wait_serial / advances  its guest's serial output
+#   serial_size / wait_serial / advances / first_pass  its guest's serial output
 
 # shellcheck disable=SC2154 # qemu, accel, cpu, mem, guest, qmp, tmp: the caller's
 # Per VM: QEMU's pid; its qmp.py session's pid and its request and answer
@@ -136,6 +136,10 @@ wait_serial() {
 	done
 	return 1
 }
+
+# first_pass: the serial size at which the count guest has written every
+# page once: 'A', then a 'B' per MiB from 2 MiB up to the top ($mem MiB).
+first_pass() { echo "$mem"; }
 
 # advances NAME SECS: NAME's guest prints at least 2 bytes more within SECS.
 advances() {
