@@ -15,12 +15,30 @@ GIB = float(1 << 30)
 MIB = float(1 << 20)
 
 
-def read_ts(path):
+def read_ts(path, nbytes=False):
+    """Arrival times of a serial log's reads; with nbytes, (time, bytes)."""
     try:
         with open(path) as f:
-            return [float(line.split()[0]) for line in f if line.strip()]
+            pts = [line.split() for line in f if line.strip()]
     except FileNotFoundError:
         return []
+    if nbytes:
+        return [(float(t), int(b)) for t, b in pts]
+    return [float(t) for t, _ in pts]
+
+
+def guest_rates(raw, p, n, t_mig, t_end):
+    """The count guest's write rate in MiB/s (one serial byte per MiB) on
+    the source: in the 5 s before the migrate command, and from it to the
+    source's last byte (its pre-copy, the guest slowed by dirty logging)."""
+    src = read_ts(os.path.join(raw, "s-%s-%s.ts" % (p, n)), True)
+
+    def rate(a, b):
+        got = sum(c for t, c in src if a < t <= b)
+        return got / (b - a) if b > a and got else None
+    before = rate(t_mig - 5, t_mig)
+    last = max([t for t, _ in src if t <= t_end] or [t_mig])
+    return before, rate(t_mig, last)
 
 
 def guest_gaps(raw, p, n, t_mig):
@@ -60,6 +78,9 @@ def main(raw, out):
         tx = int(r["wire_tx"])
         gib = tx / GIB if tx else float("nan")
         gap, sw = guest_gaps(raw, p, r["run"], float(r["t_migrate"]))
+        g_before, g_during = guest_rates(raw, p, r["run"],
+                                         float(r["t_migrate"]),
+                                         float(r["t_completed"]))
         busy = int(r["sys_busy"]) / hz
         guest = int(r["sys_guest"]) / hz
         src = (int(r["src_cpu"]) - int(r["src_guest"])) / hz
@@ -70,6 +91,7 @@ def main(raw, out):
             "total_s": int(r["total_ms"]) / 1e3,
             "qemu_downtime_ms": int(r["downtime_ms"]),
             "guest_gap_ms": gap, "guest_switch_gap_ms": sw,
+            "guest_mibs_before": g_before, "guest_mibs_precopy": g_during,
             "window_s": float(r["t_dst_running"]) - float(r["t_migrate"]),
             "wire_tx_mib": tx / MIB, "wire_rx_mib": int(r["wire_rx"]) / MIB,
             "qemu_transferred_mib": int(r["qemu_transferred"] or 0) / MIB,
@@ -120,6 +142,8 @@ def main(raw, out):
     metrics = [("total_s", "total s", "%.2f"),
                ("qemu_downtime_ms", "QEMU downtime ms", "%.0f"),
                ("guest_gap_ms", "guest-seen gap ms", "%.0f"),
+               ("guest_mibs_before", "guest MiB/s before", "%.1f"),
+               ("guest_mibs_precopy", "guest MiB/s precopy", "%.1f"),
                ("wire_tx_mib", "wire MiB (src tx)", "%.1f"),
                ("sys_s_per_gib", "system CPU s/GiB", "%.2f"),
                ("host_s_per_gib", "host CPU s/GiB", "%.2f"),
@@ -142,6 +166,15 @@ def main(raw, out):
                 cells.append("%-24s" % "-")
         lines.append("%-20s" % label + "".join(cells))
     lines.append("")
+    rates = {p: summary[(p, "guest_mibs_precopy")][1] for p in PATHS
+             if (p, "guest_mibs_precopy") in summary}
+    if len(rates) > 1:
+        lo, hi = min(rates.values()), max(rates.values())
+        lines.append("guest write rate during pre-copy (median MiB/s): %s; "
+                     "%s" % (", ".join("%s %.1f" % kv for kv in rates.items()),
+                             "within 10%% of each other" if hi <= lo * 1.1
+                             else "NOT comparable at one dirty rate "
+                             "(%.2fx apart)" % (hi / lo)))
     for p in PATHS:
         n = sum(1 for x in res if x["path"] == p)
         lines.append("%-10s %d runs completed" % (p, n))

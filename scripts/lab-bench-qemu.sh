@@ -4,7 +4,8 @@
 # lab-bench-qemu.sh MODDIR OUTDIR [RUNS [MiB]]: inside the lab guest, QEMU's
 # migration paths side by side on the same guest, the same link and the
 # same dirty rate: the count guest (userspace/qemu/guest/count.img, writes
-# every page above 1 MiB for ever), source and destination QEMU in two
+# every page above 1 MiB for ever, paced to KVMIG_BENCH_RATE MiB/s, default
+# 16; 0 for as fast as it can), source and destination QEMU in two
 # network namespaces joined by veth (userspace/qemu/lab-qemu.sh, as
 # selftests/kvmig_qemu_test.sh), RUNS migrations (default 3) of a MiB-MiB
 # guest (default 256) per path:
@@ -17,8 +18,10 @@
 #               capability x-kvmig on both ends, kvmig.ko from MODDIR;
 #               skipped, with the reason, if absent or its migration fails
 # All with the same downtime-limit and max-bandwidth (KVMIG_BENCH_DOWNTIME
-# ms, KVMIG_BENCH_BW bytes/s); the destination runs -incoming without -S,
-# so that it resumes the guest by itself.
+# ms, default 300, KVMIG_BENCH_BW bytes/s); the destination runs -incoming
+# without -S, so that it resumes the guest by itself. The guest's pace is in
+# TSC ticks per MiB (fw_cfg opt/kvmig/tsc-per-mib, see count.S), from this
+# kernel's TSC frequency: KVM gives the guest the host's TSC rate.
 #
 # Per run: QEMU's total time and downtime (query-migrate); the guest's own
 # view of the downtime, the longest gap in its serial progress (COM1 on a
@@ -41,7 +44,8 @@ cd "$top/selftests" || exit 1
 . ./lib.sh
 qemu_std='qemu-system-x86_64'
 qemu_kvmig=${KVMIG_QEMU_KVMIG:-${KVMIG_CACHE:-$HOME/.cache/kvmig}/qemu-src/build/qemu-system-x86_64}
-downtime=${KVMIG_BENCH_DOWNTIME:-20000}
+downtime=${KVMIG_BENCH_DOWNTIME:-300}
+rate=${KVMIG_BENCH_RATE:-16}
 bw=${KVMIG_BENCH_BW:-1073741824}
 paths=${KVMIG_BENCH_PATHS:-precopy multifd multifd-zc kvmig}
 # KVMIG_BENCH_ACCEL=tcg: a smoke test of the script outside the lab.
@@ -55,6 +59,16 @@ serial_sock=1
 [ "$(id -u)" = 0 ] || { echo "lab-bench-qemu: needs root" >&2; exit 1; }
 [ "$accel" != kvm ] || [ -c /dev/kvm ] || { echo "lab-bench-qemu: no /dev/kvm" >&2; exit 1; }
 [ -f "$guest/count.img" ] || { echo "lab-bench-qemu: no $guest/count.img" >&2; exit 1; }
+case $rate in *[!0-9]* | '') echo "lab-bench-qemu: KVMIG_BENCH_RATE: MiB/s, an integer" >&2; exit 1 ;; esac
+pace=()
+if [ "$rate" -gt 0 ]; then
+	# "tsc: Detected 2095.990 MHz processor", or the refined calibration
+	# after it: kHz are the digits without the point.
+	tsc_khz=$(dmesg | grep -E 'tsc: (Detected|Refined TSC clocksource calibration:) [0-9]+\.[0-9]{3} MHz' |
+		tail -1 | sed -E 's/.* ([0-9]+)\.([0-9]{3}) MHz.*/\1\2/')
+	[ -n "$tsc_khz" ] || { echo "lab-bench-qemu: no TSC frequency in dmesg" >&2; exit 1; }
+	pace=(-fw_cfg "name=opt/kvmig/tsc-per-mib,string=$((tsc_khz * 1000 / rate))")
+fi
 raw=$out/bench-qemu-raw
 rm -rf "$raw"
 mkdir -p "$raw"
@@ -170,9 +184,18 @@ run_one() {
 	esac
 	qemu=$bin
 	why=
-	start_vm "$d" $ns_d count -incoming "tcp:$addr_d:$port" "${extra[@]}"
-	start_vm "$s" $ns_s count "${extra[@]}"
-	if ! wait_serial "$s" 6 240; then
+	start_vm "$d" $ns_d count -incoming "tcp:$addr_d:$port" "${pace[@]}" "${extra[@]}"
+	start_vm "$s" $ns_s count "${pace[@]}" "${extra[@]}"
+	# A source guest that prints nothing at all (about one start in
+	# twenty in the lab, before any migration: as in kvmig_qemu_test.sh)
+	# gets one more start, said as a diagnostic.
+	if ! wait_serial "$s" 1 60; then
+		diag "$s: no serial output in 60 s, QEMU $(alive "$s" && echo "alive, wchan $(cat "/proc/${PID[$s]}/wchan" 2>/dev/null)" || echo gone); starting it again"
+		stop_vm "$s"
+		start_vm "$s" $ns_s count "${pace[@]}" "${extra[@]}"
+	fi
+	# Every page written once, and then some, before the migration starts.
+	if ! wait_serial "$s" $(($(first_pass) + 4)) 240; then
 		why="source guest did not start: $(serial_size "$s") serial bytes; QEMU $(alive "$s" && echo alive || echo gone): $(tr '\n' ' ' <"$tmp/$s.log")"
 		return 1
 	fi
@@ -227,7 +250,7 @@ mkdir -p "$tmp/kv"
 kvmig_sampler "$tmp/kv" &
 sampler=$!
 t_all=$SECONDS
-diag "$($qemu_std --version | head -1); ${mem} MiB count guest, downtime-limit $downtime ms, max-bandwidth $bw B/s, $runs runs per path"
+diag "$($qemu_std --version | head -1); ${mem} MiB count guest at $rate MiB/s (${pace[1]:-unpaced}), downtime-limit $downtime ms, max-bandwidth $bw B/s, $runs runs per path"
 # Warm the page cache (the lab reads binaries over 9p).
 cat "$(command -v "$qemu_std")" >/dev/null
 for p in $paths; do
@@ -285,6 +308,6 @@ for f in "$tmp"/*.ts "$tmp"/*.log; do [ -f "$f" ] && cp "$f" "$raw/"; done
 {
 	echo "$(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "$($qemu_std --version | head -1); kvmig QEMU $qemu_kvmig"
-	echo "${mem} MiB count guest, downtime-limit $downtime ms, max-bandwidth $bw B/s, multifd-channels 2, zero-copy-send's locked memory: ${zc_used:-none worked}"
+	echo "${mem} MiB count guest writing ${rate} MiB/s (0: unpaced), downtime-limit $downtime ms, max-bandwidth $bw B/s, multifd-channels 2, zero-copy-send's locked memory: ${zc_used:-none worked}"
 } >"$raw/info.txt"
 python3 "$top/scripts/bench-qemu-report.py" "$raw" "$out"
