@@ -17,8 +17,13 @@
 
 #include "kvmig_mon.h"
 
+/*
+ * LRU: when it is full, a new flow takes the place of the least recently
+ * counted one instead of going uncounted (totals count every packet
+ * either way). kvmigctl sets max_entries at load (--max-flows).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, KVMIG_MON_MAX_FLOWS);
 	__type(key, struct kvmig_flow);
 	__type(value, struct kvmig_flow_stats);

@@ -18,6 +18,7 @@
 #define KVMIG_DIR_EGRESS	1
 #define KVMIG_DIR_MAX		2
 
+/* Default size of the flows map (kvmigctl monitor attach --max-flows). */
 #define KVMIG_MON_MAX_FLOWS	16384
 #define KVMIG_MON_MAX_PORTS	64
 

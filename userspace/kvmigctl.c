@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +39,13 @@ static void usage(FILE *f)
 		"  list [--all]       the migration sessions and their statistics;\n"
 		"                     --all includes sessions with no VM, such as\n"
 		"                     kvmigctl's own\n"
-		"  watch [ID] [--interval MS] [--count N] [--wait MS] [--iface IF]\n"
+		"  watch [ID] [--interval DUR] [--count N] [--wait DUR] [--iface IF]\n"
 		"        [--role source|dest]\n"
 		"                     a live progress line for session ID (default:\n"
 		"                     the newest session still migrating, in that\n"
-		"                     role if given): bytes,\n"
-		"                     rate, round, remaining and an ETA that never\n"
-		"                     runs backwards; ends when the session is done\n"
+		"                     role if given): bytes, rate, round, remaining\n"
+		"                     and the pre-copy's ETA (\"-\" until known, \">\"\n"
+		"                     a lower bound); ends when the session is done\n"
 		"                     (exit 0), failed (exit 1), in doubt (exit 6:\n"
 		"                     its VMM must have it resolved) or closed. --wait:\n"
 		"                     wait that long for the session to appear;\n"
@@ -58,6 +59,8 @@ static void usage(FILE *f)
 		"  -j, --json         machine-readable output (one JSON document;\n"
 		"                     watch: one JSON object per line)\n"
 		"  -h, --help         this help\n"
+		"\n"
+		"DUR: a duration, 250ms, 5s, 1.5s or 2m; a bare number is ms.\n"
 		"\n"
 		"Exit status: 0 success, 1 a call or the migration failed, 2 bad\n"
 		"usage, 3 kvmig is not loaded (no device node), 4 no such session,\n"
@@ -345,21 +348,78 @@ static int find_session(int fd, __u64 id, __u32 role,
 }
 
 /*
- * The ETA never runs backwards: a new estimate above the last one shown
- * (the guest dirtied faster, the link slowed) holds the last one instead.
+ * The pre-copy's ETA: the pages that remain, at the rate pages go out less
+ * the rate at which the guest dirties them (distinct pages per second at
+ * the module's last harvest). The send rate is measured over the samples
+ * of the last ETA_WINDOW_S seconds, so that the first sample, a moment
+ * after the transfer began, does not decide it; until the samples span
+ * ETA_MIN_SPAN_S there is no estimate, nor while the guest dirties as fast
+ * as pages go out. What the guest dirtied since the last harvest is not
+ * in the module's remaining count yet: it is estimated at the dirty rate
+ * and added, so that the estimate does not fall by the send rate within a
+ * round and jump at the next harvest. Round 0 has no dirty rate yet (its
+ * harvest had no interval before it): the estimate then only covers
+ * sending what remains, a lower bound. The estimate follows the
+ * migration: it rises when the guest speeds up or the link slows, and is
+ * never 0 while pages remain.
  */
+#define ETA_SAMPLES	32
+#define ETA_WINDOW_S	3.0
+#define ETA_MIN_SPAN_S	1.0
+
 struct eta {
-	double shown;
-	bool valid;
+	double t[ETA_SAMPLES];
+	__u64 pages[ETA_SAMPLES];
+	unsigned int n, head;	/* valid samples, next slot */
+	__u64 round;		/* the round at the last sample */
+	double t_harvest;	/* when we first saw it: its harvest */
 };
 
-static double eta_next(struct eta *e, double raw)
+/* Record pages sent at time t; the send rate in pages/s, or -1. */
+static double eta_rate(struct eta *e, double t, __u64 pages)
 {
-	if (e->valid && raw > e->shown)
-		raw = e->shown;
-	e->shown = raw;
-	e->valid = true;
-	return raw;
+	unsigned int old;
+
+	e->t[e->head] = t;
+	e->pages[e->head] = pages;
+	e->head = (e->head + 1) % ETA_SAMPLES;
+	if (e->n < ETA_SAMPLES)
+		e->n++;
+	old = (e->head + ETA_SAMPLES - e->n) % ETA_SAMPLES;
+	while (e->n > 2 && t - e->t[old] > ETA_WINDOW_S) {
+		old = (old + 1) % ETA_SAMPLES;
+		e->n--;
+	}
+	if (t - e->t[old] < ETA_MIN_SPAN_S || pages < e->pages[old])
+		return -1;
+	return (pages - e->pages[old]) / (t - e->t[old]);
+}
+
+/* Seconds to send @left pages at @send_pps with @dirty_pps dirtied; -1. */
+static double eta_of(double left, double send_pps, double dirty_pps)
+{
+	double eta;
+
+	if (left <= 0)
+		return 0;
+	if (send_pps <= 0 || send_pps <= dirty_pps)
+		return -1;
+	eta = left / (send_pps - dirty_pps);
+	return eta < 0.001 ? 0.001 : eta;
+}
+
+/* printf() at the end of the string in @buf, truncating at @size. */
+static void __attribute__((format(printf, 3, 4)))
+appendf(char *buf, size_t size, const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	va_list ap;
+
+	if (len + 1 >= size)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + len, size - len, fmt, ap);
+	va_end(ap);
 }
 
 static int cmd_watch(int argc, char **argv, bool json)
@@ -373,10 +433,13 @@ static int cmd_watch(int argc, char **argv, bool json)
 		{ "json", no_argument, NULL, 'j' },
 		{ }
 	};
-	double t, t0, t_prev = 0, rate = 0, wire = 0, wait_s = 0, left, eta, net;
+	double t, t0, t_prev = 0, rate = 0, wire = 0, wait_s = 0, left, eta;
+	double ahead;
+	char line[256], prev[256] = "";
+	bool eta_min;
 	unsigned long interval_ms = 500, count = 0, n = 0;
 	struct kvmig_flow_stats tot[2], tot_prev[2];
-	__u64 id = 0, done_prev = 0, done;
+	__u64 id = 0, done_prev = 0, done, ms;
 	__u32 role = 0;
 	struct kvmig_session_info si;
 	const struct kvmig_stats *st = &si.stats;
@@ -393,12 +456,10 @@ static int cmd_watch(int argc, char **argv, bool json)
 	while ((c = getopt_long(argc, argv, "i:c:w:I:r:j", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
-			interval_ms = strtoul(optarg, &end, 0);
-			if (*end || !interval_ms) {
-				fprintf(stderr, "kvmigctl: watch: bad --interval '%s'\n",
-					optarg);
+			if (kvmigctl_opt_ms("interval", optarg, 3600000, &ms) ||
+			    !ms)
 				return EXIT_USAGE;
-			}
+			interval_ms = ms;
 			break;
 		case 'c':
 			count = strtoul(optarg, &end, 0);
@@ -409,12 +470,9 @@ static int cmd_watch(int argc, char **argv, bool json)
 			}
 			break;
 		case 'w':
-			wait_s = strtoul(optarg, &end, 0) / 1e3;
-			if (*end) {
-				fprintf(stderr, "kvmigctl: watch: bad --wait '%s'\n",
-					optarg);
+			if (kvmigctl_opt_ms("wait", optarg, 86400000, &ms))
 				return EXIT_USAGE;
-			}
+			wait_s = ms / 1e3;
 			break;
 		case 'I':
 			iface = optarg;
@@ -506,36 +564,78 @@ static int cmd_watch(int argc, char **argv, bool json)
 		left = st->role != KVMIG_ROLE_SOURCE ? -1 :
 		       st->state == KVMIG_STATE_TRACKING ?
 		       st->pages_pending * 4096.0 : st->remaining * 4096.0;
-		net = rate - st->dirty_rate * 4096.0;
-		eta = left >= 0 && net > 0 ? eta_next(&e, left / net) : -1;
+		eta_min = st->state == KVMIG_STATE_PRECOPY && !st->xfer_round;
+		/* Each round begins with the harvest that measures the rate. */
+		if (!n || st->xfer_round != e.round) {
+			e.round = st->xfer_round;
+			e.t_harvest = t;
+		}
+		/* Dirtied since the last harvest, at most all of the guest. */
+		ahead = left / 4096;
+		if (left > 0 && !eta_min) {
+			ahead += st->dirty_rate * (t - e.t_harvest);
+			if (st->guest_pages && ahead > st->guest_pages)
+				ahead = st->guest_pages;
+		}
+		/* The send rate is measured in pre-copy only. */
+		eta = st->state == KVMIG_STATE_PRECOPY ?
+		      eta_rate(&e, t, st->pages_sent) : -1;
+		if (left < 0)
+			eta = -1;
+		else if (st->state == KVMIG_STATE_DONE)
+			eta = 0;
+		else if (eta >= 0)
+			eta = eta_of(ahead, eta,
+				     eta_min ? 0 : (double)st->dirty_rate);
+		else
+			eta = -1;
 
 		if (json) {
 			printf("{\"t\": %.3f, \"id\": %llu, \"role\": \"%s\", \"state\": \"%s\", "
 			       "\"round\": %llu, \"bytes\": %llu, \"rate_Bps\": %.0f, "
-			       "\"remaining_pages\": %llu, \"eta_s\": %.3f",
+			       "\"remaining_pages\": %llu, \"eta_s\": ",
 			       t - t0, (unsigned long long)id,
 			       role_name(st->role), state_name(st->state),
 			       (unsigned long long)st->xfer_round,
 			       (unsigned long long)done, rate,
-			       (unsigned long long)(left > 0 ? left / 4096 : 0), eta);
+			       (unsigned long long)(left > 0 ? left / 4096 : 0));
+			if (eta >= 0)
+				printf("%.3f, \"eta_is_min\": %s", eta,
+				       eta_min ? "true" : "false");
+			else
+				printf("null");
 			if (have_wire)
 				printf(", \"wire_Bps\": %.0f", wire);
 			printf("}\n");
 		} else {
-			printf("%ssession %llu %s %-9s round %2llu  %9.1f MiB  %7.1f MB/s",
-			       tty ? "\r\033[K" : "", (unsigned long long)id,
-			       role_name(st->role), state_name(st->state),
-			       (unsigned long long)st->xfer_round,
-			       done / (double)(1 << 20), rate / 1e6);
+			line[0] = '\0';
+			appendf(line, sizeof(line),
+				"session %llu %s %-9s round %2llu  %9.1f MiB  %7.1f MB/s",
+				(unsigned long long)id, role_name(st->role),
+				state_name(st->state),
+				(unsigned long long)st->xfer_round,
+				done / (double)(1 << 20), rate / 1e6);
 			if (have_wire)
-				printf("  wire %7.1f MB/s", wire / 1e6);
+				appendf(line, sizeof(line), "  wire %7.1f MB/s",
+					wire / 1e6);
 			if (left >= 0)
-				printf("  remaining %8.0f pages", left / 4096);
-			if (left >= 0 && eta >= 0)
-				printf("  ETA %6.1f s", eta);
+				appendf(line, sizeof(line),
+					"  remaining %8.0f pages", left / 4096);
+			if (left >= 0 && eta >= 0.1)
+				appendf(line, sizeof(line), "  ETA %s%6.1f s",
+					eta_min ? ">" : " ", eta);
+			else if (left > 0 && eta > 0)
+				appendf(line, sizeof(line), "  ETA    <0.1 s");
+			else if (left >= 0 && eta == 0)
+				appendf(line, sizeof(line), "  ETA      0 s");
 			else if (left >= 0)
-				printf("  ETA      - ");
-			printf("%s", tty ? "" : "\n");
+				appendf(line, sizeof(line), "  ETA       - ");
+			/* Off a terminal, a line per change, not per sample. */
+			if (tty)
+				printf("\r\033[K%s", line);
+			else if (strcmp(line, prev))
+				printf("%s\n", line);
+			strcpy(prev, line);
 		}
 		fflush(stdout);
 		done_prev = done;

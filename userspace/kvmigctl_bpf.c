@@ -4,8 +4,9 @@
  *
  * monitor: loads bpf/kvmig_mon.bpf.c on an interface's clsact ingress and
  * egress with our own handle and priority, and pins its maps in
- * KVMIG_PIN_ROOT/<ifname>/ so that `show` (and kvmig_mon_totals()) can read
- * them from another process; the tc filters keep the programs alive.
+ * KVMIG_PIN_ROOT/<netns inode>/<ifname>/ so that `show` (and
+ * kvmig_mon_totals()) can read them from another process; the tc filters
+ * keep the programs alive.
  *
  * announce: after a migration the destination announces the VM's MAC as
  * QEMU does (net/announce.c): the same RARP frame on the same schedule,
@@ -50,24 +51,27 @@ static const char *const map_names[] = { "flows", "totals", "ports" };
 void kvmigctl_bpf_usage(FILE *f)
 {
 	fprintf(f,
-		"  monitor attach IFACE [--port PORT]...\n"
+		"  monitor attach IFACE [--port PORT]... [--max-flows N]\n"
 		"                     count the TCP flows on IFACE with PORT as\n"
-		"                     source or destination port (default %u);\n"
-		"                     maps pinned in " KVMIG_PIN_ROOT "/IFACE/\n"
+		"                     source or destination port (default %u),\n"
+		"                     the N most recent flows (default %u) and\n"
+		"                     totals; maps pinned in\n"
+		"                     " KVMIG_PIN_ROOT "/NETNS-INODE/IFACE/\n"
 		"  monitor detach IFACE\n"
 		"                     remove the monitor from IFACE\n"
-		"  monitor show IFACE [--interval MS]\n"
+		"  monitor show IFACE [--interval DUR]\n"
 		"                     packets, bytes and TCP payload bytes per\n"
 		"                     flow and direction; --interval: also the\n"
-		"                     throughput over MS\n"
-		"  announce IFACE --mac MAC [--initial MS] [--max MS] [--rounds N]\n"
-		"        [--step MS] [--wait-done [--session ID] [--timeout MS]]\n"
+		"                     throughput over DUR\n"
+		"  announce IFACE --mac MAC [--initial DUR] [--max DUR]\n"
+		"        [--rounds N] [--step DUR]\n"
+		"        [--wait-done [--session ID] [--timeout DUR]]\n"
 		"                     QEMU's gratuitous RARP for MAC out of IFACE,\n"
-		"                     on QEMU's schedule (defaults 50, 550, 5,\n"
-		"                     100); --wait-done: first wait for the end\n"
+		"                     on QEMU's schedule (defaults 50ms, 550ms, 5,\n"
+		"                     100ms); --wait-done: first wait for the end\n"
 		"                     of an incoming migration (of session ID),\n"
-		"                     at most MS (default 0: forever)\n",
-		KVMIG_DEFAULT_PORT);
+		"                     at most DUR (default 0: forever)\n",
+		KVMIG_DEFAULT_PORT, KVMIG_MON_MAX_FLOWS);
 }
 
 /* Set around calls whose failure is an answer, not an error. */
@@ -129,6 +133,53 @@ static int opt_u64(const char *name, const char *s, __u64 max, __u64 *v)
 	return 0;
 }
 
+int kvmigctl_opt_ms(const char *name, const char *s, __u64 max_ms, __u64 *ms)
+{
+	static const struct {
+		const char *unit;
+		__u64 mul;
+	} units[] = { { "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 } };
+	__u64 whole = 0, frac = 0, scale = 1, mul, v;
+	const char *p = s;
+	unsigned int i;
+
+	if (*p < '0' || *p > '9')
+		goto bad;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (whole > (UINT64_MAX - 9) / 10)
+			goto bad;
+		whole = whole * 10 + (*p - '0');
+	}
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			if (scale >= 1000000)
+				goto bad;
+			frac = frac * 10 + (*p - '0');
+			scale *= 10;
+		}
+		if (scale == 1)
+			goto bad;
+	}
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(p, units[i].unit))
+			break;
+	if (i == sizeof(units) / sizeof(units[0]))
+		goto bad;
+	mul = units[i].mul;
+	/* frac * mul < 10^6 * 60000: no overflow. */
+	if (whole > max_ms / mul || (frac * mul) % scale)
+		goto bad;
+	v = whole * mul + frac * mul / scale;
+	if (v > max_ms)
+		goto bad;
+	*ms = v;
+	return 0;
+bad:
+	fprintf(stderr, "kvmigctl: bad --%s '%s' (a duration up to %llu ms: 250ms, 5s, 1.5s, 2m; a bare number is ms)\n",
+		name, s, (unsigned long long)max_ms);
+	return -EINVAL;
+}
+
 /*
  * A name the kernel would accept (dev_valid_name()); it is also a path
  * component under KVMIG_PIN_ROOT.
@@ -173,15 +224,35 @@ struct sample {
 	__u64 ns;
 };
 
+/*
+ * Interface names are per network namespace, bpffs is per mount namespace:
+ * the pins are keyed by both, KVMIG_PIN_ROOT/NETNS/IFACE/MAP, NETNS being
+ * the inode of our network namespace (stat -L -c %i /proc/self/ns/net).
+ * With @ifname NULL, the namespace's directory.
+ */
 static int pin_path(char *buf, size_t size, const char *ifname,
 		    const char *map)
 {
+	static unsigned long long netns;
+	struct stat st;
 	int n;
 
+	if (!netns) {
+		if (stat("/proc/self/ns/net", &st)) {
+			fprintf(stderr, "kvmigctl: /proc/self/ns/net: %s\n",
+				strerror(errno));
+			return -errno;
+		}
+		netns = st.st_ino;
+	}
 	if (map)
-		n = snprintf(buf, size, KVMIG_PIN_ROOT "/%s/%s", ifname, map);
+		n = snprintf(buf, size, KVMIG_PIN_ROOT "/%llu/%s/%s", netns,
+			     ifname, map);
+	else if (ifname)
+		n = snprintf(buf, size, KVMIG_PIN_ROOT "/%llu/%s", netns,
+			     ifname);
 	else
-		n = snprintf(buf, size, KVMIG_PIN_ROOT "/%s", ifname);
+		n = snprintf(buf, size, KVMIG_PIN_ROOT "/%llu", netns);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
@@ -263,6 +334,9 @@ static int unpin(const char *ifname)
 	if (err)
 		fprintf(stderr, "kvmigctl: removing %s: %s\n", path,
 			strerror(-err));
+	/* The namespace's directory goes with its last monitor. */
+	if (!err && !pin_path(path, sizeof(path), NULL, NULL))
+		rmdir(path);
 	return err ? err : found;
 }
 
@@ -293,7 +367,8 @@ static int tc_attach(int ifindex, enum bpf_tc_attach_point point,
 	return bpf_tc_attach(&hook, &opts);
 }
 
-static int mon_attach(const char *ifname, const __u16 *ports, int nr_ports)
+static int mon_attach(const char *ifname, const __u16 *ports, int nr_ports,
+		      __u32 max_flows)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS |
 						      BPF_TC_EGRESS);
@@ -308,6 +383,12 @@ static int mon_attach(const char *ifname, const __u16 *ports, int nr_ports)
 		return KVMIG_EXIT_NOIF;
 	if (pin_root())
 		return EXIT_FAILURE;
+	if (pin_path(dir, sizeof(dir), NULL, NULL))
+		return EXIT_FAILURE;
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		fprintf(stderr, "kvmigctl: %s: %s\n", dir, strerror(errno));
+		return EXIT_FAILURE;
+	}
 	if (pin_path(dir, sizeof(dir), ifname, NULL))
 		return EXIT_FAILURE;
 	if (mkdir(dir, 0700)) {
@@ -320,12 +401,20 @@ static int mon_attach(const char *ifname, const __u16 *ports, int nr_ports)
 		return EXIT_FAILURE;
 	}
 
-	skel = kvmig_mon__open_and_load();
+	skel = kvmig_mon__open();
 	if (!skel) {
 		err = -errno;
-		fprintf(stderr, "kvmigctl: loading kvmig_mon: %s\n",
+		fprintf(stderr, "kvmigctl: opening kvmig_mon: %s\n",
 			strerror(-err));
 		goto out_rmdir;
+	}
+	err = bpf_map__set_max_entries(skel->maps.flows, max_flows);
+	if (!err)
+		err = kvmig_mon__load(skel);
+	if (err) {
+		fprintf(stderr, "kvmigctl: loading kvmig_mon: %s\n",
+			strerror(-err));
+		goto out_destroy;
 	}
 	for (i = 0; i < nr_ports; i++) {
 		err = bpf_map__update_elem(skel->maps.ports, &ports[i],
@@ -387,6 +476,8 @@ out_destroy:
 	kvmig_mon__destroy(skel);
 out_rmdir:
 	rmdir(dir);
+	if (!pin_path(dir, sizeof(dir), NULL, NULL))
+		rmdir(dir);
 	return EXIT_FAILURE;
 }
 
@@ -501,7 +592,7 @@ static void print_stats_json(const struct kvmig_flow_stats *st,
 	       (unsigned long long)st->packets, (unsigned long long)st->bytes,
 	       (unsigned long long)st->payload_bytes);
 	if (old)
-		printf(", \"rate_bps\": %llu, \"payload_rate_bps\": %llu",
+		printf(", \"rate_Bps\": %llu, \"payload_rate_Bps\": %llu",
 		       (unsigned long long)rate(st->bytes, old->bytes, ns),
 		       (unsigned long long)rate(st->payload_bytes,
 						old->payload_bytes, ns));
@@ -627,16 +718,19 @@ out_flows:
 	return ret;
 }
 
+enum { OPT_MAX_FLOWS = 256 };
+
 int kvmigctl_monitor(int argc, char **argv, bool json)
 {
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
+		{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		{ }
 	};
 	__u16 ports[KVMIG_MON_MAX_PORTS];
-	__u64 v, interval = 0;
+	__u64 v, interval = 0, max_flows = 0;
 	int c, nr_ports = 0;
 	const char *cmd, *ifname;
 
@@ -659,8 +753,14 @@ int kvmigctl_monitor(int argc, char **argv, bool json)
 			}
 			ports[nr_ports++] = v;
 			break;
+		case OPT_MAX_FLOWS:
+			if (opt_u64("max-flows", optarg, 1 << 20, &max_flows) ||
+			    !max_flows)
+				goto usage;
+			break;
 		case 'i':
-			if (opt_u64("interval", optarg, 3600000, &v) || !v)
+			if (kvmigctl_opt_ms("interval", optarg, 3600000, &v) ||
+			    !v)
 				goto usage;
 			interval = v;
 			break;
@@ -677,7 +777,7 @@ int kvmigctl_monitor(int argc, char **argv, bool json)
 	ifname = argv[optind + 1];
 	if (check_ifname(ifname))
 		return EXIT_USAGE;
-	if (strcmp(cmd, "attach") && nr_ports)
+	if (strcmp(cmd, "attach") && (nr_ports || max_flows))
 		goto usage;
 	if (strcmp(cmd, "show") && interval)
 		goto usage;
@@ -685,7 +785,8 @@ int kvmigctl_monitor(int argc, char **argv, bool json)
 	if (!strcmp(cmd, "attach")) {
 		if (!nr_ports)
 			ports[nr_ports++] = KVMIG_DEFAULT_PORT;
-		return mon_attach(ifname, ports, nr_ports);
+		return mon_attach(ifname, ports, nr_ports,
+				  max_flows ?: KVMIG_MON_MAX_FLOWS);
 	}
 	if (!strcmp(cmd, "detach"))
 		return mon_detach(ifname);
@@ -903,15 +1004,21 @@ fail:
 	return EXIT_FAILURE;
 }
 
+/*
+ * Long only: watch has -I (--iface), -r (--role) and -w (--wait), and a
+ * short option means one thing in every command.
+ */
+enum { OPT_INITIAL = 256, OPT_ROUNDS, OPT_WAIT_DONE };
+
 int kvmigctl_announce(int argc, char **argv, bool json)
 {
 	static const struct option opts[] = {
 		{ "mac", required_argument, NULL, 'm' },
-		{ "initial", required_argument, NULL, 'I' },
+		{ "initial", required_argument, NULL, OPT_INITIAL },
 		{ "max", required_argument, NULL, 'M' },
-		{ "rounds", required_argument, NULL, 'r' },
+		{ "rounds", required_argument, NULL, OPT_ROUNDS },
 		{ "step", required_argument, NULL, 's' },
-		{ "wait-done", no_argument, NULL, 'w' },
+		{ "wait-done", no_argument, NULL, OPT_WAIT_DONE },
 		{ "session", required_argument, NULL, 'S' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
@@ -929,29 +1036,30 @@ int kvmigctl_announce(int argc, char **argv, bool json)
 
 	libbpf_set_print(libbpf_print);
 	optind = 0;	/* see kvmigctl_monitor() */
-	while ((c = getopt_long(argc, argv, "m:I:M:r:s:wS:t:j", opts,
+	while ((c = getopt_long(argc, argv, "m:M:s:S:t:j", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			mac_arg = optarg;
 			break;
-		case 'I':
-			if (opt_u64("initial", optarg, 3600000, &sc.initial))
+		case OPT_INITIAL:
+			if (kvmigctl_opt_ms("initial", optarg, 3600000,
+					    &sc.initial))
 				goto usage;
 			break;
 		case 'M':
-			if (opt_u64("max", optarg, 3600000, &sc.max))
+			if (kvmigctl_opt_ms("max", optarg, 3600000, &sc.max))
 				goto usage;
 			break;
-		case 'r':
+		case OPT_ROUNDS:
 			if (opt_u64("rounds", optarg, 1000, &sc.rounds))
 				goto usage;
 			break;
 		case 's':
-			if (opt_u64("step", optarg, 3600000, &sc.step))
+			if (kvmigctl_opt_ms("step", optarg, 3600000, &sc.step))
 				goto usage;
 			break;
-		case 'w':
+		case OPT_WAIT_DONE:
 			wait = true;
 			break;
 		case 'S':
@@ -960,7 +1068,8 @@ int kvmigctl_announce(int argc, char **argv, bool json)
 			w.any_session = false;
 			break;
 		case 't':
-			if (opt_u64("timeout", optarg, 86400000, &timeout))
+			if (kvmigctl_opt_ms("timeout", optarg, 86400000,
+					    &timeout))
 				goto usage;
 			break;
 		case 'j':

@@ -7,6 +7,7 @@
 #ifndef KVMIGCTL_BPF_H
 #define KVMIGCTL_BPF_H
 
+#include <linux/types.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -22,9 +23,16 @@
 #define KVMIG_TC_HANDLE		0x6b76
 #define KVMIG_TC_PRIO		0x6b76
 
-/* The monitor's maps are pinned in KVMIG_PIN_ROOT/<ifname>/. */
+/* The monitor's maps are pinned in KVMIG_PIN_ROOT/<netns inode>/<ifname>/. */
 #define KVMIG_BPFFS		"/sys/fs/bpf"
 #define KVMIG_PIN_ROOT		KVMIG_BPFFS "/kvmig"
+
+/*
+ * A duration option in ms: "250ms", "5s", "1.5s", "2m", or a bare number of
+ * ms; at most @max_ms and a whole number of ms. 0, or -EINVAL with the
+ * reason on stderr.
+ */
+int kvmigctl_opt_ms(const char *name, const char *s, __u64 max_ms, __u64 *ms);
 
 /* argv[0] is the command word ("monitor", "announce"). */
 int kvmigctl_monitor(int argc, char **argv, bool json);
