@@ -54,7 +54,9 @@ say "migrating a ${mem} MiB guest that writes ${rate} pages/s, source -> destina
 in_dst userspace/kvmig-demo dest --listen 10.99.0.2:7777 \
 	--mem "$mem" >/tmp/kvmig-dest.out 2>&1 &
 dpid=$!
-userspace/kvmigctl watch --role source --wait 120000 --interval 250 \
+# In src, where veth-src and its monitor are: interface names are per
+# network namespace.
+in_src userspace/kvmigctl watch --role source --wait 120000 --interval 250 \
 	--iface veth-src >/tmp/kvmig-watch.out 2>&1 &
 wpid=$!
 in_src userspace/kvmig-demo source --connect 10.99.0.2:7777 \

@@ -150,8 +150,10 @@ in_s "$demo" source --connect 10.97.0.2:$port --mem 64 --rate 8000 \
 spid=$!
 "$ctl" watch --role source --wait 300000 --interval 200 >"$tmp/watch" 2>&1 &
 wpid=$!
-"$ctl" --json watch --role source --wait 300000 --interval 200 \
-	>"$tmp/watch.json" 2>&1 &
+# In the source's namespace, where the monitor on veth-s is: it adds the
+# wire rate (interface names, and the monitor's pins, are per namespace).
+in_s "$ctl" --json watch --role source --wait 300000 --interval 200 \
+	--iface veth-s >"$tmp/watch.json" 2>&1 &
 wjpid=$!
 wait_until 300 has "$tmp/s" 'layout accepted'
 "$ctl" list >"$tmp/list.txt" 2>&1
@@ -211,7 +213,7 @@ check "kvmigctl watch: progress lines, ends with done and exit 0" \
 	"$(grep -c 'done: downtime' "$tmp/watch")" = 1
 check "kvmigctl watch: off a terminal, no line repeats the one before" \
 	test "$(uniq "$tmp/watch" | wc -l)" = "$(wc -l <"$tmp/watch")"
-check "kvmigctl --json watch: valid JSON, bytes grow, an honest ETA" \
+check "kvmigctl --json watch --iface: valid JSON, bytes grow, wire rate, an honest ETA" \
 	python3 - "$tmp/watch.json" "$bytes" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -235,6 +237,7 @@ for r in pre:
     if r["eta_s"] is not None:
         assert r["eta_s"] > 0 or r["remaining_pages"] == 0, r
         assert r["eta_is_min"] == (r["round"] == 0), r
+assert any("wire_Bps" in r for r in rows), "no wire rate from --iface veth-s"
 est = [r for r in pre if r["eta_s"] is not None]
 assert est, "pre-copy ended before any estimate: %d samples" % len(pre)
 print("# %d samples, %d in pre-copy; ETA (s) at t: %s" % (len(rows), len(pre),
