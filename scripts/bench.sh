@@ -4,7 +4,10 @@
 # make bench: build for Debian's stock kernel (what hypervisors run; the
 # debug kernel's KASAN and lockdep would swamp the figures), boot it in the
 # lab and run the benchmarks there, kvmig and the baseline in one run.
-# Results: build/results/bench-*.txt (bench-qemu also .csv and .svg). BENCH_ARGS: slot MiB, repetitions.
+# Results: build/results/bench-*.txt (bench-qemu also .csv and .svg).
+# BENCH_ARGS: harvest_bench's slot MiB and repetitions; MIGRATE_BENCH_ARGS:
+# migrate_bench's (guest MiB); KVMIG_BENCH_*: scripts/lab-bench-qemu.sh's
+# settings. The lab passes no environment: these go in with the command.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -17,6 +20,9 @@ mkdir -p build/results build/lab
 # with the command; absent, that path is skipped with the reason.
 scripts/qemu.sh >/dev/null
 kq=${KVMIG_QEMU_KVMIG:-$top/build/qemu/qemu-system-x86_64}
+fwd=(KVMIG_QEMU_KVMIG="$kq" MIGRATE_BENCH_ARGS="${MIGRATE_BENCH_ARGS:-}")
+for v in ${!KVMIG_BENCH_@}; do fwd+=("$v=${!v}"); done
+# shellcheck disable=SC2086 # BENCH_ARGS: words
 scripts/lab-run.sh -q -k stock -c 2 -m 3G -l build/lab/bench.log -t 3000 -- \
-	env KVMIG_QEMU_KVMIG="$kq" \
+	env "${fwd[@]}" \
 	scripts/lab-bench.sh build/stock/module build/results ${BENCH_ARGS:-}

@@ -14,8 +14,9 @@ insmod "$mod/kvmig.ko"
 } | tee "$out/bench-harvest.txt"
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
-	echo "# command: make bench (bench/migrate_bench)"
-	bench/migrate_bench
+	echo "# command: make bench (bench/migrate_bench ${MIGRATE_BENCH_ARGS:-})"
+	# shellcheck disable=SC2086 # words
+	bench/migrate_bench ${MIGRATE_BENCH_ARGS:-}
 } | tee "$out/bench-migrate.txt"
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
