@@ -375,16 +375,23 @@ struct eta {
 	double t_harvest;	/* when we first saw it: its harvest */
 };
 
-/* Record pages sent at time t; the send rate in pages/s, or -1. */
+/*
+ * Record pages sent at time t; the send rate in pages/s, or -1. Samples
+ * are kept at least ETA_WINDOW_S / ETA_SAMPLES apart, so that they span
+ * the window at any --interval; the rate is from the oldest kept sample
+ * in the window to this one.
+ */
 static double eta_rate(struct eta *e, double t, __u64 pages)
 {
-	unsigned int old;
+	unsigned int last = (e->head + ETA_SAMPLES - 1) % ETA_SAMPLES, old;
 
-	e->t[e->head] = t;
-	e->pages[e->head] = pages;
-	e->head = (e->head + 1) % ETA_SAMPLES;
-	if (e->n < ETA_SAMPLES)
-		e->n++;
+	if (!e->n || t - e->t[last] >= ETA_WINDOW_S / ETA_SAMPLES) {
+		e->t[e->head] = t;
+		e->pages[e->head] = pages;
+		e->head = (e->head + 1) % ETA_SAMPLES;
+		if (e->n < ETA_SAMPLES)
+			e->n++;
+	}
 	old = (e->head + ETA_SAMPLES - e->n) % ETA_SAMPLES;
 	while (e->n > 2 && t - e->t[old] > ETA_WINDOW_S) {
 		old = (old + 1) % ETA_SAMPLES;
@@ -439,7 +446,7 @@ static int cmd_watch(int argc, char **argv, bool json)
 	bool eta_min;
 	unsigned long interval_ms = 500, count = 0, n = 0;
 	struct kvmig_flow_stats tot[2], tot_prev[2];
-	__u64 id = 0, done_prev = 0, done, ms;
+	__u64 id = 0, done_prev = 0, done, ms = 0;
 	__u32 role = 0;
 	struct kvmig_session_info si;
 	const struct kvmig_stats *st = &si.stats;
