@@ -5,8 +5,8 @@
 # check runs it first). splat-check.sh must pass a clean console and a test
 # that prints "WARNING:" itself, and fail each kind of kernel splat;
 # tap-count.py must pass complete streams and fail short or planless ones,
-# naming them; the count guest must follow its pace knob. TAP output; exit 1
-# if any case fails.
+# naming them; the count guest must follow its pace knob; QEMU's copy of
+# uapi/kvmig.h must not drift. TAP output; exit 1 if any case fails.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -209,6 +209,17 @@ else
 	sed 's/^/#   /' "$tmp/out"
 	fail=1
 fi
+
+# QEMU's patch 0001 carries a copy of uapi/kvmig.h, as QEMU carries the
+# KVM headers: a copy that drifted would build a QEMU against another ABI.
+patch_hdr() {
+	awk '/^\+\+\+ b\/linux-headers\/linux\/kvmig\.h$/ { on = 1; next }
+		on && (/^diff --git / || /^-- $/) { exit }
+		on && /^\+/ { print substr($0, 2) }' \
+		"$top"/userspace/qemu/patches/0001-*.patch >"$tmp/kvmig.h" &&
+		[ -s "$tmp/kvmig.h" ] && diff -u "$top/uapi/kvmig.h" "$tmp/kvmig.h"
+}
+expect "QEMU patch 0001's linux/kvmig.h is uapi/kvmig.h" 0 "" patch_hdr
 
 echo "1..$n"
 exit $fail
