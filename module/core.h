@@ -170,6 +170,8 @@ long kvmig_session_dirty_start(struct kvmig_session *s,
 			       struct kvmig_dirty_start __user *argp);
 long kvmig_session_harvest(struct kvmig_session *s,
 			   struct kvmig_harvest __user *argp);
+long kvmig_session_throttle(struct kvmig_session *s,
+			    struct kvmig_throttle __user *argp);
 long kvmig_session_dirty_read(struct kvmig_session *s,
 			      struct kvmig_dirty_read __user *argp);
 long kvmig_session_stats(struct kvmig_session *s,

@@ -84,6 +84,8 @@ static long kvmig_ioctl(struct file *file, unsigned int cmd,
 		return kvmig_session_dirty_read(s, argp);
 	case KVMIG_DIRTY_MARK:
 		return kvmig_session_dirty_mark(s, argp);
+	case KVMIG_SET_THROTTLE:
+		return kvmig_session_throttle(s, argp);
 	case KVMIG_GET_STATS:
 		return kvmig_session_stats(s, argp);
 	case KVMIG_LIST_SESSIONS:

@@ -137,6 +137,9 @@ void kvmig_session_publish(struct kvmig_session *s, unsigned int what)
 		st->pages_pending = c.pages_pending;
 		st->pages_read = c.pages_read;
 		st->harvest_ns = c.harvest_ns;
+		st->throttle_policy = c.thr_policy;
+		st->throttle_pct = c.thr_pct;
+		st->throttle_ns = c.thr_ns;
 	}
 	write_sequnlock(&s->snap_lock);
 }
@@ -398,6 +401,7 @@ static int __dirty_start(struct kvmig_session *s, struct kvmig_dirty_start *a)
 			       s->regions, s->nr_regions);
 	if (IS_ERR(d))
 		return PTR_ERR(d);
+	d->id = s->id;
 	s->dirty = d;
 	set_state(s, KVMIG_STATE_TRACKING);
 	a->nr_slots = d->nr_slots;
@@ -483,10 +487,38 @@ long kvmig_session_harvest(struct kvmig_session *s,
 	if (ret)
 		return ret;
 
+	/* A vCPU thread pays for its pages here, holding nothing. */
+	kvmig_throttle_vcpu(s->dirty);
+
 	/* What was harvested stays pending, even if this copy fails. */
 	if (copy_to_user(argp, &h, sizeof(h)))
 		return -EFAULT;
 	return 0;
+}
+
+long kvmig_session_throttle(struct kvmig_session *s,
+			    struct kvmig_throttle __user *argp)
+{
+	struct kvmig_throttle t;
+	int ret;
+
+	if (copy_from_user(&t, argp, sizeof(t)))
+		return -EFAULT;
+	ret = kvmig_throttle_check(&t);
+	if (ret)
+		return ret;
+
+	mutex_lock(&s->lock);
+	if (s->role != KVMIG_ROLE_SOURCE ||
+	    (s->state != KVMIG_STATE_TRACKING &&
+	     s->state != KVMIG_STATE_PRECOPY)) {
+		ret = -EBUSY;
+	} else {
+		kvmig_throttle_set(s->dirty, &t);
+		ret = 0;
+	}
+	session_unlock(s);
+	return ret;
 }
 
 #define KVMIG_READ_MAX_RUNS	65536
@@ -561,7 +593,7 @@ long kvmig_session_stats(struct kvmig_session *s,
 	if (copy_from_user(&st, argp, sizeof(st)))
 		return -EFAULT;
 	/* @id is output only: a struct from an earlier call may carry one. */
-	if (st.flags || memchr_inv(st.reserved, 0, sizeof(st.reserved)))
+	if (st.flags || st.reserved)
 		return -EINVAL;
 	session_snapshot(s, &st);
 	if (copy_to_user(argp, &st, sizeof(st)))

@@ -168,6 +168,48 @@ TRACE_EVENT(kvmig_failed,
 		  __entry->id, __entry->role, __entry->reason, __entry->err)
 );
 
+/* A vCPU thread paid for its dirtied pages (ring mode). */
+TRACE_EVENT(kvmig_throttle,
+	TP_PROTO(u64 id, u32 vcpu, u64 delay_ns, u64 slept_ns),
+	TP_ARGS(id, vcpu, delay_ns, slept_ns),
+	TP_STRUCT__entry(
+		__field(u64, id)
+		__field(u32, vcpu)
+		__field(u64, delay_ns)
+		__field(u64, slept_ns)
+	),
+	TP_fast_assign(
+		__entry->id = id;
+		__entry->vcpu = vcpu;
+		__entry->delay_ns = delay_ns;
+		__entry->slept_ns = slept_ns;
+	),
+	TP_printk("session=%llu vcpu=%u delay_ns=%llu slept_ns=%llu",
+		  __entry->id, __entry->vcpu, __entry->delay_ns,
+		  __entry->slept_ns)
+);
+
+/* The throttle was set, or its share of vCPU time changed. */
+TRACE_EVENT(kvmig_throttle_set,
+	TP_PROTO(u64 id, u32 policy, u32 pct, u64 dirty_rate),
+	TP_ARGS(id, policy, pct, dirty_rate),
+	TP_STRUCT__entry(
+		__field(u64, id)
+		__field(u32, policy)
+		__field(u32, pct)
+		__field(u64, dirty_rate)
+	),
+	TP_fast_assign(
+		__entry->id = id;
+		__entry->policy = policy;
+		__entry->pct = pct;
+		__entry->dirty_rate = dirty_rate;
+	),
+	TP_printk("session=%llu policy=%u pct=%u dirty_rate=%llu",
+		  __entry->id, __entry->policy, __entry->pct,
+		  __entry->dirty_rate)
+);
+
 #endif /* _KVMIG_TRACE_H */
 
 #undef TRACE_INCLUDE_PATH

@@ -393,7 +393,7 @@ TEST_F(dev, stats_id_on_input)
 	EXPECT_EQ(0, xioctl(self->fd, KVMIG_GET_STATS, &again));
 	EXPECT_EQ(st.id, again.id);
 	/* The other fields are still checked. */
-	again.reserved[0] = 1;
+	again.reserved = 1;
 	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_GET_STATS, &again));
 }
 

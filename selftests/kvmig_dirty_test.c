@@ -836,11 +836,86 @@ TEST_F(abi, stats_bad_fields)
 	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_GET_STATS, &st));
 	EXPECT_EQ(EINVAL, errno);
 	st.flags = 0;
-	st.reserved[2] = 1;
+	st.reserved = 1;
 	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_GET_STATS, &st));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_GET_STATS, NULL));
 	EXPECT_EQ(EFAULT, errno);
+	/* Output fields are ignored on input: a struct can be reused. */
+	st.reserved = 0;
+	st.throttle_policy = st.throttle_pct = 7;
+	st.throttle_ns = 7;
+	EXPECT_EQ(0, ioctl(self->dev, KVMIG_GET_STATS, &st));
+	EXPECT_EQ(0, st.throttle_policy);
+	EXPECT_EQ(0, st.throttle_ns);
+}
+
+static int set_throttle(int dev, const struct kvmig_throttle *t)
+{
+	return ioctl(dev, KVMIG_SET_THROTTLE, t) ? -errno : 0;
+}
+
+/* Each field out of range, or set for another policy, is refused. */
+TEST_F(abi, throttle_bad_fields)
+{
+	const struct kvmig_throttle bad[] = {
+		{ .policy = 3 },
+		{ .policy = KVMIG_THROTTLE_OFF, .max_pct = 50 },
+		{ .policy = KVMIG_THROTTLE_OFF, .dirty_rate = 1 },
+		{ .policy = KVMIG_THROTTLE_AUTO, .step_pct = 10, .max_pct = 99 },
+		{ .policy = KVMIG_THROTTLE_AUTO, .initial_pct = 100,
+		  .step_pct = 10, .max_pct = 99 },
+		{ .policy = KVMIG_THROTTLE_AUTO, .initial_pct = 20,
+		  .step_pct = 0, .max_pct = 99 },
+		{ .policy = KVMIG_THROTTLE_AUTO, .initial_pct = 20,
+		  .step_pct = 10, .max_pct = 100 },
+		{ .policy = KVMIG_THROTTLE_AUTO, .initial_pct = 20,
+		  .step_pct = 10, .max_pct = 99, .dirty_rate = 5 },
+		{ .policy = KVMIG_THROTTLE_RATE, .max_pct = 99 },
+		{ .policy = KVMIG_THROTTLE_RATE, .dirty_rate = 1000 },
+		{ .policy = KVMIG_THROTTLE_RATE, .dirty_rate = 1000,
+		  .max_pct = 99, .initial_pct = 20 },
+		{ .policy = KVMIG_THROTTLE_RATE, .dirty_rate = 1000,
+		  .max_pct = 99, .flags = 1 },
+		{ .policy = KVMIG_THROTTLE_RATE, .dirty_rate = 1000,
+		  .max_pct = 99, .pad = 1 },
+		{ .policy = KVMIG_THROTTLE_RATE, .dirty_rate = 1000,
+		  .max_pct = 99, .reserved[3] = 1 },
+	};
+	const struct kvmig_throttle rate = {
+		.policy = KVMIG_THROTTLE_RATE, .dirty_rate = 1000,
+		.max_pct = 99,
+	};
+	struct kvmig_stats st = {};
+	unsigned int i;
+
+	/* Not a source that tracks: nothing to throttle. */
+	EXPECT_EQ(-EBUSY, set_throttle(self->dev, &rate));
+	ASSERT_EQ(0, attach(self->dev, self->vmm.vm, KVMIG_ROLE_SOURCE));
+	EXPECT_EQ(-EBUSY, set_throttle(self->dev, &rate));
+	ASSERT_EQ(0, start(self->dev));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		EXPECT_EQ(-EINVAL, set_throttle(self->dev, &bad[i]))
+			TH_LOG("case %u", i);
+	EXPECT_EQ(-EFAULT, set_throttle(self->dev, NULL));
+	/* None of those changed the policy. */
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_GET_STATS, &st));
+	EXPECT_EQ(KVMIG_THROTTLE_OFF, st.throttle_policy);
+	ASSERT_EQ(0, set_throttle(self->dev, &rate));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_GET_STATS, &st));
+	EXPECT_EQ(KVMIG_THROTTLE_RATE, st.throttle_policy);
+	EXPECT_EQ(0, st.throttle_pct);	/* nothing measured yet */
+}
+
+TEST_F(abi, throttle_refused_by_destination)
+{
+	const struct kvmig_throttle t = {
+		.policy = KVMIG_THROTTLE_AUTO, .initial_pct = 20,
+		.step_pct = 10, .max_pct = 99,
+	};
+
+	ASSERT_EQ(0, attach(self->dev, self->vmm.vm, KVMIG_ROLE_DEST));
+	EXPECT_EQ(-EBUSY, set_throttle(self->dev, &t));
 }
 
 TEST_F(abi, features_announced)
@@ -849,7 +924,8 @@ TEST_F(abi, features_announced)
 	struct kvmig_api api = { .nr_features = 1,
 				 .features_ptr = (uintptr_t)&feat };
 	uint64_t want = KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP |
-			KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS;
+			KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS |
+			KVMIG_F0_THROTTLE;
 
 	ASSERT_EQ(0, ioctl(self->dev, KVMIG_GET_API, &api));
 	EXPECT_EQ(want, feat & want);

@@ -2007,6 +2007,7 @@ FIXTURE(rings) {
 	bool guest_started, dst_started;
 	int guest_err;
 	uint64_t *stall;
+	uint64_t slot_size;
 };
 
 FIXTURE_VARIANT(rings) {
@@ -2050,15 +2051,20 @@ static int ring_guest_stop(FIXTURE_DATA(rings) *self)
 	return self->guest_err;
 }
 
-FIXTURE_SETUP(rings)
+/* The source, its session and a destination: vCPU v sweeps memslot v. */
+static void ring_src_setup(struct __test_metadata *_metadata,
+			FIXTURE_DATA(rings) *self, uint32_t entries,
+			uint64_t slot_size)
 {
 	struct vmm_config cfg = {
 		.dirty = VMM_DIRTY_RING, .nr_vcpus = RING_VCPUS,
-		.nr_slots = RING_VCPUS, .slot_size = SLOT_SIZE,
-		.ring_bytes = variant->entries * sizeof(struct kvm_dirty_gfn),
+		.nr_slots = RING_VCPUS, .slot_size = slot_size,
+		.ring_bytes = entries * sizeof(struct kvm_dirty_gfn),
 	};
 	unsigned int v;
 	int ret;
+
+	self->slot_size = slot_size;
 
 	self->dev = self->sock = -1;
 	self->dst = calloc(1, sizeof(*self->dst));
@@ -2069,8 +2075,7 @@ FIXTURE_SETUP(rings)
 	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
 		SKIP(return, "/dev/kvm not present");
 	if (ret == -EINVAL)	/* e.g. with PML, 576 entries are reserved */
-		SKIP(return, "KVM refuses a ring of %u entries",
-		     variant->entries);
+		SKIP(return, "KVM refuses a ring of %u entries", entries);
 	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, vmm_load(&self->src, guest_sweep,
 			      guest_sweep_end - guest_sweep));
@@ -2078,7 +2083,7 @@ FIXTURE_SETUP(rings)
 		uint32_t *m = vmm_mbox(&self->src, v);
 
 		m[0] = self->src.slots[v].gpa;
-		m[1] = SLOT_PAGES;
+		m[1] = slot_size / 4096;
 		m[2] = 0;
 	}
 	self->dev = source_session(self->src.vm, VMM_DIRTY_RING);
@@ -2094,7 +2099,12 @@ FIXTURE_SETUP(rings)
 	self->src.ring_stall_cap = STALL_CAP;
 }
 
-FIXTURE_TEARDOWN(rings)
+FIXTURE_SETUP(rings)
+{
+	ring_src_setup(_metadata, self, variant->entries, SLOT_SIZE);
+}
+
+static void ring_src_teardown(FIXTURE_DATA(rings) *self)
 {
 	ring_guest_stop(self);
 	if (self->dst_started) {
@@ -2113,11 +2123,17 @@ FIXTURE_TEARDOWN(rings)
 	free(self->stall);
 }
 
-/* The guest's passes so far: vCPU @v's stamp in the last page of its slot. */
-static uint32_t ring_passes(struct vmm *vmm, unsigned int v)
+FIXTURE_TEARDOWN(rings)
 {
-	return __atomic_load_n((uint32_t *)(vmm->slots[v].hva + SLOT_SIZE -
-					    4096), __ATOMIC_RELAXED);
+	ring_src_teardown(self);
+}
+
+/* The guest's passes so far: vCPU @v's stamp in the last page of its slot. */
+static uint32_t ring_passes(FIXTURE_DATA(rings) *self, unsigned int v)
+{
+	return __atomic_load_n((uint32_t *)(self->src.slots[v].hva +
+					    self->slot_size - 4096),
+			       __ATOMIC_RELAXED);
 }
 
 /* Wait until every vCPU has made @n passes; its time, or 0 on timeout. */
@@ -2127,7 +2143,7 @@ static uint64_t ring_wait_passes(FIXTURE_DATA(rings) *self, uint32_t n)
 	unsigned int v;
 
 	for (v = 0; v < RING_VCPUS; v++) {
-		while (ring_passes(&self->src, v) < n) {
+		while (ring_passes(self, v) < n) {
 			if (now_ns() > end || !self->guest_started)
 				return 0;
 			usleep(1000);
@@ -2143,33 +2159,69 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * Start the guest and measure, once it is past its first pass, the pages
+ * per second it writes (under nested TCG a pass takes a while); 0 if it
+ * does not make its passes.
+ */
+static uint64_t ring_guest_rate(FIXTURE_DATA(rings) *self)
+{
+	uint64_t t0, pages = RING_VCPUS * self->slot_size / 4096;
+
+	if (pthread_create(&self->guest, NULL, ring_guest, self))
+		return 0;
+	self->guest_started = true;
+	if (!ring_wait_passes(self, 2))
+		return 0;
+	t0 = now_ns();
+	if (!ring_wait_passes(self, 4))
+		return 0;
+	return pages * 1000000000ULL * 2 / (now_ns() - t0 ?: 1);
+}
+
+/* Stop the guest, switch over, and compare both VMs' memory. */
+static void ring_switchover(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(rings) *self, struct kvmig_final *f)
+{
+	unsigned int i;
+
+	/* Pause the vCPUs; the VMM wrote the stop flags itself. */
+	for (i = 0; i < RING_VCPUS; i++)
+		((uint32_t *)vmm_mbox(&self->src, i))[2] = 1;
+	ASSERT_EQ(0, mark_mboxes(self->dev, RING_VCPUS));
+	EXPECT_EQ(0, ring_guest_stop(self))
+		TH_LOG("a vCPU stopped on an error: %s",
+		       strerror(-self->guest_err));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_FINAL, f))
+		TH_LOG("final: %s", strerror(errno));
+	pthread_join(self->dst->thread, NULL);
+	self->dst_started = false;
+	ASSERT_EQ(0, self->dst->recv_ret) TH_LOG("%s",
+						 strerror(-self->dst->recv_ret));
+	expect_same_memory(_metadata, &self->src, &self->dst->vmm);
+}
+
 TEST_F_TIMEOUT(rings, harvest_while_round_runs, 600)
 {
 	char state[256] = "three vCPUs";
 	struct kvmig_final f = { .state_ptr = (uintptr_t)state,
 				 .state_len = sizeof(state) };
 	struct ring_ctx *c = &self->ctx;
-	uint64_t pass_ns, rate, bandwidth, t0;
+	uint64_t pass_ns, rate, bandwidth;
 	struct kvmig_round r;
 	unsigned long exits, n;
 	unsigned int i;
 	int ret;
 
-	ASSERT_EQ(0, pthread_create(&self->guest, NULL, ring_guest, self));
-	self->guest_started = true;
 	/*
-	 * Under nested TCG a vCPU's pass takes a while: measure it, once the
-	 * guest is past its first pass, and cap the bandwidth at half of the
-	 * rate at which the guest dirties memory. So the guest dirties faster
-	 * than a round sends, whatever the machine, and every round takes a
-	 * few passes' time: enough for the small rings to fill in it.
+	 * Cap the bandwidth at half of the rate at which the guest dirties
+	 * memory. So the guest dirties faster than a round sends, whatever
+	 * the machine, and every round takes a few passes' time: enough for
+	 * the small rings to fill in it.
 	 */
-	ASSERT_LT(0, ring_wait_passes(self, 2));
-	t0 = now_ns();
-	pass_ns = ring_wait_passes(self, 4);
-	ASSERT_LT(0, pass_ns);
-	pass_ns = (now_ns() - t0) / 2 ?: 1;
-	rate = RING_VCPUS * SLOT_PAGES * 1000000000ULL / pass_ns;
+	rate = ring_guest_rate(self);
+	ASSERT_LT(0, rate);
+	pass_ns = RING_VCPUS * SLOT_PAGES * 1000000000ULL / rate;
 	bandwidth = rate * 4096 / 2;
 	if (bandwidth > 8 << 20)
 		bandwidth = 8 << 20;
@@ -2202,20 +2254,7 @@ TEST_F_TIMEOUT(rings, harvest_while_round_runs, 600)
 		       variant->entries, i, r.status,
 		       (unsigned long long)r.remaining);
 
-	/* Pause the vCPUs; the VMM wrote the stop flags itself. */
-	for (i = 0; i < RING_VCPUS; i++)
-		((uint32_t *)vmm_mbox(&self->src, i))[2] = 1;
-	ASSERT_EQ(0, mark_mboxes(self->dev, RING_VCPUS));
-	EXPECT_EQ(0, ring_guest_stop(self))
-		TH_LOG("a vCPU stopped on an error: %s",
-		       strerror(-self->guest_err));
-	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_FINAL, &f))
-		TH_LOG("final: %s", strerror(errno));
-	pthread_join(self->dst->thread, NULL);
-	self->dst_started = false;
-	ASSERT_EQ(0, self->dst->recv_ret) TH_LOG("%s",
-						 strerror(-self->dst->recv_ret));
-	expect_same_memory(_metadata, &self->src, &self->dst->vmm);
+	ring_switchover(_metadata, self, &f);
 
 	exits = self->src.ring_full_exits;
 	EXPECT_EQ(0, atomic_load(&c->failed))
@@ -2235,6 +2274,147 @@ TEST_F_TIMEOUT(rings, harvest_while_round_runs, 600)
 		       atomic_load(&c->during_round),
 		       n ? (unsigned long long)self->stall[(n - 1) / 2] / 1000 : 0ULL,
 		       n ? (unsigned long long)self->stall[(n - 1) * 99 / 100] / 1000 : 0ULL);
+}
+
+/*
+ * The throttle. Three vCPUs sweep 4 MiB each without rest; the link is
+ * set from the rate measured first so that, even though pre-copy's own
+ * work slows the guest down, it still writes at least three times as
+ * fast as the link drains (checked without a throttle, measured from
+ * the guest's pass stamps). The downtime budget fits 40 % of guest
+ * memory. Without a throttle every round finds all of memory dirty
+ * again: pre-copy must end at max_rounds without converging. With AUTO
+ * or RATE the vCPU threads are made to sleep in KVMIG_DIRTY_HARVEST when
+ * their rings fill, and pre-copy must converge. Either way the
+ * switchover then moves every page.
+ */
+#define THR_SLOT_SIZE	(4UL << 20)
+#define THR_ROUNDS	10
+#define THR_SLOWER	15	/* link = the guest's rate / THR_SLOWER */
+
+FIXTURE(thr) {
+	FIXTURE_DATA(rings) r;
+};
+
+FIXTURE_VARIANT(thr) {
+	struct kvmig_throttle t;	/* dirty_rate: divides the link's */
+	bool converges;
+};
+
+FIXTURE_VARIANT_ADD(thr, off) {
+	.t = { .policy = KVMIG_THROTTLE_OFF }, .converges = false,
+};
+
+FIXTURE_VARIANT_ADD(thr, auto_converge) {
+	.t = { .policy = KVMIG_THROTTLE_AUTO, .initial_pct = 60,
+	       .step_pct = 20, .max_pct = 99 },
+	.converges = true,
+};
+
+FIXTURE_VARIANT_ADD(thr, dirty_rate) {
+	.t = { .policy = KVMIG_THROTTLE_RATE, .dirty_rate = 10,
+	       .max_pct = 99 },
+	.converges = true,
+};
+
+FIXTURE_SETUP(thr)
+{
+	ring_src_setup(_metadata, &self->r, 256, THR_SLOT_SIZE);
+	/* Each vCPU thread harvests on its own, as QEMU's do. */
+	self->r.src.ring_full_parallel = true;
+}
+
+FIXTURE_TEARDOWN(thr)
+{
+	ring_src_teardown(&self->r);
+}
+
+TEST_F_TIMEOUT(thr, converges_only_throttled, 600)
+{
+	FIXTURE_DATA(rings) *r = &self->r;
+	const uint64_t pages = RING_VCPUS * THR_SLOT_SIZE / 4096;
+	struct kvmig_throttle t = variant->t;
+	struct kvmig_final f = {};
+	struct kvmig_stats st = {};
+	uint64_t rate, bandwidth, budget, t0, writes;
+	uint32_t passes0[RING_VCPUS];
+	struct kvmig_round rd;
+	unsigned int i;
+	int ret;
+
+	rate = ring_guest_rate(r);
+	ASSERT_LT(0, rate);
+	bandwidth = rate * 4096 / THR_SLOWER;
+	if (bandwidth < 256 << 10)
+		bandwidth = 256 << 10;
+	/* 40 % of memory at the link's speed */
+	budget = pages * 4096 * 4 / 10 * 1000000000ULL / bandwidth;
+	if (t.policy == KVMIG_THROTTLE_RATE)	/* a tenth of the link's */
+		t.dirty_rate = bandwidth / 4096 / t.dirty_rate ?: 1;
+	ksft_print_msg("throttle %u: the guest writes %llu pages/s, link %llu KiB/s, budget %llu ms, target %llu pages/s\n",
+		       t.policy, (unsigned long long)rate,
+		       (unsigned long long)bandwidth >> 10,
+		       (unsigned long long)budget / 1000000,
+		       (unsigned long long)t.dirty_rate);
+
+	r->dst->io_ms = 60000;
+	ASSERT_EQ(0, pthread_create(&r->dst->thread, NULL, dest_thread,
+				    r->dst));
+	r->dst_started = true;
+	ASSERT_EQ(0, setup(r->dev, r->sock, budget, THR_ROUNDS, bandwidth,
+			   60000));
+	ASSERT_EQ(0, ioctl(r->dev, KVMIG_SET_THROTTLE, &t))
+		TH_LOG("%s", strerror(errno));
+	t0 = now_ns();
+	for (i = 0; i < RING_VCPUS; i++)
+		passes0[i] = ring_passes(r, i);
+	for (i = 0;; i++) {
+		memset(&rd, 0, sizeof(rd));
+		ret = ioctl(r->dev, KVMIG_XFER_ROUND, &rd) ? -errno : 0;
+		ASSERT_EQ(0, ret) TH_LOG("round %u: %s", i, strerror(-ret));
+		ASSERT_EQ(0, get_stats(r->dev, &st));
+		ksft_print_msg("round %u: status %u, %llu of %llu pages dirty, dirty rate %llu pages/s, throttle %u %%, vCPUs slept %llu ms\n",
+			       i, rd.status, (unsigned long long)rd.remaining,
+			       (unsigned long long)pages,
+			       (unsigned long long)st.dirty_rate,
+			       st.throttle_pct,
+			       (unsigned long long)st.throttle_ns / 1000000);
+		if (rd.status != KVMIG_ROUND_SENT)
+			break;
+	}
+	/* The guest's page writes per second during pre-copy */
+	for (writes = 0, i = 0; i < RING_VCPUS; i++)
+		writes += (uint64_t)(ring_passes(r, i) - passes0[i]) *
+			  (THR_SLOT_SIZE / 4096);
+	writes = writes * 1000000000ULL / (now_ns() - t0);
+	ksft_print_msg("throttle %u: during pre-copy the guest wrote %llu pages/s, %.1f times the link\n",
+		       t.policy, (unsigned long long)writes,
+		       writes * 4096.0 / bandwidth);
+	EXPECT_EQ(t.policy, st.throttle_policy);
+	if (variant->converges) {
+		EXPECT_EQ(KVMIG_ROUND_CONVERGED, rd.status);
+		if (t.policy == KVMIG_THROTTLE_AUTO)
+			EXPECT_LE(t.initial_pct, st.throttle_pct);
+	} else {
+		/* The case the test is about: a guest faster than the link */
+		EXPECT_LE(bandwidth * 3, writes * 4096);
+		EXPECT_EQ(KVMIG_ROUND_MAX_ROUNDS, rd.status);
+		EXPECT_LT(pages * 4 / 10, rd.remaining);
+		EXPECT_EQ(0, st.throttle_pct);
+	}
+
+	ring_switchover(_metadata, r, &f);
+	EXPECT_EQ(0, atomic_load(&r->ctx.failed));
+	/* Every sleep has ended: the vCPUs did sleep, or never did. */
+	ASSERT_EQ(0, get_stats(r->dev, &st));
+	if (variant->converges) {
+		EXPECT_LT(0, st.throttle_ns);
+	} else {
+		EXPECT_EQ(0, st.throttle_ns);
+	}
+	ksft_print_msg("throttle %u: %llu pages in the final pass, downtime %llu ms\n",
+		       t.policy, (unsigned long long)f.pages_sent,
+		       (unsigned long long)f.downtime_ns / 1000000);
 }
 
 TEST_HARNESS_MAIN

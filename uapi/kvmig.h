@@ -63,11 +63,18 @@
  * follows memslot changes during pre-copy instead of failing.
  */
 #define KVMIG_F0_REGIONS	_BITULL(9)
+/*
+ * KVMIG_SET_THROTTLE, and the throttle fields of struct kvmig_stats:
+ * kvmig slows down a guest that dirties memory faster than the link
+ * drains it (in ring mode itself; in bitmap mode it tells the VMM).
+ */
+#define KVMIG_F0_THROTTLE	_BITULL(10)
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
 				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
 				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK | \
 				 KVMIG_F0_LIST | KVMIG_F0_COMMIT | \
-				 KVMIG_F0_WORKER | KVMIG_F0_REGIONS)
+				 KVMIG_F0_WORKER | KVMIG_F0_REGIONS | \
+				 KVMIG_F0_THROTTLE)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -411,6 +418,65 @@ struct kvmig_dirty_mark {
 
 #define KVMIG_DIRTY_MARK	_IOW(KVMIG_IO, 0x13, struct kvmig_dirty_mark)
 
+/* struct kvmig_throttle.policy */
+#define KVMIG_THROTTLE_OFF	0	/* never slow the guest down */
+#define KVMIG_THROTTLE_AUTO	1	/* auto-converge: steps of vCPU time */
+#define KVMIG_THROTTLE_RATE	2	/* hold the dirty rate at a target */
+
+/**
+ * struct kvmig_throttle - slow down a guest that outruns the link (source)
+ * @flags: in: must be 0
+ * @policy: in: KVMIG_THROTTLE_*
+ * @dirty_rate: in, RATE: pages per second the whole VM may dirty, at
+ *	least 1; must be 0 for the other policies
+ * @initial_pct: in, AUTO: the first step, in percent of each vCPU's time
+ *	taken away (1..99); must be 0 for the other policies
+ * @step_pct: in, AUTO: added at each further step (1..99); 0 otherwise
+ * @max_pct: in, AUTO and RATE: the throttle never takes more (1..99);
+ *	0 for OFF
+ * @pad: must be 0
+ * @reserved: must be 0
+ *
+ * AUTO works like QEMU's auto-converge: whenever two harvests in a row
+ * find that the guest dirtied more than half of what was sent since the
+ * harvest before, the throttle goes up one step: @initial_pct, then
+ * @step_pct more each time, up to @max_pct. RATE holds the pages dirtied
+ * per second at @dirty_rate.
+ *
+ * In ring mode kvmig applies it itself, to each vCPU separately: a vCPU
+ * thread that answers KVM_EXIT_DIRTY_RING_FULL with KVMIG_DIRTY_HARVEST
+ * sleeps in that call until its share is paid (AUTO: the step's share of
+ * the time it ran; RATE: its pages at its part of @dirty_rate), at most
+ * one second per call. The sleep holds no lock and ends early on a
+ * signal, so that the VMM can always pause its vCPUs. A harvest from a
+ * thread that is not a vCPU's never sleeps.
+ *
+ * In bitmap mode kvmig cannot stop a vCPU: struct kvmig_stats.throttle_pct
+ * is the share of each vCPU's time that the VMM should take away (for
+ * RATE, computed at each harvest from the dirty rate measured), and the
+ * VMM applies it, e.g. by sleeping each vCPU thread that share of every
+ * 10 ms.
+ *
+ * Valid in TRACKING and PRECOPY, any number of times; a new setting
+ * starts from its first step. OFF ends any throttle at once.
+ *
+ * Errors: -EFAULT; -EINVAL for an unknown policy, a nonzero flag, pad or
+ * reserved field, or a field out of range or set for another policy;
+ * -EBUSY if the session is not a source in TRACKING or PRECOPY.
+ */
+struct kvmig_throttle {
+	__u32 flags;
+	__u32 policy;
+	__u64 dirty_rate;
+	__u32 initial_pct;
+	__u32 step_pct;
+	__u32 max_pct;
+	__u32 pad;
+	__u64 reserved[4];
+};
+
+#define KVMIG_SET_THROTTLE	_IOW(KVMIG_IO, 0x14, struct kvmig_throttle)
+
 /* Session states, as reported in struct kvmig_stats.state. */
 #define KVMIG_STATE_IDLE	0
 #define KVMIG_STATE_ATTACHED	1
@@ -465,7 +531,14 @@ struct kvmig_dirty_mark {
  * @remaining: out: pages pending (source)
  * @id: out: the session's id, as KVMIG_LIST_SESSIONS and the kvmig
  *	tracepoints name it (KVMIG_F0_LIST); must be 0 in
- * @reserved: must be 0 in; 0 out (later API versions fill them in)
+ * @throttle_policy: out: KVMIG_THROTTLE_*, as last set (KVMIG_F0_THROTTLE)
+ * @throttle_pct: out: the share of each vCPU's time the throttle takes,
+ *	in percent: AUTO's current step; for RATE, in ring mode the share
+ *	the vCPUs slept since the harvest before, in bitmap mode what the
+ *	VMM is asked to apply
+ * @throttle_ns: out: time vCPU threads slept in kvmig's throttle, summed
+ *	over all vCPUs (ring mode)
+ * @reserved: must be 0 in; 0 out (a later API version may fill it in)
  *
  * The figures are a snapshot the session publishes at the end of each of
  * its calls and, during KVMIG_XFER_ROUND, _FINAL and _RECV, after every
@@ -497,7 +570,10 @@ struct kvmig_stats {
 	__u64 downtime_ns;
 	__u64 remaining;
 	__u64 id;
-	__u64 reserved[3];
+	__u32 throttle_policy;
+	__u32 throttle_pct;
+	__u64 throttle_ns;
+	__u64 reserved;
 };
 
 #define KVMIG_GET_STATS		_IOWR(KVMIG_IO, 0x50, struct kvmig_stats)

@@ -242,6 +242,10 @@ static void __counters(struct kvmig_dirty *d, struct kvmig_dirty_counters *c)
 	c->pages_harvested = d->pages_harvested;
 	c->pages_read = d->pages_read;
 	c->harvest_ns = d->harvest_ns;
+	c->pages_dirtied = d->pages_dirtied;
+	c->thr_policy = d->thr.policy;
+	c->thr_pct = d->thr_pct;
+	c->thr_ns = d->thr_ns;
 }
 
 /**
@@ -257,12 +261,15 @@ static void __counters(struct kvmig_dirty *d, struct kvmig_dirty_counters *c)
 int kvmig_dirty_harvest(struct kvmig_dirty *d, u64 *found,
 			struct kvmig_dirty_counters *c)
 {
-	u64 t0 = ktime_get_ns();
+	u64 t0 = ktime_get_ns(), before;
 	int ret;
 
 	mutex_lock(&d->lock);
 	*found = 0;
+	before = d->pages_pending;
 	ret = d->ops->harvest(d, found);
+	/* A harvest only adds to the pending set. */
+	d->pages_dirtied += d->pages_pending - before;
 	d->rounds++;
 	d->pages_harvested += *found;
 	d->harvest_ns += ktime_get_ns() - t0;

@@ -92,6 +92,14 @@ struct kvmig_slot {
  * @maps_cap: room in @maps
  * @uscratch: bitmap mode: user address of the scratch area in the VM's mm
  * @uscratch_len: bitmap mode: its length
+ * @id: set at creation: the session's id, for the tracepoints
+ * @pages_dirtied: pages that harvests newly added to the pending set
+ * @thr: the throttle's setting (KVMIG_SET_THROTTLE)
+ * @thr_pct: its share of vCPU time now, see struct kvmig_stats
+ * @thr_high: AUTO: worker harvests in a row that found the guest too fast
+ * @thr_ns: time vCPU threads slept in the throttle
+ * @thr_ns_seen: @thr_ns at the worker's last harvest
+ * @thr_vcpu: ring mode: per vCPU index (@nr_fetch), its account
  */
 struct kvmig_dirty {
 	struct mutex lock; /* see above */
@@ -120,6 +128,24 @@ struct kvmig_dirty {
 	u32 maps_cap;
 	unsigned long uscratch;
 	unsigned long uscratch_len;
+	u64 id;
+	u64 pages_dirtied;
+	struct kvmig_throttle thr;
+	u32 thr_pct;
+	u32 thr_high;
+	u64 thr_ns;
+	u64 thr_ns_seen;
+	struct kvmig_throttle_vcpu *thr_vcpu;
+};
+
+/**
+ * struct kvmig_throttle_vcpu - one vCPU's account with the throttle
+ * @paid_ns: RATE: the time up to which its pages are paid for
+ * @woke_ns: AUTO: when it last went back to the guest from a harvest
+ */
+struct kvmig_throttle_vcpu {
+	u64 paid_ns;
+	u64 woke_ns;
 };
 
 /**
@@ -131,6 +157,10 @@ struct kvmig_dirty_counters {
 	u64 pages_harvested;
 	u64 pages_read;
 	u64 harvest_ns;
+	u64 pages_dirtied;
+	u32 thr_policy;
+	u32 thr_pct;
+	u64 thr_ns;
 };
 
 struct kvmig_dirty *kvmig_dirty_create(struct kvm *kvm, struct file *vm_file,
@@ -160,6 +190,19 @@ struct kvmig_slot *kvmig_dirty_slot(struct kvmig_dirty *d, u32 id);
 int kvmig_dirty_check_layout(struct kvmig_dirty *d);
 long kvmig_vm_ioctl(struct kvmig_dirty *d, unsigned int cmd,
 		    unsigned long arg);
+
+/* The throttle (throttle.c). */
+int kvmig_throttle_check(const struct kvmig_throttle *t);
+int kvmig_throttle_start(struct kvmig_dirty *d);
+void kvmig_throttle_stop(struct kvmig_dirty *d);
+void kvmig_throttle_set(struct kvmig_dirty *d, const struct kvmig_throttle *t);
+void kvmig_throttle_charge(struct kvmig_dirty *d, u32 idx, u64 pages, u64 now);
+void kvmig_throttle_vcpu(struct kvmig_dirty *d);
+void kvmig_throttle_update(struct kvmig_dirty *d, u64 dirtied, u64 rate,
+			   u64 sent, u64 interval_ns);
+u64 kvmig_throttle_cost(u64 pages, u32 nr_vcpus, u64 rate);
+u64 kvmig_throttle_auto_ns(u64 run_ns, u32 pct);
+u32 kvmig_throttle_rate_pct(u64 measured, u32 pct, u64 target, u32 max_pct);
 
 /* Region sessions (region.c). */
 int kvmig_regions_record(struct kvmig_dirty *d,

@@ -216,7 +216,14 @@ static void dirty_layout_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_dirty_read), 64);
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_stats), 200);
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, id), 168);
-	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, reserved), 176);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, throttle_policy),
+			176);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, throttle_ns), 184);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, reserved), 192);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_throttle), 64);
+	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_SET_THROTTLE),
+			sizeof(struct kvmig_throttle));
+	KUNIT_EXPECT_EQ(test, _IOC_DIR(KVMIG_SET_THROTTLE), _IOC_WRITE);
 	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_DIRTY_START),
 			sizeof(struct kvmig_dirty_start));
 	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_DIRTY_HARVEST),
@@ -483,7 +490,88 @@ static void overlap_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, o.roff, tib_pages);
 }
 
+/* RATE: what pages cost a vCPU, from one page to a terabyte guest's. */
+static void throttle_cost_test(struct kunit *test)
+{
+	/* 1000 pages/s between 4 vCPUs: 250 each, 4 ms a page */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_cost(1, 4, 1000), 4000000);
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_cost(192, 1, 1000), 192000000);
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_cost(5, 0, 1000), 5000000);
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_cost(5, 1, 0), 0);
+	/* 1 TiB of 4 KiB pages, 2^28, at 2^20 pages/s: 256 s */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_cost(1ULL << 28, 1, 1ULL << 20),
+			256ULL * NSEC_PER_SEC);
+	/* 2^28 pages * 4096 vCPUs at 2^30 pages/s: 1024 s, no overflow */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_cost(1ULL << 28, 4096,
+						  1ULL << 30),
+			1024ULL * NSEC_PER_SEC);
+	/* Saturates at an hour instead of wrapping */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_cost(1ULL << 40, 4096, 1),
+			3600ULL * NSEC_PER_SEC);
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_cost(U64_MAX, 4096, 1),
+			3600ULL * NSEC_PER_SEC);
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_cost(U64_MAX, 1, U64_MAX),
+			NSEC_PER_SEC);
+}
+
+/* AUTO: the sleep that takes a share of the time the vCPU ran. */
+static void throttle_auto_test(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_auto_ns(10000000, 0), 0);
+	/* 50 %: as long as it ran */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_auto_ns(10000000, 50), 10000000);
+	/* 20 %: a quarter */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_auto_ns(8000000, 20), 2000000);
+	/* 99 % of 10 ms: 990 ms */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_auto_ns(10000000, 99), 990000000);
+	/* the run counted is 100 ms at most, the sleep one second */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_auto_ns(U64_MAX, 50), 100000000);
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_auto_ns(U64_MAX, 99),
+			NSEC_PER_SEC);
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_auto_ns(U64_MAX, 200),
+			NSEC_PER_SEC);
+}
+
+/* RATE in bitmap mode: the share asked of the VMM. */
+static void throttle_rate_pct_test(struct kunit *test)
+{
+	/* under the target: nothing */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_rate_pct(500, 0, 1000, 99), 0);
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_rate_pct(0, 40, 1000, 99), 0);
+	/* four times the target: take three quarters */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_rate_pct(4000, 0, 1000, 99), 75);
+	/* at 75 % it dirties 1000 = the target: stay there */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_rate_pct(1000, 75, 1000, 99), 75);
+	/* the cap holds */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_rate_pct(1000000, 0, 1, 90), 90);
+	/* terabyte-scale rates neither wrap nor trap */
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_rate_pct(U64_MAX, 99, 1, 99), 99);
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_rate_pct(1ULL << 40, 50,
+						      1ULL << 40, 99), 50);
+}
+
+static void throttle_check_test(struct kunit *test)
+{
+	struct kvmig_throttle t = { .policy = KVMIG_THROTTLE_OFF };
+
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_check(&t), 0);
+	t = (struct kvmig_throttle){ .policy = KVMIG_THROTTLE_AUTO,
+		.initial_pct = 20, .step_pct = 10, .max_pct = 99 };
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_check(&t), 0);
+	t.max_pct = 0;
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_check(&t), -EINVAL);
+	t = (struct kvmig_throttle){ .policy = KVMIG_THROTTLE_RATE,
+		.dirty_rate = U64_MAX, .max_pct = 1 };
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_check(&t), 0);
+	t.policy = 7;
+	KUNIT_EXPECT_EQ(test, kvmig_throttle_check(&t), -EINVAL);
+}
+
 static struct kunit_case kvmig_dirty_cases[] = {
+	KUNIT_CASE(throttle_cost_test),
+	KUNIT_CASE(throttle_auto_test),
+	KUNIT_CASE(throttle_rate_pct_test),
+	KUNIT_CASE(throttle_check_test),
 	KUNIT_CASE(runs_empty_test),
 	KUNIT_CASE(runs_shapes_test),
 	KUNIT_CASE(runs_resume_test),

@@ -114,6 +114,8 @@ static int ring_start(struct kvmig_dirty *d)
 	 * published since are this session's to collect.
 	 */
 	ret = kvmig_vm_ioctl(d, KVM_RESET_DIRTY_RINGS, 0);
+	if (!ret)
+		ret = kvmig_throttle_start(d);
 	if (ret < 0) {
 		kvfree(d->fetch);
 		d->fetch = NULL;
@@ -131,12 +133,13 @@ static int ring_harvest(struct kvmig_dirty *d, u64 *found)
 	struct kvm_dirty_ring *ring;
 	struct kvm_vcpu *vcpu;
 	unsigned long i;
-	u64 total = 0;
+	u64 total = 0, now;
 	long ret;
 	int idx;
 
 	lockdep_assert_held(&d->lock);
 
+	now = ktime_get_ns();
 	idx = srcu_read_lock(&d->kvm->srcu);
 	ret = kvmig_dirty_check_layout(d);
 	srcu_read_unlock(&d->kvm->srcu, idx);
@@ -156,6 +159,8 @@ static int ring_harvest(struct kvmig_dirty *d, u64 *found)
 		}
 		if (ret < 0)
 			break;
+		if (ret)
+			kvmig_throttle_charge(d, i, ret, now);
 		total += ret;
 	}
 	*found += total;
@@ -171,6 +176,7 @@ static int ring_harvest(struct kvmig_dirty *d, u64 *found)
 
 static void ring_stop(struct kvmig_dirty *d)
 {
+	kvmig_throttle_stop(d);
 	kvfree(d->fetch);
 	d->fetch = NULL;
 }

@@ -90,7 +90,7 @@ static bool page_is_zero(struct page *page)
 }
 
 /* Keep under the bandwidth cap: sleep until the round's average fits. */
-static void throttle(struct kvmig_xfer *x, u64 t0, u64 bytes)
+static void cap_bandwidth(struct kvmig_xfer *x, u64 t0, u64 bytes)
 {
 	u64 due;
 
@@ -186,7 +186,7 @@ static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 				left -= n;
 				x->st.remaining = pending + left;
 				progress(x);
-				throttle(x, t0, x->st.bytes_sent - b0);
+				cap_bandwidth(x, t0, x->st.bytes_sent - b0);
 				/*
 				 * A round can cover all of guest memory and,
 				 * on a fast link, never block in the socket:
@@ -200,20 +200,29 @@ static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 }
 
 /*
- * Harvest, and measure the dirty rate since the last harvest. Pages
- * collected by vCPU threads in between (full rings) are in the pending
- * set but not in @found: the rate counts what this harvest saw.
+ * Harvest, measure the dirty rate since the last harvest and step the
+ * throttle. The rate counts distinct pages newly added to the pending
+ * set by every harvest since, this one and those of vCPU threads with a
+ * full ring: a page dirtied twice, or dirtied again before it was sent,
+ * costs one page to send.
  */
 static int harvest(struct kvmig_xfer *x)
 {
 	struct kvmig_dirty_counters c = {};
-	u64 t = now_ns(), found = 0;
+	u64 t = now_ns(), found = 0, dirtied, dt;
 	int ret;
 
 	ret = kvmig_dirty_harvest(x->d, &found, &c);
-	if (x->last_harvest_ns && t > x->last_harvest_ns)
-		x->st.dirty_rate = kvmig_per_sec(found, t - x->last_harvest_ns);
+	dirtied = c.pages_dirtied - x->last_dirtied;
+	if (x->last_harvest_ns && t > x->last_harvest_ns) {
+		dt = t - x->last_harvest_ns;
+		x->st.dirty_rate = kvmig_per_sec(dirtied, dt);
+		kvmig_throttle_update(x->d, dirtied, x->st.dirty_rate,
+				      x->st.bytes_sent - x->last_bytes, dt);
+	}
 	x->last_harvest_ns = t;
+	x->last_dirtied = c.pages_dirtied;
+	x->last_bytes = x->st.bytes_sent;
 	x->st.remaining = c.pages_pending;
 	if (ret == -ESTALE)
 		x->fail_reason = x->d->fail_reason;

@@ -79,6 +79,8 @@ int kvmig_tcp_attach(struct kvmig_xfer *x, int fd, u32 io_timeout_ms);
  * @state_len: its length
  * @st: statistics, reported by KVMIG_GET_STATS
  * @last_harvest_ns: ktime of the last harvest, for the dirty rate
+ * @last_dirtied: the tracker's pages_dirtied at that harvest
+ * @last_bytes: @st.bytes_sent at that harvest
  * @fail_reason: KVMIG_FAIL_*, when an operation failed the session
  * @outcome: after final or receive: KVMIG_STATE_DONE, _FAILED or
  *	_IN_DOUBT (the two-phase commit, see wire.h)
@@ -106,6 +108,8 @@ struct kvmig_xfer {
 	u32 state_len;
 	struct kvmig_stats st;
 	u64 last_harvest_ns;
+	u64 last_dirtied;
+	u64 last_bytes;
 	u32 fail_reason;
 	u32 outcome;
 	u64 id;
