@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
 	build-essential bc bison flex libelf-dev libssl-dev dwarves cpio kmod
 	xz-utils python3 qemu-system-x86 linux-source-6.12 busybox-static
-	sparse clang libclang-rt-14-dev iproute2
+	sparse clang libclang-rt-14-dev iproute2 python3-docutils
 	libbpf-dev bpftool bpftrace tcpdump linux-perf util-linux
 	git dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	libslirp-dev seabios ipxe-qemu

@@ -221,5 +221,13 @@ patch_hdr() {
 }
 expect "QEMU patch 0001's linux/kvmig.h is uapi/kvmig.h" 0 "" patch_hdr
 
+# The documentation parses as Sphinx would read it: a malformed table or
+# a bad indentation is an error, not a silently mangled page.
+expect "Documentation/*.rst parse without a warning" 0 "" \
+	"$top/scripts/rst-check.py" "$top"/Documentation/*.rst
+printf 'T\n=\n\n====  ====\n``long`` x\n====  ====\n' >"$tmp/bad.rst"
+expect "rst-check: refuses a malformed table" 1 "Malformed table" \
+	"$top/scripts/rst-check.py" "$tmp/bad.rst"
+
 echo "1..$n"
 exit $fail

@@ -192,6 +192,16 @@ static int list_sessions(int fd, struct kvmig_session_info **out)
 	return l.nr_filled;
 }
 
+static const char *throttle_name(uint32_t policy)
+{
+	switch (policy) {
+	case KVMIG_THROTTLE_OFF:	return "off";
+	case KVMIG_THROTTLE_AUTO:	return "auto";
+	case KVMIG_THROTTLE_RATE:	return "rate";
+	}
+	return "?";
+}
+
 static void json_session(const struct kvmig_session_info *i)
 {
 	const struct kvmig_stats *st = &i->stats;
@@ -206,7 +216,8 @@ static void json_session(const struct kvmig_session_info *i)
 	       "\"pages_copied\": %llu, \"pages_received\": %llu, "
 	       "\"dirty_rate\": %llu, \"throughput\": %llu, "
 	       "\"expected_downtime_ns\": %llu, \"downtime_ns\": %llu, "
-	       "\"remaining\": %llu}",
+	       "\"remaining\": %llu, \"throttle\": \"%s\", "
+	       "\"throttle_pct\": %u, \"throttle_ns\": %llu}",
 	       (unsigned long long)st->id, i->pid,
 	       i->flags & KVMIG_SESSION_SELF ? "true" : "false",
 	       state_name(st->state), role_name(st->role), st->fail_reason,
@@ -227,7 +238,9 @@ static void json_session(const struct kvmig_session_info *i)
 	       (unsigned long long)st->throughput,
 	       (unsigned long long)st->expected_downtime_ns,
 	       (unsigned long long)st->downtime_ns,
-	       (unsigned long long)st->remaining);
+	       (unsigned long long)st->remaining,
+	       throttle_name(st->throttle_policy), st->throttle_pct,
+	       (unsigned long long)st->throttle_ns);
 }
 
 static int cmd_list(int argc, char **argv, bool json)
@@ -613,7 +626,11 @@ static int cmd_watch(int argc, char **argv, bool json)
 				printf("null");
 			if (have_wire)
 				printf(", \"wire_Bps\": %.0f", wire);
-			printf("}\n");
+			printf(", \"dirty_rate_pps\": %llu, \"throttle\": \"%s\", "
+			       "\"throttle_pct\": %u}\n",
+			       (unsigned long long)st->dirty_rate,
+			       throttle_name(st->throttle_policy),
+			       st->throttle_pct);
 		} else {
 			line[0] = '\0';
 			appendf(line, sizeof(line),
@@ -637,6 +654,10 @@ static int cmd_watch(int argc, char **argv, bool json)
 				appendf(line, sizeof(line), "  ETA      0 s");
 			else if (left >= 0)
 				appendf(line, sizeof(line), "  ETA       - ");
+			if (st->throttle_policy)
+				appendf(line, sizeof(line), "  throttle %s %2u%%",
+					throttle_name(st->throttle_policy),
+					st->throttle_pct);
 			/* Off a terminal, a line per change, not per sample. */
 			if (tty)
 				printf("\r\033[K%s", line);
