@@ -6,6 +6,7 @@ and the serial timestamps NAME.ts of serial-ts.py). Writes
 OUTDIR/bench-qemu.txt, bench-qemu.csv and bench-qemu.svg (python3 stdlib
 only: no plotting package needed)."""
 import csv
+import json
 import os
 import statistics
 import sys
@@ -55,6 +56,36 @@ def guest_gaps(raw, p, n, t_mig):
     return longest * 1e3, (dst[0] - last_src) * 1e3
 
 
+def eta_errors(raw, n):
+    """kvmigctl watch's ETA against the actual end, at 25, 50 and 75 % of
+    pre-copy (first precopy sample to the done sample, 0.2 s apart): for
+    each, (predicted end - actual end in s, the same relative to the time
+    that was left, the estimate was a lower bound), or None when no
+    estimate was shown yet."""
+    try:
+        with open(os.path.join(raw, "watch-kvmig-%s.jsonl" % n)) as f:
+            rows = [json.loads(line) for line in f if line.startswith("{")]
+    except (FileNotFoundError, ValueError):
+        return None
+    pre = [r for r in rows if r.get("state") == "precopy"]
+    done = [r["t"] for r in rows if r.get("state") == "done"]
+    if not pre or not done:
+        return None
+    t0, t1 = pre[0]["t"], done[0]
+    res = []
+    for frac in (0.25, 0.5, 0.75):
+        tf = t0 + frac * (t1 - t0)
+        est = [r for r in pre if r["t"] <= tf and r.get("eta_s") is not None]
+        if not est:
+            res.append(None)
+            continue
+        r = est[-1]
+        err = r["t"] + r["eta_s"] - t1
+        res.append((err, err / (t1 - r["t"]) if t1 > r["t"] else None,
+                    bool(r.get("eta_is_min"))))
+    return res
+
+
 def main(raw, out):
     rows = []
     with open(os.path.join(raw, "runs.tsv")) as f:
@@ -86,8 +117,16 @@ def main(raw, out):
         src = (int(r["src_cpu"]) - int(r["src_guest"])) / hz
         dst = (int(r["dst_cpu"]) - int(r["dst_guest"])) / hz
         kw = int(r["kvmig_worker"]) / hz
+        eta = eta_errors(raw, r["run"]) if p == "kvmig" else None
+        eta = eta or [None] * 3
         res.append({
             "path": p, "run": seq[p],
+            "eta_err_25_s": eta[0] and eta[0][0],
+            "eta_err_50_s": eta[1] and eta[1][0],
+            "eta_err_75_s": eta[2] and eta[2][0],
+            "eta_rel_25": eta[0] and eta[0][1],
+            "eta_rel_50": eta[1] and eta[1][1],
+            "eta_rel_75": eta[2] and eta[2][1],
             "total_s": int(r["total_ms"]) / 1e3,
             "qemu_downtime_ms": int(r["downtime_ms"]),
             "guest_gap_ms": gap, "guest_switch_gap_ms": sw,
@@ -175,6 +214,18 @@ def main(raw, out):
                              "within 10%% of each other" if hi <= lo * 1.1
                              else "NOT comparable at one dirty rate "
                              "(%.2fx apart)" % (hi / lo)))
+    kv = [x for x in res if x["path"] == "kvmig"]
+    if kv:
+        lines.append("kvmigctl watch's ETA at 25 / 50 / 75 % of pre-copy: "
+                     "predicted end - actual end, s (relative to the time "
+                     "then left), per run:")
+        for x in kv:
+            cells = []
+            for q in ("25", "50", "75"):
+                e, rel = x["eta_err_%s_s" % q], x["eta_rel_%s" % q]
+                cells.append("-" if e is None else "%+.2f s (%+.0f%%)"
+                             % (e, 100 * rel if rel is not None else 0))
+            lines.append("  kvmig run %d: %s" % (x["run"], " / ".join(cells)))
     for p in PATHS:
         n = sum(1 for x in res if x["path"] == p)
         lines.append("%-10s %d runs completed" % (p, n))

@@ -4,14 +4,15 @@
 # make bench: build for Debian's stock kernel (what hypervisors run; the
 # debug kernel's KASAN and lockdep would swamp the figures), boot it in the
 # lab and run the benchmarks there, kvmig and the baseline in one run.
-# Results: build/results/bench-*.txt (bench-qemu also .csv and .svg).
+# Results: build/results/bench-*.txt and .png, qemu-r*/bench-qemu.txt,
+# .csv and .svg.
 # BENCH_ARGS: harvest_bench's slot MiB and repetitions; MIGRATE_BENCH_ARGS:
 # migrate_bench's (guest MiB); KVMIG_BENCH_*: scripts/lab-bench-qemu.sh's
 # settings. The lab passes no environment: these go in with the command.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-scripts/deps.sh
+scripts/deps.sh bench
 scripts/kernel.sh stock >/dev/null
 scripts/build.sh stock
 mkdir -p build/results build/lab

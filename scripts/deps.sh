@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Install the Debian packages the lab needs; a no-op when all are present.
+# deps.sh bench: also what make bench needs (its plots).
 set -euo pipefail
 
 pkgs=(
@@ -11,6 +12,7 @@ pkgs=(
 	git dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	libslirp-dev seabios ipxe-qemu
 )
+[ "${1:-}" = bench ] && pkgs+=(python3-matplotlib)
 
 missing=()
 for p in "${pkgs[@]}"; do

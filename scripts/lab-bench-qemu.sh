@@ -30,9 +30,10 @@
 # /proc/stat system-wide (both QEMUs share this kernel) and from /proc/PID/
 # stat per QEMU and per kvmig worker kthread (kvmig-<id>); bytes on the
 # wire from the source veth's counters. The window: from the migrate
-# command to the destination's "running". scripts/bench-qemu-report.py
-# makes OUTDIR/bench-qemu.txt, .csv and .svg; raw data in
-# OUTDIR/bench-qemu-raw/.
+# command to the destination's "running". For kvmig, kvmigctl watch --json
+# meanwhile (the ETA it showed, against the actual end). scripts/
+# bench-qemu-report.py makes OUTDIR/bench-qemu.txt, .csv and .svg; raw
+# data in OUTDIR/bench-qemu-raw/.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 mod=$1 out=$2 runs=${3:-3} mem=${4:-256}
@@ -174,7 +175,7 @@ caps_json() { # caps_json CAP...: migrate-set-capabilities' argument
 run_one() {
 	local p=$1 n=$2 bin=$qemu_std caps=() scaps=() params='' extra=()
 	local s=s-$p-$n d=d-$p-$n
-	local port=$((7200 + RANDOM % 500)) r st c0 c1 w0 w1 ps0 pd0 ps1 pd1 ta tb tc kd
+	local port=$((7200 + RANDOM % 500)) r st c0 c1 w0 w1 ps0 pd0 ps1 pd1 ta tb tc kd wpid
 	case $p in
 	multifd) caps=(multifd) params=', "multifd-channels": 2' ;;
 	multifd-zc)
@@ -211,12 +212,22 @@ run_one() {
 	r=$(q "$s" migrate-set-parameters "{\"downtime-limit\": $downtime, \"max-bandwidth\": $bw$params}") ||
 		{ why="migrate-set-parameters: $r"; return 1; }
 	rm -f "$tmp/kv"/*
+	# kvmig: what an operator watching it sees, every 0.2 s, for the
+	# ETA's error and the per-round timeline (scripts/bench-plots.py).
+	wpid=
+	if [ "$p" = kvmig ]; then
+		"$top/userspace/kvmigctl" --json watch --role source --interval 200ms \
+			--wait 60s >"$raw/watch-kvmig-$n.jsonl" 2>&1 &
+		wpid=$!
+	fi
 	c0=$(cpu_stat) w0=$(wire) ps0=$(proc_cpu "${PID[$s]}") pd0=$(proc_cpu "${PID[$d]}")
 	ta=$EPOCHREALTIME
 	r=$(q "$s" migrate "{\"uri\": \"tcp:$addr_d:$port\"}") || { why="migrate: $r"; return 1; }
 	r=$(q "$s" -t 300 migrate-wait)
 	st=$(field "$r" status)
 	tb=$EPOCHREALTIME
+	# watch ends by itself at done; not after a failure.
+	[ -n "$wpid" ] && { [ "$st" = completed ] || kill "$wpid"; wait "$wpid"; }
 	if [ "$st" != completed ]; then
 		why="status ${st:-unknown}: $(field "$r" error-desc); destination: $(tr '\n' ' ' <"$tmp/$d.log")"
 		return 1

@@ -24,6 +24,13 @@ insmod "$mod/kvmig.ko"
 	bench/migrate_bench --ring-stall
 } | tee "$out/bench-stall.txt"
 # QEMU's migration paths (pre-copy, multifd, multifd with zero-copy-send,
-# x-kvmig) side by side: bench-qemu.txt, .csv, .svg.
-scripts/lab-bench-qemu.sh "$mod" "$out"
+# x-kvmig) side by side, at each of KVMIG_BENCH_RATES MiB/s (the guest's
+# write rate; KVMIG_BENCH_RATE alone: that one): qemu-rRATE/bench-qemu.txt,
+# .csv, .svg.
 rmmod kvmig
+for rate in ${KVMIG_BENCH_RATES:-${KVMIG_BENCH_RATE:-8 16 32}}; do
+	KVMIG_BENCH_RATE=$rate scripts/lab-bench-qemu.sh "$mod" "$out/qemu-r$rate"
+done
+# The PNGs: harvest cost, kvmig's per-round timeline, time and downtime
+# against the dirty rate per path.
+scripts/bench-plots.py "$out"
