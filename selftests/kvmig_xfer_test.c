@@ -2051,19 +2051,23 @@ static int ring_guest_stop(FIXTURE_DATA(rings) *self)
 	return self->guest_err;
 }
 
-/* The source, its session and a destination: vCPU v sweeps memslot v. */
+/*
+ * The source, its session and a destination: vCPU v sweeps memslot v. In
+ * bitmap mode (@mode) there are no rings, and @entries is unused.
+ */
 static void ring_src_setup(struct __test_metadata *_metadata,
-			FIXTURE_DATA(rings) *self, uint32_t entries,
-			uint64_t slot_size)
+			FIXTURE_DATA(rings) *self, enum vmm_dirty mode,
+			uint32_t entries, uint64_t slot_size)
 {
 	struct vmm_config cfg = {
-		.dirty = VMM_DIRTY_RING, .nr_vcpus = RING_VCPUS,
+		.dirty = mode, .nr_vcpus = RING_VCPUS,
 		.nr_slots = RING_VCPUS, .slot_size = slot_size,
-		.ring_bytes = entries * sizeof(struct kvm_dirty_gfn),
 	};
 	unsigned int v;
 	int ret;
 
+	if (mode == VMM_DIRTY_RING)
+		cfg.ring_bytes = entries * sizeof(struct kvm_dirty_gfn);
 	self->slot_size = slot_size;
 
 	self->dev = self->sock = -1;
@@ -2086,12 +2090,14 @@ static void ring_src_setup(struct __test_metadata *_metadata,
 		m[1] = slot_size / 4096;
 		m[2] = 0;
 	}
-	self->dev = source_session(self->src.vm, VMM_DIRTY_RING);
+	self->dev = source_session(self->src.vm, mode);
 	if (self->dev == -ENOENT && !getenv("KVMIG_REQUIRE"))
 		SKIP(return, "/dev/kvmig not present");
 	ASSERT_LE(0, self->dev) TH_LOG("%s", strerror(-self->dev));
 	ASSERT_EQ(0, dest_init(self->dst, &cfg, 8192));
 	ASSERT_EQ(0, tcp_pair(&self->sock, &self->dst->sock));
+	if (mode != VMM_DIRTY_RING)
+		return;
 	self->ctx.dev = self->dev;
 	self->src.ring_full = ring_full_harvest;
 	self->src.ring_full_arg = &self->ctx;
@@ -2101,11 +2107,14 @@ static void ring_src_setup(struct __test_metadata *_metadata,
 
 FIXTURE_SETUP(rings)
 {
-	ring_src_setup(_metadata, self, variant->entries, SLOT_SIZE);
+	ring_src_setup(_metadata, self, VMM_DIRTY_RING, variant->entries,
+		       SLOT_SIZE);
 }
 
 static void ring_src_teardown(FIXTURE_DATA(rings) *self)
 {
+	/* Its sleeps would slow the stop; it reads the session's stats. */
+	vmm_throttle_stop(&self->src);
 	ring_guest_stop(self);
 	if (self->dst_started) {
 		ioctl(self->dst->dev, KVMIG_XFER_CANCEL);
@@ -2177,6 +2186,45 @@ static uint64_t ring_guest_rate(FIXTURE_DATA(rings) *self)
 	if (!ring_wait_passes(self, 4))
 		return 0;
 	return pages * 1000000000ULL * 2 / (now_ns() - t0 ?: 1);
+}
+
+/*
+ * Bitmap mode: once a page is dirty the guest writes it again without a
+ * fault or a log entry, so its passes say nothing of how fast it dirties
+ * memory. Measure that instead: harvest through the session (which
+ * write-protects every page again, as each round does) and wait until
+ * every vCPU has made two more passes, so has dirtied each of its pages
+ * again; three times. Pages per second, or 0 if the guest stalls.
+ */
+static uint64_t bitmap_guest_rate(FIXTURE_DATA(rings) *self)
+{
+	uint64_t t0, end, pages = RING_VCPUS * self->slot_size / 4096;
+	uint32_t from[RING_VCPUS];
+	struct kvmig_harvest h;
+	unsigned int i, v;
+
+	if (pthread_create(&self->guest, NULL, ring_guest, self))
+		return 0;
+	self->guest_started = true;
+	if (!ring_wait_passes(self, 2))
+		return 0;
+	t0 = now_ns();
+	end = t0 + IO_WAIT_MS * 1000000ULL;
+	for (i = 0; i < 3; i++) {
+		memset(&h, 0, sizeof(h));
+		if (ioctl(self->dev, KVMIG_DIRTY_HARVEST, &h))
+			return 0;
+		for (v = 0; v < RING_VCPUS; v++)
+			from[v] = ring_passes(self, v);
+		for (v = 0; v < RING_VCPUS; v++) {
+			while (ring_passes(self, v) - from[v] < 2) {
+				if (now_ns() > end)
+					return 0;
+				usleep(1000);
+			}
+		}
+	}
+	return pages * 1000000000ULL * 3 / (now_ns() - t0 ?: 1);
 }
 
 /* Stop the guest, switch over, and compare both VMs' memory. */
@@ -2281,12 +2329,18 @@ TEST_F_TIMEOUT(rings, harvest_while_round_runs, 600)
  * set from the rate measured first so that, even though pre-copy's own
  * work slows the guest down, it still writes at least three times as
  * fast as the link drains (checked without a throttle, measured from
- * the guest's pass stamps). The downtime budget fits 40 % of guest
- * memory. Without a throttle every round finds all of memory dirty
+ * the guest's pass stamps). In bitmap mode that rate is the one at
+ * which the guest dirties pages write-protected again (see
+ * bitmap_guest_rate()); its passes then write far faster than that,
+ * and the check without a throttle that matters is that every round
+ * ends with most of memory dirty again. The downtime budget fits 40 % of
+ * guest memory. Without a throttle every round finds all of memory dirty
  * again: pre-copy must end at max_rounds without converging. With AUTO
- * or RATE the vCPU threads are made to sleep in KVMIG_DIRTY_HARVEST when
- * their rings fill, and pre-copy must converge. Either way the
- * switchover then moves every page.
+ * or RATE pre-copy must converge: in ring mode kvmig makes the vCPU
+ * threads sleep in KVMIG_DIRTY_HARVEST when their rings fill; in bitmap
+ * mode it only publishes throttle_pct, and the test VMM's applier
+ * (vmm_throttle_start) kicks the vCPUs out of KVM_RUN and sleeps them.
+ * Either way the switchover then moves every page.
  */
 #define THR_SLOT_SIZE	(4UL << 20)
 #define THR_ROUNDS	10
@@ -2297,29 +2351,46 @@ FIXTURE(thr) {
 };
 
 FIXTURE_VARIANT(thr) {
+	enum vmm_dirty mode;
 	struct kvmig_throttle t;	/* dirty_rate: divides the link's */
 	bool converges;
 };
 
+/* The same three settings in either mode */
+#define THR_OFF		{ .policy = KVMIG_THROTTLE_OFF }
+#define THR_AUTO	{ .policy = KVMIG_THROTTLE_AUTO, .initial_pct = 60, \
+			  .step_pct = 20, .max_pct = 99 }
+#define THR_RATE	{ .policy = KVMIG_THROTTLE_RATE, .dirty_rate = 10, \
+			  .max_pct = 99 }
+
 FIXTURE_VARIANT_ADD(thr, off) {
-	.t = { .policy = KVMIG_THROTTLE_OFF }, .converges = false,
+	.mode = VMM_DIRTY_RING, .t = THR_OFF, .converges = false,
 };
 
 FIXTURE_VARIANT_ADD(thr, auto_converge) {
-	.t = { .policy = KVMIG_THROTTLE_AUTO, .initial_pct = 60,
-	       .step_pct = 20, .max_pct = 99 },
-	.converges = true,
+	.mode = VMM_DIRTY_RING, .t = THR_AUTO, .converges = true,
 };
 
 FIXTURE_VARIANT_ADD(thr, dirty_rate) {
-	.t = { .policy = KVMIG_THROTTLE_RATE, .dirty_rate = 10,
-	       .max_pct = 99 },
-	.converges = true,
+	.mode = VMM_DIRTY_RING, .t = THR_RATE, .converges = true,
+};
+
+FIXTURE_VARIANT_ADD(thr, bitmap_off) {
+	.mode = VMM_DIRTY_BITMAP, .t = THR_OFF, .converges = false,
+};
+
+FIXTURE_VARIANT_ADD(thr, bitmap_auto_converge) {
+	.mode = VMM_DIRTY_BITMAP, .t = THR_AUTO, .converges = true,
+};
+
+FIXTURE_VARIANT_ADD(thr, bitmap_dirty_rate) {
+	.mode = VMM_DIRTY_BITMAP, .t = THR_RATE, .converges = true,
 };
 
 FIXTURE_SETUP(thr)
 {
-	ring_src_setup(_metadata, &self->r, 256, THR_SLOT_SIZE);
+	ring_src_setup(_metadata, &self->r, variant->mode, 256,
+		       THR_SLOT_SIZE);
 	/* Each vCPU thread harvests on its own, as QEMU's do. */
 	self->r.src.ring_full_parallel = true;
 }
@@ -2333,16 +2404,17 @@ TEST_F_TIMEOUT(thr, converges_only_throttled, 600)
 {
 	FIXTURE_DATA(rings) *r = &self->r;
 	const uint64_t pages = RING_VCPUS * THR_SLOT_SIZE / 4096;
+	const bool bitmap = variant->mode == VMM_DIRTY_BITMAP;
 	struct kvmig_throttle t = variant->t;
 	struct kvmig_final f = {};
 	struct kvmig_stats st = {};
-	uint64_t rate, bandwidth, budget, t0, writes;
+	uint64_t rate, bandwidth, budget, t0, writes, slept, applied = 0;
 	uint32_t passes0[RING_VCPUS];
 	struct kvmig_round rd;
 	unsigned int i;
 	int ret;
 
-	rate = ring_guest_rate(r);
+	rate = bitmap ? bitmap_guest_rate(r) : ring_guest_rate(r);
 	ASSERT_LT(0, rate);
 	bandwidth = rate * 4096 / THR_SLOWER;
 	if (bandwidth < 256 << 10)
@@ -2351,8 +2423,9 @@ TEST_F_TIMEOUT(thr, converges_only_throttled, 600)
 	budget = pages * 4096 * 4 / 10 * 1000000000ULL / bandwidth;
 	if (t.policy == KVMIG_THROTTLE_RATE)	/* a tenth of the link's */
 		t.dirty_rate = bandwidth / 4096 / t.dirty_rate ?: 1;
-	ksft_print_msg("throttle %u: the guest writes %llu pages/s, link %llu KiB/s, budget %llu ms, target %llu pages/s\n",
-		       t.policy, (unsigned long long)rate,
+	ksft_print_msg("throttle %u, %s: the guest writes %llu pages/s, link %llu KiB/s, budget %llu ms, target %llu pages/s\n",
+		       t.policy, bitmap ? "bitmap" : "ring",
+		       (unsigned long long)rate,
 		       (unsigned long long)bandwidth >> 10,
 		       (unsigned long long)budget / 1000000,
 		       (unsigned long long)t.dirty_rate);
@@ -2365,6 +2438,9 @@ TEST_F_TIMEOUT(thr, converges_only_throttled, 600)
 			   60000));
 	ASSERT_EQ(0, ioctl(r->dev, KVMIG_SET_THROTTLE, &t))
 		TH_LOG("%s", strerror(errno));
+	/* Also for OFF: then it must never sleep a vCPU. */
+	if (bitmap)
+		ASSERT_EQ(0, vmm_throttle_start(&r->src, r->dev));
 	t0 = now_ns();
 	for (i = 0; i < RING_VCPUS; i++)
 		passes0[i] = ring_passes(r, i);
@@ -2373,12 +2449,16 @@ TEST_F_TIMEOUT(thr, converges_only_throttled, 600)
 		ret = ioctl(r->dev, KVMIG_XFER_ROUND, &rd) ? -errno : 0;
 		ASSERT_EQ(0, ret) TH_LOG("round %u: %s", i, strerror(-ret));
 		ASSERT_EQ(0, get_stats(r->dev, &st));
+		/* Who slept the vCPUs: kvmig (ring) or the VMM (bitmap) */
+		slept = bitmap ? __atomic_load_n(&r->src.throttle_slept_ns,
+						 __ATOMIC_RELAXED) :
+				 st.throttle_ns;
 		ksft_print_msg("round %u: status %u, %llu of %llu pages dirty, dirty rate %llu pages/s, throttle %u %%, vCPUs slept %llu ms\n",
 			       i, rd.status, (unsigned long long)rd.remaining,
 			       (unsigned long long)pages,
 			       (unsigned long long)st.dirty_rate,
 			       st.throttle_pct,
-			       (unsigned long long)st.throttle_ns / 1000000);
+			       (unsigned long long)slept / 1000000);
 		if (rd.status != KVMIG_ROUND_SENT)
 			break;
 	}
@@ -2403,11 +2483,32 @@ TEST_F_TIMEOUT(thr, converges_only_throttled, 600)
 		EXPECT_EQ(0, st.throttle_pct);
 	}
 
+	/* Its sleeps would hold up the pause, as a VMM's pause ends them. */
+	if (bitmap) {
+		EXPECT_EQ(0, vmm_throttle_stop(&r->src));
+		applied = now_ns() - t0;
+	}
 	ring_switchover(_metadata, r, &f);
 	EXPECT_EQ(0, atomic_load(&r->ctx.failed));
 	/* Every sleep has ended: the vCPUs did sleep, or never did. */
 	ASSERT_EQ(0, get_stats(r->dev, &st));
-	if (variant->converges) {
+	if (bitmap) {
+		/* kvmig cannot stop a vCPU in bitmap mode: the VMM did */
+		EXPECT_EQ(0, st.throttle_ns);
+		for (i = 0; i < RING_VCPUS; i++) {
+			slept = __atomic_load_n(&r->src.vcpus[i].throttle_slept_ns,
+						__ATOMIC_RELAXED);
+			ksft_print_msg("throttle %u, bitmap: vCPU %u slept %llu ms in the VMM, of %llu ms of pre-copy\n",
+				       t.policy, i,
+				       (unsigned long long)slept / 1000000,
+				       (unsigned long long)applied / 1000000);
+			if (variant->converges) {
+				EXPECT_LT(0, slept) TH_LOG("vCPU %u", i);
+			} else {
+				EXPECT_EQ(0, slept) TH_LOG("vCPU %u", i);
+			}
+		}
+	} else if (variant->converges) {
 		EXPECT_LT(0, st.throttle_ns);
 	} else {
 		EXPECT_EQ(0, st.throttle_ns);

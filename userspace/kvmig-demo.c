@@ -5,7 +5,8 @@
  *   kvmig-demo dest   --listen ADDR:PORT [--mem MIB] [--io-timeout MS]
  *   kvmig-demo source --connect ADDR:PORT [--mem MIB] [--rate PAGES/S]
  *                     [--downtime MS] [--max-rounds N] [--bandwidth MB/S]
- *                     [--io-timeout MS]
+ *                     [--io-timeout MS] [--dirty ring|bitmap]
+ *                     [--throttle off|auto|rate=PAGES/S]
  *
  * If the migration fails, the source resumes its guest and shows it runs;
  * the destination discards its partial VM. If its outcome is in doubt (the
@@ -26,6 +27,13 @@
  * The destination receives, checksums, restores the vCPU and resumes the
  * guest, which carries on counting. Both print what they measured; times
  * are CLOCK_MONOTONIC, shared by both ends on one host.
+ *
+ * --throttle sets kvmig's throttle on the source session (KVMIG_SET_THROTTLE),
+ * for a guest that writes faster than the link drains: auto as QEMU's
+ * auto-converge defaults (20 %, steps of 10 %, at most 99 %), or a dirty
+ * rate target. With --dirty ring kvmig makes the vCPU thread sleep
+ * itself; with --dirty bitmap it publishes the share of vCPU time to take
+ * away, and this VMM applies it (vmm_throttle_start()).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -210,6 +218,45 @@ static struct vmm_config config(unsigned long mib, enum vmm_dirty mode)
 	return cfg;
 }
 
+/* --throttle off, auto or rate=PAGES/S; false if it is none of them. */
+static bool parse_throttle(const char *s, struct kvmig_throttle *t)
+{
+	char *end;
+
+	memset(t, 0, sizeof(*t));
+	if (!strcmp(s, "off")) {
+		t->policy = KVMIG_THROTTLE_OFF;
+		return true;
+	}
+	if (!strcmp(s, "auto")) {
+		/* QEMU's cpu-throttle-initial, -increment and max-cpu-throttle */
+		t->policy = KVMIG_THROTTLE_AUTO;
+		t->initial_pct = 20;
+		t->step_pct = 10;
+		t->max_pct = 99;
+		return true;
+	}
+	if (strncmp(s, "rate=", 5))
+		return false;
+	t->policy = KVMIG_THROTTLE_RATE;
+	t->dirty_rate = strtoull(s + 5, &end, 0);
+	t->max_pct = 99;
+	return s[5] && !*end && t->dirty_rate;
+}
+
+static const char *throttle_name(uint32_t policy)
+{
+	switch (policy) {
+	case KVMIG_THROTTLE_OFF:
+		return "off";
+	case KVMIG_THROTTLE_AUTO:
+		return "auto";
+	case KVMIG_THROTTLE_RATE:
+		return "rate";
+	}
+	return "?";
+}
+
 static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 {
 	struct vmm_config cfg = config(mib, VMM_DIRTY_BITMAP);
@@ -322,6 +369,8 @@ static int source_failed(struct runner *run, pthread_t *t, int dev,
 	ioctl(dev, KVMIG_GET_STATS, &st);
 	printf("source: %s failed: %s (session state %u, reason %u)\n", what,
 	       strerror(err), st.state, st.fail_reason);
+	/* No migration left to converge: the guest runs at full speed. */
+	vmm_throttle_stop(run->vmm);
 	if (atomic_load(&run->pause)) {
 		atomic_store(&run->pause, false);
 		pthread_create(t, NULL, run_guest, run);
@@ -355,9 +404,10 @@ static int source_in_doubt(int dev)
 
 static int source(const char *addr, unsigned long mib, double rate,
 		  uint64_t downtime_ms, uint32_t max_rounds, uint64_t bw,
-		  uint32_t io_ms)
+		  uint32_t io_ms, enum vmm_dirty mode,
+		  const struct kvmig_throttle *thr)
 {
-	struct vmm_config cfg = config(mib, VMM_DIRTY_RING);
+	struct vmm_config cfg = config(mib, mode);
 	struct kvmig_xfer_setup su = {};
 	struct kvmig_dirty_start ds = {};
 	struct kvmig_final f = {};
@@ -370,11 +420,12 @@ static int source(const char *addr, unsigned long mib, double rate,
 	uint32_t *mbox;
 	pthread_t t;
 	double t0, t_pause, t_done;
-	uint64_t sum;
+	uint64_t sum, slept_ns;
 	int sock, dev, one = 1, ret, tries;
 
 	parse_addr(addr, &sa);
-	cfg.ring_bytes = 1 << 20;
+	if (mode == VMM_DIRTY_RING)
+		cfg.ring_bytes = 1 << 20;
 	ret = vmm_create(&vmm, &cfg);
 	if (ret) {
 		errno = -ret;
@@ -385,16 +436,38 @@ static int source(const char *addr, unsigned long mib, double rate,
 	mbox[0] = vmm.slots[0].gpa;
 	mbox[1] = cfg.slot_size / 4096;
 	mbox[2] = BATCH;
-	dev = session(&vmm, KVMIG_ROLE_SOURCE, KVMIG_DIRTY_RING);
+	dev = session(&vmm, KVMIG_ROLE_SOURCE, mode == VMM_DIRTY_RING ?
+		      KVMIG_DIRTY_RING : KVMIG_DIRTY_BITMAP);
 	if (ioctl(dev, KVMIG_DIRTY_START, &ds))
 		die("KVMIG_DIRTY_START");
+	if (thr) {
+		if (ioctl(dev, KVMIG_SET_THROTTLE, thr))
+			die("KVMIG_SET_THROTTLE");
+		/* In bitmap mode kvmig only says how much: the VMM acts. */
+		ret = 0;
+		if (mode == VMM_DIRTY_BITMAP && thr->policy != KVMIG_THROTTLE_OFF)
+			ret = vmm_throttle_start(&vmm, dev);
+		if (ret) {
+			errno = -ret;
+			die("starting the throttle");
+		}
+	}
 
 	run.vmm = &vmm;
-	vmm.ring_full = ring_full;
-	vmm.ring_full_arg = &dev;
+	if (mode == VMM_DIRTY_RING) {
+		vmm.ring_full = ring_full;
+		vmm.ring_full_arg = &dev;
+	}
 	pthread_create(&t, NULL, run_guest, &run);
-	printf("source: guest running, %lu MiB, writing %.0f pages/s\n", mib,
-	       rate);
+	if (rate > 0)
+		printf("source: guest running, %lu MiB, writing %.0f pages/s",
+		       mib, rate);
+	else
+		printf("source: guest running, %lu MiB, writing as fast as it can",
+		       mib);
+	printf(", %s dirty tracking, throttle %s\n",
+	       mode == VMM_DIRTY_RING ? "ring" : "bitmap",
+	       thr ? throttle_name(thr->policy) : "not set");
 	/* Let the guest stamp all its memory once before migrating. */
 	while (atomic_load(&run.pages) < cfg.slot_size / 4096 && !run.err)
 		usleep(10000);
@@ -417,20 +490,20 @@ static int source(const char *addr, unsigned long mib, double rate,
 		return source_failed(&run, &t, dev, "KVMIG_XFER_SETUP");
 	t0 = now();
 	printf("source: connected to %s, memslot layout accepted\n", addr);
-	printf("source: round     sent    zero  remaining  dirty pg/s   MB/s  expected downtime\n");
+	printf("source: round     sent    zero  remaining  dirty pg/s   MB/s  thr%%  expected downtime\n");
 	for (;;) {
 		memset(&r, 0, sizeof(r));
 		if (xfer(dev, KVMIG_XFER_ROUND, &r))
 			return source_failed(&run, &t, dev, "KVMIG_XFER_ROUND");
 		memset(&st, 0, sizeof(st));
 		ioctl(dev, KVMIG_GET_STATS, &st);
-		printf("source: %5llu %8llu %7llu %10llu %11llu %6.1f  ",
+		printf("source: %5llu %8llu %7llu %10llu %11llu %6.1f  %4u  ",
 		       (unsigned long long)r.round,
 		       (unsigned long long)r.pages_sent,
 		       (unsigned long long)r.zero_pages,
 		       (unsigned long long)r.remaining,
 		       (unsigned long long)st.dirty_rate,
-		       st.throughput / 1e6);
+		       st.throughput / 1e6, st.throttle_pct);
 		if (r.expected_downtime_ns == UINT64_MAX)
 			printf("-\n");
 		else
@@ -444,8 +517,12 @@ static int source(const char *addr, unsigned long mib, double rate,
 	       r.status == KVMIG_ROUND_MAX_ROUNDS ? "max rounds reached" :
 	       "timed out", (unsigned long long)r.round);
 
-	/* Switchover: pause the guest, checksum, hand over its vCPU. */
+	/*
+	 * Switchover: pause the guest, checksum, hand over its vCPU. A
+	 * throttle sleep would delay the pause: the applier's stop ends it.
+	 */
 	t_pause = now();
+	vmm_throttle_stop(&vmm);
 	atomic_store(&run.pause, true);
 	pthread_join(t, NULL);
 	if (run.err) {
@@ -487,6 +564,14 @@ static int source(const char *addr, unsigned long mib, double rate,
 	printf("  final pass          %llu pages in %.1f ms (kvmig downtime)\n",
 	       (unsigned long long)f.pages_sent, f.downtime_ns / 1e6);
 	printf("  pause to done       %.1f ms\n", (t_done - t_pause) * 1e3);
+	/* Ring mode: kvmig slept the vCPU; bitmap mode: this VMM did. */
+	slept_ns = mode == VMM_DIRTY_RING ? st.throttle_ns :
+		   __atomic_load_n(&vmm.throttle_slept_ns, __ATOMIC_RELAXED);
+	if (thr)
+		printf("  throttle            %s, last at %u %%, the vCPU slept %.1f ms (%s)\n",
+		       throttle_name(st.throttle_policy), st.throttle_pct,
+		       slept_ns / 1e6, mode == VMM_DIRTY_RING ?
+		       "in kvmig" : "in this VMM");
 	close(dev);
 	close(sock);
 	vmm_destroy(&vmm);
@@ -504,6 +589,8 @@ int main(int argc, char **argv)
 		{ "max-rounds", required_argument, NULL, 'n' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "io-timeout", required_argument, NULL, 't' },
+		{ "dirty", required_argument, NULL, 'D' },
+		{ "throttle", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -512,12 +599,15 @@ int main(int argc, char **argv)
 	double rate = 10000;
 	uint64_t downtime = 300, bw = 0;
 	uint32_t rounds = 30, io_ms = 0;
+	enum vmm_dirty mode = VMM_DIRTY_RING;
+	struct kvmig_throttle thr;
+	bool throttle = false;
 	int c;
 
 	/* Line by line even into a file: tests and scripts follow progress. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	while ((c = getopt_long(argc, argv, "l:c:m:r:d:n:b:t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:c:m:r:d:n:b:t:D:T:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 		case 'c':
@@ -541,11 +631,37 @@ int main(int argc, char **argv)
 		case 't':
 			io_ms = strtoul(optarg, NULL, 0);
 			break;
+		case 'D':
+			if (!strcmp(optarg, "ring")) {
+				mode = VMM_DIRTY_RING;
+			} else if (!strcmp(optarg, "bitmap")) {
+				mode = VMM_DIRTY_BITMAP;
+			} else {
+				fprintf(stderr, "kvmig-demo: --dirty ring or bitmap\n");
+				return 2;
+			}
+			break;
+		case 'T':
+			throttle = parse_throttle(optarg, &thr);
+			if (!throttle) {
+				fprintf(stderr, "kvmig-demo: --throttle off, auto or rate=PAGES/S\n");
+				return 2;
+			}
+			break;
 		case 'h':
 			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB] [--io-timeout MS]\n"
 			       "       kvmig-demo source --connect ADDR:PORT [--mem MIB] [--rate PAGES/S]\n"
 			       "                  [--downtime MS] [--max-rounds N] [--bandwidth MB/S]\n"
-			       "                  [--io-timeout MS]\n");
+			       "                  [--io-timeout MS] [--dirty ring|bitmap]\n"
+			       "                  [--throttle off|auto|rate=PAGES/S]\n"
+			       "\n"
+			       "--rate 0: the guest writes as fast as it can\n"
+			       "--dirty: how the source tracks dirty pages (default ring)\n"
+			       "--throttle: slow down a guest that outruns the link\n"
+			       "  auto         QEMU's auto-converge: 20 %% of vCPU time, +10 %% a step, at most 99 %%\n"
+			       "  rate=N       hold the guest at N dirty pages/s (at most 99 %% of vCPU time)\n"
+			       "  off          never (kvmig's default)\n"
+			       "  In ring mode kvmig sleeps the vCPU thread; in bitmap mode this VMM does.\n");
 			return 0;
 		default:
 			return 2;
@@ -558,7 +674,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[optind], "dest"))
 		return dest(addr, mib, io_ms);
 	if (!strcmp(argv[optind], "source"))
-		return source(addr, mib, rate, downtime, rounds, bw, io_ms);
+		return source(addr, mib, rate, downtime, rounds, bw, io_ms,
+			      mode, throttle ? &thr : NULL);
 	fprintf(stderr, "kvmig-demo: dest or source?\n");
 	return 2;
 }

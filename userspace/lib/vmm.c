@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kvmig.h"
 #include "vmm.h"
 
 #define say(...) fprintf(stderr, "vmm: " __VA_ARGS__)
@@ -94,6 +96,18 @@ static void *map_anon(size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+static void throttle_init(struct vmm_throttle *t)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&t->lock, NULL);
+	/* Its waits end at CLOCK_MONOTONIC deadlines, as now_ns() counts. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->wake, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 static int setup_vcpu(struct vmm *vmm, unsigned int i)
 {
 	struct vmm_vcpu *v = &vmm->vcpus[i];
@@ -157,6 +171,7 @@ int vmm_create(struct vmm *vmm, const struct vmm_config *cfg)
 	if (!vmm->cfg.ring_bytes)
 		vmm->cfg.ring_bytes = 65536;
 	pthread_mutex_init(&vmm->ring_lock, NULL);
+	throttle_init(&vmm->thr);
 	vmm->page_size = getpagesize();
 
 	if (!cfg->nr_vcpus || cfg->nr_vcpus > VMM_MAX_VCPUS ||
@@ -224,6 +239,8 @@ void vmm_destroy(struct vmm *vmm)
 {
 	unsigned int i;
 
+	/* Its sleeps wait on thr.wake, and it reads a session of this VM. */
+	vmm_throttle_stop(vmm);
 	for (i = 0; i < VMM_MAX_VCPUS; i++) {
 		struct vmm_vcpu *v = &vmm->vcpus[i];
 
@@ -246,6 +263,8 @@ void vmm_destroy(struct vmm *vmm)
 	if (vmm->kvm >= 0)
 		close(vmm->kvm);
 	pthread_mutex_destroy(&vmm->ring_lock);
+	pthread_cond_destroy(&vmm->thr.wake);
+	pthread_mutex_destroy(&vmm->thr.lock);
 	memset(vmm, 0, sizeof(*vmm));
 	vmm->kvm = vmm->vm = -1;
 }
@@ -308,17 +327,238 @@ static int ring_full(struct vmm_vcpu *v)
 	return ret;
 }
 
+/*
+ * The throttle applier (vmm_throttle_start). A kick sets the vCPU's
+ * thr_due, then sends its thread VMM_KICK_SIGNAL; the thread sleeps in
+ * throttle_pay() before its next KVM_RUN. The handler sets the thread's
+ * kvm_run.immediate_exit, so that a kick that lands just before KVM_RUN
+ * is not lost in a whole slice of guest time: that KVM_RUN returns
+ * -EINTR at once, and the loop finds thr_due.
+ *
+ * KVM_RUN returns -EINTR on a signal with or without SA_RESTART (KVM
+ * never has the call restarted). SA_RESTART is for the thread's other
+ * calls: a kick sent just before the thread left its run loop may land
+ * after, in whatever the thread does next.
+ */
+static __thread struct kvm_run *kick_run;
+
+static void on_kick(int sig)
+{
+	struct kvm_run *run = kick_run;
+
+	if (run)
+		__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_RELAXED);
+}
+
+static struct timespec ts_of(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = ns / 1000000000ULL, .tv_nsec = ns % 1000000000ULL,
+	};
+
+	return ts;
+}
+
+/* The calling thread runs @v until kick_leave(): the ticker may kick it. */
+static void kick_enter(struct vmm_vcpu *v)
+{
+	struct vmm_throttle *t = &v->vmm->thr;
+
+	kick_run = v->run;
+	pthread_mutex_lock(&t->lock);
+	v->runner = pthread_self();
+	v->in_run = true;
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void kick_leave(struct vmm_vcpu *v)
+{
+	struct vmm_throttle *t = &v->vmm->thr;
+
+	pthread_mutex_lock(&t->lock);
+	v->in_run = false;
+	pthread_mutex_unlock(&t->lock);
+	/* No kick is sent now; one on its way finds no kvm_run to mark. */
+	kick_run = NULL;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&v->thr_due, false, __ATOMIC_RELAXED);
+}
+
+/*
+ * Before each KVM_RUN: if the ticker kicked this vCPU, sleep its share,
+ * pct / (100 - pct) slices from the kick. Counted from the kick, not from
+ * now: a thread that comes late (it was not scheduled, or the kick found
+ * it out of the guest) still gets its slice of run time before the next
+ * kick, rather than two sleeps in a row. The sleep ends early when the
+ * applier stops, so that the VMM can always pause its vCPUs at once.
+ */
+static void throttle_pay(struct vmm_vcpu *v)
+{
+	struct vmm *vmm = v->vmm;
+	struct vmm_throttle *t = &vmm->thr;
+	uint64_t t0, end, slept;
+	struct timespec ts;
+	uint32_t pct;
+
+	/* Pairs with the release in kick_all(): then pct and kick_ns. */
+	if (!__atomic_exchange_n(&v->thr_due, false, __ATOMIC_ACQUIRE))
+		return;
+	pct = __atomic_load_n(&t->pct, __ATOMIC_RELAXED);
+	end = __atomic_load_n(&t->kick_ns, __ATOMIC_RELAXED) +
+	      VMM_THROTTLE_SLICE_NS * pct / (100 - pct);
+	t0 = now_ns();
+	if (!pct || end <= t0)
+		return;
+	ts = ts_of(end);
+	pthread_mutex_lock(&t->lock);
+	/* 0: woken by the stop, or spuriously; ETIMEDOUT: paid. */
+	while (!t->stop && !pthread_cond_timedwait(&t->wake, &t->lock, &ts))
+		;
+	pthread_mutex_unlock(&t->lock);
+	slept = now_ns() - t0;
+	__atomic_fetch_add(&v->throttle_slept_ns, slept, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&vmm->throttle_slept_ns, slept, __ATOMIC_RELAXED);
+}
+
+/* The share the session asks for, 0..99, or -errno. */
+static int read_pct(int fd)
+{
+	struct kvmig_stats st;
+
+	memset(&st, 0, sizeof(st));
+	if (ioctl(fd, KVMIG_GET_STATS, &st))
+		return -errno;
+	return st.throttle_pct < 99 ? st.throttle_pct : 99;
+}
+
+/* Kick every vCPU that a thread runs now: only those threads exist. */
+static void kick_all(struct vmm *vmm)
+{
+	unsigned int i;
+
+	for (i = 0; i < vmm->cfg.nr_vcpus; i++) {
+		struct vmm_vcpu *v = &vmm->vcpus[i];
+
+		if (!v->in_run)
+			continue;
+		__atomic_store_n(&v->thr_due, true, __ATOMIC_RELEASE);
+		pthread_kill(v->runner, VMM_KICK_SIGNAL);
+	}
+}
+
+/*
+ * Every period a kick: at pct percent a period is one slice of run time
+ * and the sleep after it, SLICE / (1 - pct / 100) in all (QEMU's
+ * cpu_throttle_timer_tick). The share is read once per period.
+ */
+static void *ticker(void *arg)
+{
+	struct vmm *vmm = arg;
+	struct vmm_throttle *t = &vmm->thr;
+	struct timespec next;
+	uint64_t now;
+	bool stop;
+	int pct;
+
+	do {
+		pct = read_pct(t->fd);
+		if (pct < 0) {
+			say("throttle: KVMIG_GET_STATS: %s\n", strerror(-pct));
+			t->err = pct;
+			__atomic_store_n(&t->pct, 0, __ATOMIC_RELAXED);
+			break;
+		}
+		now = now_ns();
+		__atomic_store_n(&t->pct, pct, __ATOMIC_RELAXED);
+		__atomic_store_n(&t->kick_ns, now, __ATOMIC_RELAXED);
+		next = ts_of(now + VMM_THROTTLE_SLICE_NS * 100 / (100 - pct));
+		pthread_mutex_lock(&t->lock);
+		if (pct && !t->stop)
+			kick_all(vmm);
+		while (!t->stop &&
+		       !pthread_cond_timedwait(&t->wake, &t->lock, &next))
+			;
+		stop = t->stop;
+		pthread_mutex_unlock(&t->lock);
+	} while (!stop);
+	return NULL;
+}
+
+int vmm_throttle_start(struct vmm *vmm, int kvmig_fd)
+{
+	/*
+	 * Installed for good: a kick still on its way after the stop must
+	 * not meet SIGUSR2's default action, which ends the process.
+	 */
+	struct sigaction sa = { .sa_handler = on_kick, .sa_flags = SA_RESTART };
+	struct vmm_throttle *t = &vmm->thr;
+	int ret;
+
+	if (t->running)
+		return -EBUSY;
+	if (vmm->cfg.dirty != VMM_DIRTY_BITMAP) {
+		say("throttle: in ring mode kvmig throttles the vCPUs itself\n");
+		return -EINVAL;
+	}
+	ret = read_pct(kvmig_fd);
+	if (ret < 0) {
+		say("throttle: KVMIG_GET_STATS: %s\n", strerror(-ret));
+		return ret;
+	}
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(VMM_KICK_SIGNAL, &sa, NULL))
+		return fail("sigaction");
+	t->fd = kvmig_fd;
+	t->err = 0;
+	pthread_mutex_lock(&t->lock);
+	t->stop = false;
+	pthread_mutex_unlock(&t->lock);
+	ret = pthread_create(&t->ticker, NULL, ticker, vmm);
+	if (ret) {
+		say("throttle: pthread_create: %s\n", strerror(ret));
+		return -ret;
+	}
+	t->running = true;
+	return 0;
+}
+
+int vmm_throttle_stop(struct vmm *vmm)
+{
+	struct vmm_throttle *t = &vmm->thr;
+
+	if (!t->running)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_broadcast(&t->wake);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->ticker, NULL);
+	t->running = false;
+	__atomic_store_n(&t->pct, 0, __ATOMIC_RELAXED);
+	return t->err;
+}
+
 /* Run one vCPU until it reports the end of its round. */
-static int run_vcpu(struct vmm_vcpu *v)
+static int run_loop(struct vmm_vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	int ret;
 
 	for (;;) {
+		throttle_pay(v);
 		if (ioctl(v->fd, KVM_RUN, 0)) {
-			if (errno == EINTR)
-				continue;
-			return fail("KVM_RUN");
+			if (errno != EINTR)
+				return fail("KVM_RUN");
+			/*
+			 * A kick, or another signal: thr_due says which.
+			 * Cleared before thr_due is read, so that a kick
+			 * after that read makes the next KVM_RUN return.
+			 */
+			__atomic_store_n(&run->immediate_exit, 0,
+					 __ATOMIC_RELAXED);
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+			continue;
 		}
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
@@ -347,6 +587,16 @@ static int run_vcpu(struct vmm_vcpu *v)
 			return -EIO;
 		}
 	}
+}
+
+static int run_vcpu(struct vmm_vcpu *v)
+{
+	int ret;
+
+	kick_enter(v);
+	ret = run_loop(v);
+	kick_leave(v);
+	return ret;
 }
 
 static void *vcpu_thread(void *arg)

@@ -18,6 +18,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -72,6 +73,39 @@ struct vmm_vcpu {
 	uint32_t ring_fetch;		/* next entry a userspace reaper takes */
 	pthread_t thread;
 	int err;			/* of the last vmm_run(), -errno */
+	/*
+	 * The throttle applier's view (vmm_throttle_start). Under
+	 * vmm->thr.lock: in_run says a thread, runner, is in this vCPU's
+	 * run loop now; only such a thread is ever sent VMM_KICK_SIGNAL.
+	 */
+	pthread_t runner;
+	bool in_run;
+	bool thr_due;			/* atomic: the ticker asks for a sleep */
+	uint64_t throttle_slept_ns;	/* atomic: this vCPU's throttle sleeps */
+};
+
+/*
+ * The throttle applier, for a kvmig source session in bitmap mode, where
+ * kvmig cannot stop a vCPU itself and publishes in struct
+ * kvmig_stats.throttle_pct the share of each vCPU's time to take away.
+ * As QEMU's cpu-throttle does: every VMM_THROTTLE_SLICE_NS of run time
+ * at p percent, a ticker kicks each vCPU out of KVM_RUN with
+ * VMM_KICK_SIGNAL, and each vCPU thread sleeps p / (100 - p) slices
+ * before it goes back into the guest.
+ */
+#define VMM_THROTTLE_SLICE_NS	10000000ULL
+#define VMM_KICK_SIGNAL		SIGUSR2
+
+struct vmm_throttle {
+	pthread_t ticker;
+	bool running;		/* the owner's: vmm_throttle_start/_stop */
+	int fd;			/* the kvmig session, the owner's */
+	int err;		/* the ticker's, -errno; read after the join */
+	uint32_t pct;		/* atomic: the share last read */
+	uint64_t kick_ns;	/* atomic: when the ticker read it */
+	pthread_mutex_t lock;	/* guards stop and each vCPU's in_run/runner */
+	pthread_cond_t wake;	/* broadcast when stop is set */
+	bool stop;		/* ends the ticker's wait and every sleep */
 };
 
 /*
@@ -105,6 +139,8 @@ struct vmm {
 	 */
 	uint64_t *ring_stall_ns;
 	unsigned long ring_stall_cap;
+	struct vmm_throttle thr;
+	uint64_t throttle_slept_ns;	/* atomic: every vCPU's throttle sleeps */
 };
 
 /* Every call returns 0 or -errno, and says why on stderr. */
@@ -113,6 +149,17 @@ void vmm_destroy(struct vmm *vmm);
 int vmm_load(struct vmm *vmm, const void *code, size_t len);
 void *vmm_mbox(struct vmm *vmm, unsigned int vcpu);
 int vmm_run(struct vmm *vmm);
+
+/*
+ * Apply the throttle of the bitmap-mode source session @kvmig_fd to this
+ * VM's vCPUs, from a thread, until vmm_throttle_stop() (or vmm_destroy());
+ * stop it before closing @kvmig_fd. It installs a handler for
+ * VMM_KICK_SIGNAL, for good. Its sleeps add up in throttle_slept_ns.
+ * vmm_throttle_stop() ends every sleep at once and returns the ticker's
+ * error (a failed KVMIG_GET_STATS ends it), or 0.
+ */
+int vmm_throttle_start(struct vmm *vmm, int kvmig_fd);
+int vmm_throttle_stop(struct vmm *vmm);
 
 /* The slot holding @gpa, or NULL. */
 struct vmm_slot *vmm_slot_of(struct vmm *vmm, uint64_t gpa);
