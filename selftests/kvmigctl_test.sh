@@ -75,7 +75,7 @@ else
 fi
 
 echo "TAP version 13"
-echo "1..17"
+echo "1..18"
 fail=0
 n=0
 check() { # check NAME COMMAND...: one TAP line
@@ -144,6 +144,25 @@ retrans() {
 retr0=$(retrans)
 in_d "$demo" dest --listen 10.97.0.2:$port --mem 64 >"$tmp/d" 2>&1 &
 dpid=$!
+# The announcer, started before any destination, ties itself to the first
+# one. Then a second destination VM, idle: an announcer without --session
+# must refuse to guess, and one bound to the idle session must not fire
+# when the first migration ends (its frames would be in the capture).
+wait_until 300 has "$tmp/announce" 'announcing after destination session'
+main_id=$(sed -n 's/.*announcing after destination session \([0-9]*\).*/\1/p' "$tmp/announce")
+in_d "$demo" dest --listen 10.97.0.2:$((port + 1)) --mem 16 >"$tmp/decoy" 2>&1 &
+decoypid=$!
+wait_until 300 has "$tmp/decoy" listening
+decoy_id=$("$ctl" list --json | python3 -c '
+import json, sys
+print(" ".join(str(s["id"]) for s in json.load(sys.stdin)
+               if s["role"] == "dest" and str(s["id"]) != sys.argv[1]))' "$main_id")
+in_d "$ctl" announce veth-d --mac 52:54:00:6b:76:02 --wait-done \
+	--timeout 30s >"$tmp/an2" 2>&1
+an2rc=$?
+in_d "$ctl" announce veth-d --mac 52:54:00:6b:76:02 --wait-done \
+	--session "${decoy_id:-0}" >"$tmp/an3" 2>&1 &
+an3pid=$!
 sleep 0.5
 in_s "$demo" source --connect 10.97.0.2:$port --mem 64 --rate 8000 \
 	--bandwidth 40 >"$tmp/s" 2>&1 &
@@ -192,9 +211,9 @@ check "the migration itself: both ends succeed, checksums equal" \
 echo "# kvmigctl list, while it ran:"
 show "$tmp/list.txt"
 check "kvmigctl list --json: valid, both sessions with their fields" \
-	python3 - "$tmp/list.json" <<'EOF'
+	python3 - "$tmp/list.json" "$decoy_id" <<'EOF'
 import json, sys
-l = json.load(open(sys.argv[1]))
+l = [s for s in json.load(open(sys.argv[1])) if str(s["id"]) != sys.argv[2]]
 roles = {s["role"]: s for s in l}
 assert set(roles) == {"source", "dest"}, roles
 assert roles["source"]["state"] in ("tracking", "precopy"), roles
@@ -278,13 +297,15 @@ check "bpftool map dump shows the maps with BTF field names" \
 echo "# tracepoints (tracefs):"
 show "$tmp/trace"
 check "tracepoints: attach x2, paired rounds, switchover, done on both ends" \
-	python3 - "$tmp/trace" "$bytes" <<'EOF'
+	python3 - "$tmp/trace" "$bytes" "$decoy_id" <<'EOF'
 import re, sys
 ev = []
 for line in open(sys.argv[1]):
     m = re.search(r"(kvmig_\w+): (.*)", line)
     if m:
         ev.append((m.group(1), dict(kv.split("=") for kv in m.group(2).split())))
+# the idle destination's attach is not this migration's
+ev = [e for e in ev if e[1].get("session") != sys.argv[3]]
 names = [e[0] for e in ev]
 assert names.count("kvmig_attach") == 2, names
 assert "kvmig_failed" not in names, names
@@ -328,6 +349,17 @@ fi
 
 echo "# kvmigctl announce --wait-done on the destination:"
 show "$tmp/announce"
+echo "# with two destination sessions (ids $main_id and $decoy_id), and bound to the idle one:"
+show "$tmp/decoy" "$tmp/an2" "$tmp/an3"
+an3_waits=0
+kill -0 $an3pid 2>/dev/null && an3_waits=1
+kill $an3pid $decoypid 2>/dev/null
+wait $an3pid $decoypid 2>/dev/null
+check "announce waits for its own session: the only one, bound at start; two: refused; another's end: ignored" \
+	test -n "$main_id" -a -n "$decoy_id" -a "$main_id" != "$decoy_id" -a \
+	"$an2rc" = 1 -a "$an3_waits" = 1 -a \
+	"$(grep -c '2 destination sessions: name the one' "$tmp/an2")" = 1 -a \
+	"$(grep -c "kvmig_done: session $main_id role destination" "$tmp/announce")" = 1
 tcpdump -r "$tmp/rarp.pcap" -tt -n -e -xx 2>/dev/null >"$tmp/rarp.txt"
 show "$tmp/rarp.txt"
 check "RARP on the source side after the destination's completion" \

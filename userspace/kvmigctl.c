@@ -192,6 +192,33 @@ static int list_sessions(int fd, struct kvmig_session_info **out)
 	return l.nr_filled;
 }
 
+int kvmigctl_live_dests(__u64 *ids, int max)
+{
+	struct kvmig_session_info *info = NULL;
+	int fd, i, n, live = 0;
+
+	fd = open_dev();
+	if (fd < 0)
+		return -ENODEV;
+	n = list_sessions(fd, &info);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	for (i = 0; i < n; i++) {
+		const struct kvmig_stats *st = &info[i].stats;
+
+		if (st->role != KVMIG_ROLE_DEST ||
+		    st->state == KVMIG_STATE_DONE ||
+		    st->state == KVMIG_STATE_FAILED)
+			continue;
+		if (live < max)
+			ids[live] = st->id;
+		live++;
+	}
+	free(info);
+	return live;
+}
+
 static const char *throttle_name(uint32_t policy)
 {
 	switch (policy) {

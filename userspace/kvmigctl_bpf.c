@@ -12,7 +12,8 @@
  * QEMU does (net/announce.c): the same RARP frame on the same schedule,
  * transmitted by bpf/kvmig_announce.bpf.c through BPF_PROG_TEST_RUN.
  * --wait-done first waits for kvmig.ko's kvmig_done tracepoint
- * (bpf/kvmig_events.bpf.c) on the destination.
+ * (bpf/kvmig_events.bpf.c) of one destination session: --session's, or
+ * the only one running, never whichever ends first.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,7 +70,9 @@ void kvmigctl_bpf_usage(FILE *f)
 		"                     QEMU's gratuitous RARP for MAC out of IFACE,\n"
 		"                     on QEMU's schedule (defaults 50ms, 550ms, 5,\n"
 		"                     100ms); --wait-done: first wait for the end\n"
-		"                     of an incoming migration (of session ID),\n"
+		"                     of an incoming migration: of session ID,\n"
+		"                     else of the one destination session running\n"
+		"                     (or the first to start; several: an error),\n"
 		"                     at most DUR (default 0: forever)\n",
 		KVMIG_DEFAULT_PORT, KVMIG_MON_MAX_FLOWS);
 }
@@ -841,11 +844,22 @@ static int parse_mac(const char *s, __u8 *mac)
 	return 0;
 }
 
+#define DONE_SEEN_MAX	8
+
+/*
+ * Waiting for one destination session's end: @session once @bound (by
+ * --session, or chosen at the start as the only destination session
+ * running). Until then, the ends seen since the tracepoint was attached
+ * are kept in @seen, so that a session that ended while we looked is not
+ * missed.
+ */
 struct done_wait {
 	__u64 session;
-	bool any_session;
+	bool bound;
 	bool done;
 	struct kvmig_done_event ev;
+	struct kvmig_done_event seen[DONE_SEEN_MAX];
+	unsigned int nr_seen;
 };
 
 static int on_done(void *ctx, void *data, size_t size)
@@ -853,11 +867,61 @@ static int on_done(void *ctx, void *data, size_t size)
 	struct done_wait *w = ctx;
 	const struct kvmig_done_event *ev = data;
 
-	if (w->done || size < sizeof(*ev) || ev->role != KVMIG_ROLE_DEST ||
-	    (!w->any_session && ev->id != w->session))
+	if (w->done || size < sizeof(*ev) || ev->role != KVMIG_ROLE_DEST)
+		return 0;
+	if (!w->bound) {
+		if (w->nr_seen < DONE_SEEN_MAX)
+			w->seen[w->nr_seen] = *ev;
+		w->nr_seen++;
+		return 0;
+	}
+	if (ev->id != w->session)
 		return 0;
 	w->ev = *ev;
 	w->done = true;
+	return 0;
+}
+
+/*
+ * No --session: tie the announcement to the one destination session that
+ * is running, or, if none runs yet, to the first that appears. Several
+ * at once are refused: announcing one VM's MAC when another VM arrives
+ * would move the wrong guest's traffic. 0, or -errno with the reason
+ * said.
+ */
+static int bind_session(struct done_wait *w)
+{
+	__u64 ids[DONE_SEEN_MAX];
+	unsigned int i;
+	int n;
+
+	n = kvmigctl_live_dests(ids, DONE_SEEN_MAX);
+	if (n < 0) {
+		fprintf(stderr, "kvmigctl: cannot list kvmig sessions: %s\n",
+			strerror(-n));
+		return n;
+	}
+	if (n > 1 || (!n && w->nr_seen > 1)) {
+		fprintf(stderr, "kvmigctl: %d destination sessions: name the one to announce with --session ID (kvmigctl list)\n",
+			n > 1 ? n : (int)w->nr_seen);
+		return -EEXIST;
+	}
+	if (n == 1) {
+		w->session = ids[0];
+	} else if (w->nr_seen == 1) {
+		w->session = w->seen[0].id;	/* it ended while we looked */
+	} else {
+		return 0;			/* none yet: look again */
+	}
+	w->bound = true;
+	fprintf(stderr, "kvmigctl: announcing after destination session %llu\n",
+		(unsigned long long)w->session);
+	for (i = 0; i < w->nr_seen && i < DONE_SEEN_MAX; i++) {
+		if (w->seen[i].id == w->session) {
+			w->ev = w->seen[i];
+			w->done = true;
+		}
+	}
 	return 0;
 }
 
@@ -898,6 +962,16 @@ static int wait_done(struct done_wait *w, __u64 timeout_ms)
 	while (!w->done) {
 		__u64 now = now_ns();
 
+		/* Events first: the attached tracepoint misses no end. */
+		if (!w->bound) {
+			err = ring_buffer__consume(rb);
+			if (err >= 0)
+				err = bind_session(w);
+			if (err < 0)
+				goto out;
+			if (w->done)
+				break;
+		}
 		if (!timeout_ms) {
 			ms = -1;
 		} else if (now >= deadline) {
@@ -909,6 +983,9 @@ static int wait_done(struct done_wait *w, __u64 timeout_ms)
 		} else {
 			ms = (deadline - now + 999999) / 1000000;
 		}
+		/* Unbound, look for a destination session every 100 ms. */
+		if (!w->bound && (ms < 0 || ms > 100))
+			ms = 100;
 		err = ring_buffer__poll(rb, ms);
 		if (err < 0 && err != -EINTR) {
 			fprintf(stderr, "kvmigctl: polling the ring buffer: %s\n",
@@ -1027,7 +1104,7 @@ int kvmigctl_announce(int argc, char **argv, bool json)
 	struct schedule sc = {
 		.initial = 50, .max = 550, .rounds = 5, .step = 100,
 	};
-	struct done_wait w = { .any_session = true };
+	struct done_wait w = { };
 	const char *mac_arg = NULL;
 	__u64 timeout = 0;
 	bool wait = false;
@@ -1065,7 +1142,7 @@ int kvmigctl_announce(int argc, char **argv, bool json)
 		case 'S':
 			if (opt_u64("session", optarg, UINT64_MAX, &w.session))
 				goto usage;
-			w.any_session = false;
+			w.bound = true;
 			break;
 		case 't':
 			if (kvmigctl_opt_ms("timeout", optarg, 86400000,
@@ -1081,7 +1158,7 @@ int kvmigctl_announce(int argc, char **argv, bool json)
 	}
 	if (argc - optind != 1 || !mac_arg)
 		goto usage;
-	if (!wait && (!w.any_session || timeout)) {
+	if (!wait && (w.bound || timeout)) {
 		fprintf(stderr, "kvmigctl: --session and --timeout go with --wait-done\n");
 		goto usage;
 	}

@@ -34,6 +34,12 @@
  */
 int kvmigctl_opt_ms(const char *name, const char *s, __u64 max_ms, __u64 *ms);
 
+/*
+ * The ids of the destination sessions that have not ended (not DONE or
+ * FAILED), at most @max of them in @ids: their number, or -errno.
+ */
+int kvmigctl_live_dests(__u64 *ids, int max);
+
 /* argv[0] is the command word ("monitor", "announce"). */
 int kvmigctl_monitor(int argc, char **argv, bool json);
 int kvmigctl_announce(int argc, char **argv, bool json);
