@@ -424,8 +424,13 @@ static int source(const char *addr, unsigned long mib, double rate,
 	int sock, dev, one = 1, ret, tries;
 
 	parse_addr(addr, &sa);
+	/*
+	 * 4096 entries, the size QEMU's documentation suggests: smaller than
+	 * what the guest dirties in a round, so that its ring fills, and
+	 * kvmig's throttle, which acts when it does, can pace it.
+	 */
 	if (mode == VMM_DIRTY_RING)
-		cfg.ring_bytes = 1 << 20;
+		cfg.ring_bytes = 4096 * sizeof(struct kvm_dirty_gfn);
 	ret = vmm_create(&vmm, &cfg);
 	if (ret) {
 		errno = -ret;
