@@ -1,34 +1,60 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Live migration through kvmig against a userspace migrator that uses only
- * the standard KVM ABI, as QEMU's pre-copy does: the same guest, the same
- * dirty rate, the same TCP link (loopback), the same wire format and the
- * same convergence rule (what is pending fits the downtime budget at the
- * last round's throughput; at most 30 rounds).
+ * the standard KVM ABI, as QEMU's pre-copy with multifd does: the same
+ * guest, the same dirty rate, the same TCP link (loopback), the same wire
+ * format and the same convergence rule (what is pending fits the downtime
+ * budget at the last round's throughput; at most 30 rounds).
  *
  *   kvmig   KVMIG_XFER_* on both ends: harvest, zero-copy splice of pinned
  *           guest pages, receive straight into the destination's pages
- *   user    the VMM reaps the dirty rings from its mmap, send()s from its
- *           mapping of guest memory, recv()s into the destination's mapping
+ *   user    the VMM reaps the dirty rings from its mmap into a bitmap; each
+ *           round splits the bitmap's words into -t stripes of about as
+ *           many pending pages, one per sender thread and TCP connection
+ *           (multifd's channels), which walks its stripe a 64-bit word at
+ *           a time and send()s runs of pages from its mapping of guest
+ *           memory (with --zerocopy, MSG_ZEROCOPY, completions reaped from
+ *           the error queue); the migration thread waits for all of them
+ *           before it decides on the next round. One receiver thread per
+ *           connection recv()s into the destination's mapping; receivers
+ *           meet at each round's boundary (as multifd's sync does), since
+ *           a page may travel on another connection in the next round.
  *
- * CPU time is that of the migration thread on each end (user + system,
- * RUSAGE_THREAD): kvmig's work runs inside its ioctls, so it is counted.
- * The guest's own vCPU thread is not counted on either side.
+ * CPU, two ways:
  *
- * With --ring-stall, the same two migrations measure instead what a vCPU
- * pays when its dirty ring fills during pre-copy: for each ring size, the
- * time from each KVM_EXIT_DIRTY_RING_FULL to the vCPU's next KVM_RUN
- * (p50, p99), with several vCPUs writing faster than the link, capped,
- * sends. kvmig's vCPU thread answers the exit with KVMIG_DIRTY_HARVEST
- * while kvmig's worker runs the round; the userspace migrator's vCPU
- * thread reaps every ring itself, as QEMU's kvm_dirty_ring_reap() does,
- * under the lock its migration thread also takes to reap them.
+ * - per thread: the migration thread on each end (user + system,
+ *   RUSAGE_THREAD), plus the user migrator's sender and receiver threads
+ *   and kvmig's per-session worker ("src s/GiB", "dst s/GiB");
+ * - system-wide, from the first line of /proc/stat around each migration:
+ *   all but idle and iowait ("system s/GiB"), the same without the time
+ *   spent in guest mode ("host s/GiB"), and softirq alone, where loopback
+ *   TCP's receive side runs. Both ends, the guest and this program all run
+ *   on this one kernel, so these count everything: the guest's vCPU thread
+ *   too (its time in guest mode, its exits, its ring reaps), and whatever
+ *   else the machine was doing.
+ *
+ * Each point runs -n times (3 by default) per path; the table gives min /
+ * median / max of the time, downtime and system CPU, medians elsewhere, and
+ * the ratios are those of medians.
+ *
+ * With --ring-stall, the same two migrations (the user migrator with one
+ * sender thread) measure instead what a vCPU pays when its dirty ring fills
+ * during pre-copy: for each ring size, the time from each
+ * KVM_EXIT_DIRTY_RING_FULL to the vCPU's next KVM_RUN (p50, p99), with
+ * several vCPUs writing faster than the link, capped, sends. kvmig's vCPU
+ * thread answers the exit with KVMIG_DIRTY_HARVEST while kvmig's worker
+ * runs the round; the userspace migrator's vCPU thread reaps every ring
+ * itself, as QEMU's kvm_dirty_ring_reap() does, under the lock its
+ * migration thread also takes to reap them.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -38,6 +64,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +103,9 @@ extern const char guest_sweep2[], guest_sweep2_end[];
 #define MAX_ROUNDS	30
 #define DOWNTIME_NS	300000000ULL
 #define STALL_CAP	(1UL << 20)	/* ring-full exits timed per run */
+#define MAX_CHANNELS	8		/* the user migrator's sender threads */
+#define MAX_RUNS	15		/* migrations per point and path */
+#define ZC_REAP		64		/* MSG_ZEROCOPY sends between reaps */
 
 static double now(void)
 {
@@ -138,6 +168,31 @@ static double worker_cpu(int dev)
 	return cpu;
 }
 
+/*
+ * System-wide CPU from /proc/stat's "cpu" line, in seconds: busy (all but
+ * idle and iowait), guest mode (counted in user too) and softirq.
+ */
+struct sys_cpu {
+	double busy, guest, softirq;
+};
+
+static void sys_cpu(struct sys_cpu *c)
+{
+	unsigned long long us, ni, sy, id, io, irq, si, st, g, gn;
+	double hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+
+	memset(c, 0, sizeof(*c));
+	if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+			&us, &ni, &sy, &id, &io, &irq, &si, &st, &g, &gn) == 10) {
+		c->busy = (us + ni + sy + irq + si + st) / hz;
+		c->guest = (g + gn) / hz;
+		c->softirq = si / hz;
+	}
+	if (f)
+		fclose(f);
+}
+
 /* One migration's setup; the rate table varies only @rate. */
 struct params {
 	unsigned long mib;	/* guest memory, one data slot */
@@ -148,12 +203,15 @@ struct params {
 	uint64_t bandwidth;	/* bytes/s cap on the sender; 0: none */
 	double precopy_s;	/* no round starts after this; 0: no limit */
 	uint64_t *stall_ns;	/* STALL_CAP entries, or NULL */
+	unsigned int threads;	/* user migrator: sender threads, connections */
+	bool zerocopy;		/* user migrator: MSG_ZEROCOPY */
 };
 
 struct result {
 	int ok, converged;
 	unsigned int rounds;
 	double total_s, downtime_ms, src_cpu, dst_cpu, guest_rate;
+	struct sys_cpu sys;	/* system-wide, during the migration */
 	uint64_t bytes;
 	unsigned long ring_full;	/* KVM_EXIT_DIRTY_RING_FULL exits */
 	double ring_wait_s;		/* the vCPUs' time in their handler */
@@ -162,23 +220,58 @@ struct result {
 	 * and where their stall times start in params.stall_ns.
 	 */
 	unsigned long precopy_exits, stall_first;
+	/* MSG_ZEROCOPY sends, and those the kernel says it copied */
+	unsigned long zc_sends, zc_copied;
+};
+
+struct side;
+
+/* One TCP connection and the thread that drives it, on either end. */
+struct chan {
+	struct side *s;
+	int sock;
+	pthread_t thread;
+	/* Sender: this round's stripe, bitmap words [w0, w1). */
+	uint64_t w0, w1, round;
+	bool zero_check;	/* round 0 sends zero pages as ZERO */
+	double t0;		/* the round's start, for the cap */
+	uint64_t b0;		/* bytes at the round's start */
+	uint64_t bytes, pages;
+	double cpu;		/* this channel's threads' */
+	int err;
+	/* MSG_ZEROCOPY sends, their completions, completions copied */
+	uint32_t zc_sent, zc_done;
+	unsigned long zc_copied;
+};
+
+/* The destination's receivers meet at each round's boundary. */
+struct sync {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned int arrived;
+	unsigned long gen;
+	bool broken;		/* a receiver failed: nobody waits any more */
 };
 
 /* One end of the link and its VM. */
 struct side {
 	struct vmm vmm;
-	int sock, dev;
+	bool has_vmm;		/* vmm_create() was called: destroy it */
+	int dev;
+	struct chan ch[MAX_CHANNELS];	/* kvmig: ch[0] only */
+	unsigned int nr_ch;
+	bool zerocopy;
+	struct sync sync;
 	/*
 	 * User migrator: pending pages of slot 0. Set by whichever thread
 	 * reaps the rings (the migration thread, or a vCPU thread whose ring
-	 * is full), cleared by the migration thread before it reads a page:
-	 * atomic bit operations, so that no mark is lost.
+	 * is full), cleared by a sender thread before it reads a page:
+	 * atomic operations, so that no mark is lost.
 	 */
 	uint64_t *bitmap;
 	uint64_t npages;
-	uint64_t bandwidth;	/* bytes/s, 0: no cap */
+	uint64_t bandwidth;	/* bytes/s, 0: no cap; all channels together */
 	double cpu;
-	uint64_t bytes;
 	int err;
 };
 
@@ -260,14 +353,138 @@ static int recv_all(int fd, void *p, size_t n)
 	return 0;
 }
 
-static int send_rec(struct side *s, uint32_t type, uint32_t slot, uint64_t gfn,
+/*
+ * Reaps MSG_ZEROCOPY completions from the error queue; with @wait, waits
+ * for at least one if any is outstanding. Each completion covers a range
+ * of sends; the kernel flags those it copied (always, on loopback).
+ */
+static int zc_reap(struct chan *c, bool wait)
+{
+	char ctl[CMSG_SPACE(sizeof(struct sock_extended_err) +
+			    sizeof(struct sockaddr_in))];
+
+	for (;;) {
+		struct msghdr msg = { .msg_control = ctl,
+				      .msg_controllen = sizeof(ctl) };
+		struct pollfd pfd = { .fd = c->sock };
+		struct sock_extended_err *ee;
+		struct cmsghdr *cm;
+		uint32_t n;
+
+		if (recvmsg(c->sock, &msg, MSG_ERRQUEUE) < 0) {
+			if (errno != EAGAIN)
+				return -errno;
+			if (!wait || c->zc_done == c->zc_sent)
+				return 0;
+			/* POLLERR: the error queue has something. */
+			poll(&pfd, 1, 1000);
+			continue;
+		}
+		for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+			if (cm->cmsg_level != SOL_IP ||
+			    cm->cmsg_type != IP_RECVERR)
+				continue;
+			ee = (struct sock_extended_err *)CMSG_DATA(cm);
+			if (ee->ee_errno || ee->ee_origin != SO_EE_ORIGIN_ZEROCOPY)
+				return -EIO;
+			n = ee->ee_data - ee->ee_info + 1;
+			c->zc_done += n;
+			if (ee->ee_code & SO_EE_CODE_ZEROCOPY_COPIED)
+				c->zc_copied += n;
+		}
+		wait = false;
+	}
+}
+
+/* All of @iov, in as few sendmsg() calls as the socket takes. */
+static int sendv_all(int fd, struct iovec *iov, int cnt)
+{
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = cnt };
+
+	while (msg.msg_iovlen) {
+		ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL);
+
+		if (r <= 0)
+			return -EIO;
+		while (msg.msg_iovlen && (size_t)r >= msg.msg_iov->iov_len) {
+			r -= msg.msg_iov->iov_len;
+			msg.msg_iov++;
+			msg.msg_iovlen--;
+		}
+		if (msg.msg_iovlen) {
+			msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + r;
+			msg.msg_iov->iov_len -= r;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A record without payload, pushed at once: a ROUND or END that waited for
+ * more (MSG_MORE) would hold up the destination's receivers.
+ */
+static int send_rec(struct chan *c, uint32_t type, uint32_t slot, uint64_t gfn,
 		    uint32_t n, uint32_t len)
 {
 	struct kvmig_wire_rec w;
 
 	kvmig_wire_encode_rec(&w, type, slot, gfn, n, len);
-	s->bytes += sizeof(w);
-	return send_all(s->sock, &w, sizeof(w), 1);
+	c->bytes += sizeof(w);
+	return send_all(c->sock, &w, sizeof(w), 0);
+}
+
+/*
+ * With MSG_ZEROCOPY, each send() holds optmem until its completion is
+ * reaped: reap now and then, and when the kernel says ENOBUFS. A page the
+ * guest writes before the kernel read it is marked dirty, so it goes
+ * again; at the switchover the guest is paused.
+ */
+static int send_zc(struct chan *c, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t r = send(c->sock, p, n, MSG_NOSIGNAL | MSG_ZEROCOPY);
+
+		if (r < 0 && errno == ENOBUFS &&
+		    c->zc_done != c->zc_sent) {
+			if (zc_reap(c, true))
+				return -EIO;
+			continue;
+		}
+		if (r <= 0)
+			return -EIO;
+		c->zc_sent++;
+		p = (const char *)p + r;
+		n -= r;
+		if (c->zc_sent - c->zc_done >= ZC_REAP && zc_reap(c, false))
+			return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * A PAGES record and its @n pages from the guest's mapping at @hva: one
+ * sendmsg() of both, as multifd sends a packet; or, with MSG_ZEROCOPY, the
+ * header copied (its buffer is reused at once) and the pages not.
+ */
+static int send_pages(struct chan *c, uint32_t slot, uint64_t gfn,
+		      uint8_t *hva, uint32_t n)
+{
+	struct kvmig_wire_rec w;
+	struct iovec iov[2] = {
+		{ .iov_base = &w, .iov_len = sizeof(w) },
+		{ .iov_base = hva, .iov_len = (size_t)n * 4096 },
+	};
+	int ret;
+
+	kvmig_wire_encode_rec(&w, KVMIG_REC_PAGES, slot, gfn, n, 0);
+	if (c->s->zerocopy)
+		ret = send_all(c->sock, &w, sizeof(w), 1) ?:
+		      send_zc(c, hva, iov[1].iov_len);
+	else
+		ret = sendv_all(c->sock, iov, 2);
+	c->bytes += sizeof(w) + iov[1].iov_len;
+	c->pages += n;
+	return ret;
 }
 
 static int is_zero(const uint8_t *p)
@@ -286,32 +503,29 @@ static void mark(void *arg, uint32_t slot, uint64_t off)
 				  __ATOMIC_RELAXED);
 }
 
-static int pending_bit(struct side *s, uint64_t p)
+static uint64_t bitmap_words(const struct side *s)
 {
-	return !!(__atomic_load_n(&s->bitmap[p / 64], __ATOMIC_RELAXED) &
-		  (1ULL << (p % 64)));
+	return (s->npages + 63) / 64;
 }
 
 static uint64_t count_pending(struct side *s)
 {
 	uint64_t n = 0, i;
 
-	for (i = 0; i < (s->npages + 63) / 64; i++)
+	for (i = 0; i < bitmap_words(s); i++)
 		n += __builtin_popcountll(__atomic_load_n(&s->bitmap[i],
 							  __ATOMIC_RELAXED));
 	return n;
 }
 
-/* Pages [@p, @q) are no longer pending; at most two words. */
-static void clear_run(struct side *s, uint64_t p, uint64_t q)
+static uint64_t side_bytes(const struct side *s)
 {
-	while (p < q) {
-		uint64_t w = p / 64, n = q - p < 64 - p % 64 ? q - p : 64 - p % 64;
-		uint64_t m = n == 64 ? ~0ULL : ((1ULL << n) - 1) << (p % 64);
+	uint64_t n = 0;
+	unsigned int i;
 
-		__atomic_fetch_and(&s->bitmap[w], ~m, __ATOMIC_SEQ_CST);
-		p += n;
-	}
+	for (i = 0; i < s->nr_ch; i++)
+		n += s->ch[i].bytes;
+	return n;
 }
 
 /*
@@ -330,66 +544,210 @@ static long user_harvest(struct side *s)
 }
 
 /* Under the cap: sleep until the round's average fits, as kvmig does. */
-static void throttle(struct side *s, double t0, uint64_t bytes)
+static void throttle(struct chan *c)
 {
+	struct side *s = c->s;
 	double d;
 
 	if (!s->bandwidth)
 		return;
-	d = t0 + (double)bytes / s->bandwidth - now();
+	d = c->t0 + (double)(c->bytes - c->b0) * s->nr_ch / s->bandwidth -
+	    now();
 	if (d > 0)
 		usleep(d * 1e6);
 }
 
-/* Send pending pages of slot 0, in runs of at most 64; zero check in round 0. */
-static int user_send_pending(struct side *s, int round0, uint64_t *pages)
+/* Pages [@p, @q) of slot 0, no longer pending: PAGES, or ZERO in round 0. */
+static int send_run(struct chan *c, uint64_t p, uint64_t q)
 {
-	struct vmm_slot *sl = &s->vmm.slots[0];
-	uint64_t p = 0, base = sl->gpa / 4096, b0 = s->bytes;
-	double t0 = now();
-	int ret;
+	struct vmm_slot *sl = &c->s->vmm.slots[0];
+	uint64_t base = sl->gpa / 4096, r;
+	int zero, ret;
 
-	while (p < s->npages) {
-		uint64_t q;
-		int zero;
-
-		if (!pending_bit(s, p)) {
-			p++;
-			continue;
-		}
-		zero = round0 && is_zero(sl->hva + p * 4096);
-		for (q = p + 1; q < s->npages && q - p < 64 &&
-		     pending_bit(s, q) &&
-		     (round0 && is_zero(sl->hva + q * 4096)) == zero; q++)
-			;
-		/*
-		 * Not pending before it is read: a page a reaper marks from
-		 * now on goes again, even if this copy already has it.
-		 */
-		clear_run(s, p, q);
-		ret = send_rec(s, zero ? KVMIG_REC_ZERO : KVMIG_REC_PAGES,
-			       sl->id, base + p, q - p, 0);
-		if (!ret && !zero) {
-			ret = send_all(s->sock, sl->hva + p * 4096,
-				       (q - p) * 4096, 1);
-			s->bytes += (q - p) * 4096;
-			*pages += q - p;
-		}
+	while (p < q) {
+		zero = c->zero_check && is_zero(sl->hva + p * 4096);
+		for (r = p + 1; r < q; r++)
+			if ((c->zero_check && is_zero(sl->hva + r * 4096)) != zero)
+				break;
+		if (zero)
+			ret = send_rec(c, KVMIG_REC_ZERO, sl->id, base + p,
+				       r - p, 0);
+		else
+			ret = send_pages(c, sl->id, base + p,
+					 sl->hva + p * 4096, r - p);
 		if (ret)
 			return ret;
-		throttle(s, t0, s->bytes - b0);
-		p = q;
+		throttle(c);
+		p = r;
 	}
 	return 0;
 }
 
-static void *user_dest(void *arg)
+/*
+ * A round's boundary, then the pending pages of the stripe, a word of the
+ * bitmap at a time: zero words are skipped, and a word's pending bits are
+ * taken (cleared) at once before any of its pages is read, so a page a
+ * reaper marks from then on goes again, even if this copy already has it.
+ * Runs of set bits become records of at most 64 pages.
+ */
+static int send_stripe(struct chan *c)
 {
-	struct side *s = arg;
-	struct vmm_slot *sl = &s->vmm.slots[0];
-	uint64_t base = sl->gpa / 4096, pages = 0;
+	uint64_t *bitmap = c->s->bitmap, w, bits, rest;
+	unsigned int b, e;
+	int ret;
+
+	c->t0 = now();
+	c->b0 = c->bytes;
+	ret = send_rec(c, KVMIG_REC_ROUND, 0, c->round, 0, 0);
+	for (w = c->w0; !ret && w < c->w1; w++) {
+		if (!__atomic_load_n(&bitmap[w], __ATOMIC_RELAXED))
+			continue;
+		bits = __atomic_exchange_n(&bitmap[w], 0, __ATOMIC_SEQ_CST);
+		while (!ret && bits) {
+			b = __builtin_ctzll(bits);
+			rest = ~(bits >> b);
+			e = rest ? b + __builtin_ctzll(rest) : 64;
+			bits &= e == 64 ? 0 : ~0ULL << e;
+			ret = send_run(c, w * 64 + b, w * 64 + e);
+		}
+	}
+	return ret;
+}
+
+static void *stripe_thread(void *arg)
+{
+	struct chan *c = arg;
+	double c0 = thread_cpu();
+
+	c->err = send_stripe(c);
+	c->cpu += thread_cpu() - c0;
+	return NULL;
+}
+
+/*
+ * The bitmap's words in one stripe per channel, each with about as many
+ * pending pages: the guest sweeps its memory, so the dirty set is one
+ * block and equal numbers of words would leave channels idle.
+ */
+static void split_stripes(struct side *s)
+{
+	uint64_t nw = bitmap_words(s), total = count_pending(s), acc = 0;
+	uint64_t w = 0, goal;
+	unsigned int i;
+
+	for (i = 0; i < s->nr_ch; i++) {
+		goal = i + 1 == s->nr_ch ? total + 1 : total * (i + 1) / s->nr_ch;
+		s->ch[i].w0 = w;
+		while (w < nw && acc < goal)
+			acc += __builtin_popcountll(__atomic_load_n(&s->bitmap[w++],
+								    __ATOMIC_RELAXED));
+		s->ch[i].w1 = i + 1 == s->nr_ch ? nw : w;
+	}
+}
+
+/*
+ * Round @round (the switchover's rest is one more) on every channel, each
+ * by its own sender thread; returns once all have sent.
+ */
+static int user_round(struct side *s, uint64_t round)
+{
+	unsigned int i, started;
+	int ret = 0;
+
+	split_stripes(s);
+	for (started = 0; started < s->nr_ch; started++) {
+		s->ch[started].round = round;
+		s->ch[started].zero_check = !round;
+		if (pthread_create(&s->ch[started].thread, NULL, stripe_thread,
+				   &s->ch[started])) {
+			ret = -EAGAIN;
+			break;
+		}
+	}
+	for (i = 0; i < started; i++) {
+		pthread_join(s->ch[i].thread, NULL);
+		if (!ret)
+			ret = s->ch[i].err;
+	}
+	return ret;
+}
+
+/*
+ * The switchover's end: STATE on channel 0, END on every channel, every
+ * MSG_ZEROCOPY send completed, then the destination's reply on channel 0.
+ */
+static int user_finish(struct side *s, const void *state, uint32_t len,
+		       struct result *res)
+{
 	struct kvmig_wire_rec w;
-	uint32_t reply[4] = { KVMIG_WIRE_MAGIC, 0 };
+	struct iovec iov[2] = {
+		{ .iov_base = &w, .iov_len = sizeof(w) },
+		{ .iov_base = (void *)state, .iov_len = len },
+	};
+	uint32_t reply[4];
+	unsigned int i;
+
+	kvmig_wire_encode_rec(&w, KVMIG_REC_STATE, 0, 0, 0, len);
+	if (sendv_all(s->ch[0].sock, iov, 2))
+		return -EIO;
+	s->ch[0].bytes += sizeof(w) + len;
+	for (i = 0; i < s->nr_ch; i++)
+		if (send_rec(&s->ch[i], KVMIG_REC_END, 0, 0, 0, 0))
+			return -EIO;
+	for (i = 0; i < s->nr_ch; i++) {
+		while (s->ch[i].zc_done != s->ch[i].zc_sent)
+			if (zc_reap(&s->ch[i], true))
+				return -EIO;
+		res->zc_sends += s->ch[i].zc_sent;
+		res->zc_copied += s->ch[i].zc_copied;
+	}
+	return recv_all(s->ch[0].sock, reply, 16);
+}
+
+static void shutdown_all(struct side *s)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->nr_ch; i++)
+		shutdown(s->ch[i].sock, SHUT_RDWR);
+}
+
+static int sync_wait(struct sync *y, unsigned int n)
+{
+	unsigned long gen;
+	int ret;
+
+	pthread_mutex_lock(&y->lock);
+	if (++y->arrived == n) {
+		y->arrived = 0;
+		y->gen++;
+		pthread_cond_broadcast(&y->cond);
+	} else {
+		gen = y->gen;
+		while (gen == y->gen && !y->broken)
+			pthread_cond_wait(&y->cond, &y->lock);
+	}
+	ret = y->broken ? -EIO : 0;
+	pthread_mutex_unlock(&y->lock);
+	return ret;
+}
+
+static void sync_break(struct sync *y)
+{
+	pthread_mutex_lock(&y->lock);
+	y->broken = true;
+	pthread_cond_broadcast(&y->cond);
+	pthread_mutex_unlock(&y->lock);
+}
+
+/* One channel's receiver, writing straight into the destination's mapping. */
+static void *user_recv(void *arg)
+{
+	struct chan *c = arg;
+	struct side *s = c->s;
+	struct vmm_slot *sl = &s->vmm.slots[0];
+	uint64_t base = sl->gpa / 4096;
+	struct kvmig_wire_rec w;
 	char state[4096];
 	double c0 = thread_cpu();
 
@@ -397,7 +755,7 @@ static void *user_dest(void *arg)
 		uint32_t type, n;
 		uint64_t gfn;
 
-		if (recv_all(s->sock, &w, sizeof(w)))
+		if (recv_all(c->sock, &w, sizeof(w)))
 			goto fail;
 		type = le16_to_cpu(w.type);
 		gfn = le64_to_cpu(w.gfn);
@@ -406,10 +764,10 @@ static void *user_dest(void *arg)
 		    (gfn < base || gfn - base + n > s->npages))
 			goto fail;
 		if (type == KVMIG_REC_PAGES) {
-			if (recv_all(s->sock, sl->hva + (gfn - base) * 4096,
+			if (recv_all(c->sock, sl->hva + (gfn - base) * 4096,
 				     (size_t)n * 4096))
 				goto fail;
-			pages += n;
+			c->pages += n;
 		} else if (type == KVMIG_REC_ZERO) {
 			for (uint32_t i = 0; i < n; i++) {
 				uint8_t *p = sl->hva + (gfn - base + i) * 4096;
@@ -417,21 +775,59 @@ static void *user_dest(void *arg)
 				if (!is_zero(p))
 					memset(p, 0, 4096);
 			}
+		} else if (type == KVMIG_REC_ROUND) {
+			/*
+			 * A page may come on another channel next round: all
+			 * of this round is written before any of the next.
+			 */
+			if (sync_wait(&s->sync, s->nr_ch))
+				goto fail;
 		} else if (type == KVMIG_REC_STATE) {
 			if (le32_to_cpu(w.len) > sizeof(state) ||
-			    recv_all(s->sock, state, le32_to_cpu(w.len)))
+			    recv_all(c->sock, state, le32_to_cpu(w.len)))
 				goto fail;
 		} else if (type == KVMIG_REC_END) {
 			break;
 		}
 	}
-	memcpy(&reply[2], &pages, 8);
-	send_all(s->sock, reply, 16, 0);
-	s->cpu = thread_cpu() - c0;
+	c->cpu = thread_cpu() - c0;
 	return NULL;
 fail:
-	s->err = -EIO;
-	s->cpu = thread_cpu() - c0;
+	c->err = -EIO;
+	c->cpu = thread_cpu() - c0;
+	sync_break(&s->sync);
+	shutdown_all(s);
+	return NULL;
+}
+
+/* The receivers; the reply, on channel 0, once every channel had its END. */
+static void *user_dest(void *arg)
+{
+	struct side *s = arg;
+	uint32_t reply[4] = { KVMIG_WIRE_MAGIC, 0 };
+	uint64_t pages = 0;
+	unsigned int i, started;
+
+	for (started = 0; started < s->nr_ch; started++)
+		if (pthread_create(&s->ch[started].thread, NULL, user_recv,
+				   &s->ch[started]))
+			break;
+	if (started < s->nr_ch) {
+		s->err = -EAGAIN;
+		sync_break(&s->sync);
+		shutdown_all(s);
+	}
+	for (i = 0; i < started; i++) {
+		pthread_join(s->ch[i].thread, NULL);
+		s->cpu += s->ch[i].cpu;
+		pages += s->ch[i].pages;
+		if (s->ch[i].err)
+			s->err = s->ch[i].err;
+	}
+	if (!s->err) {
+		memcpy(&reply[2], &pages, 8);
+		send_all(s->ch[0].sock, reply, 16, 0);
+	}
 	return NULL;
 }
 
@@ -440,7 +836,7 @@ fail:
 static void *kvmig_dest(void *arg)
 {
 	struct side *s = arg;
-	struct kvmig_xfer_setup su = { .sock_fd = s->sock };
+	struct kvmig_xfer_setup su = { .sock_fd = s->ch[0].sock };
 	char state[4096];
 	struct kvmig_recv rv = { .state_ptr = (uintptr_t)state,
 				 .state_cap = sizeof(state) };
@@ -504,6 +900,58 @@ static int precopy_over(const struct params *pm, double t0)
 	return pm->precopy_s > 0 && now() - t0 >= pm->precopy_s;
 }
 
+/* An end with @nr channels, not connected yet. */
+static void side_init(struct side *s, unsigned int nr, bool zerocopy)
+{
+	unsigned int i;
+
+	memset(s, 0, sizeof(*s));
+	s->dev = -1;
+	s->nr_ch = nr;
+	s->zerocopy = zerocopy;
+	pthread_mutex_init(&s->sync.lock, NULL);
+	pthread_cond_init(&s->sync.cond, NULL);
+	for (i = 0; i < MAX_CHANNELS; i++) {
+		s->ch[i].s = s;
+		s->ch[i].sock = -1;
+	}
+}
+
+static void side_exit(struct side *s)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->nr_ch; i++)
+		if (s->ch[i].sock >= 0)
+			close(s->ch[i].sock);
+	if (s->dev >= 0)
+		close(s->dev);
+	if (s->has_vmm)
+		vmm_destroy(&s->vmm);
+	free(s->bitmap);
+	pthread_cond_destroy(&s->sync.cond);
+	pthread_mutex_destroy(&s->sync.lock);
+}
+
+/* One TCP connection per channel; SO_ZEROCOPY on the sender's if asked. */
+static int connect_sides(struct side *src, struct side *dst)
+{
+	unsigned int i;
+	int one = 1;
+
+	for (i = 0; i < src->nr_ch; i++) {
+		if (tcp_pair(&src->ch[i].sock, &dst->ch[i].sock))
+			return -EIO;
+		if (src->zerocopy &&
+		    setsockopt(src->ch[i].sock, SOL_SOCKET, SO_ZEROCOPY, &one,
+			       sizeof(one))) {
+			perror("SO_ZEROCOPY");
+			return -errno;
+		}
+	}
+	return 0;
+}
+
 /*
  * One live migration of a fresh guest. Returns 0 with @res filled in, or
  * -errno; -EINVAL from vmm_create() means KVM refused the configuration.
@@ -514,12 +962,13 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 		.dirty = VMM_DIRTY_RING, .nr_vcpus = pm->vcpus, .nr_slots = 1,
 		.slot_size = pm->mib << 20, .ring_bytes = pm->ring_bytes,
 	};
-	struct side src = { .dev = -1, .sock = -1 };
-	struct side dst = { .dev = -1, .sock = -1 };
+	unsigned int nr = use_kvmig ? 1 : pm->threads;
+	struct side src, dst;
 	struct runner run = { .rate = pm->rate,
 			      .step = (unsigned long)pm->batch * pm->vcpus };
 	struct kvmig_dirty_start ds = {};
 	struct kvmig_stats st;
+	struct sys_cpu y0, y1;
 	pthread_t gt, dt;
 	uint64_t part;
 	unsigned long e0 = 0, e1 = 0;
@@ -530,17 +979,17 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 
 	atomic_store(&ring_wait_ns, 0);
 	memset(res, 0, sizeof(*res));
+	side_init(&src, nr, !use_kvmig && pm->zerocopy);
+	side_init(&dst, nr, false);
+	/* A VM that vmm_create() failed to make is still destroyed. */
+	src.has_vmm = true;
 	ret = vmm_create(&src.vmm, &cfg);
-	if (ret) {
-		vmm_destroy(&src.vmm);
-		return ret;
-	}
+	if (ret)
+		goto out;
+	dst.has_vmm = true;
 	ret = vmm_create(&dst.vmm, &cfg);
-	if (ret) {
-		vmm_destroy(&dst.vmm);
-		vmm_destroy(&src.vmm);
-		return ret;
-	}
+	if (ret)
+		goto out;
 	ret = -EIO;
 	src.npages = dst.npages = cfg.slot_size / 4096;
 	src.bandwidth = pm->bandwidth;
@@ -559,7 +1008,7 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 		mbox[1] = part;
 		mbox[2] = pm->batch;
 	}
-	if (tcp_pair(&src.sock, &dst.sock))
+	if (connect_sides(&src, &dst))
 		goto out;
 
 	if (use_kvmig) {
@@ -582,6 +1031,7 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 	pthread_create(&gt, NULL, run_guest, &run);
 	while (atomic_load(&run.pages) < src.npages && !run.err)
 		usleep(10000);
+	sys_cpu(&y0);
 	pthread_create(&dt, NULL, use_kvmig ? kvmig_dest : user_dest, &dst);
 
 	t0 = now();
@@ -589,7 +1039,7 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 	e0 = __atomic_load_n(&src.vmm.ring_full_exits, __ATOMIC_RELAXED);
 	if (use_kvmig) {
 		struct kvmig_xfer_setup su = {
-			.sock_fd = src.sock, .downtime_ns = DOWNTIME_NS,
+			.sock_fd = src.ch[0].sock, .downtime_ns = DOWNTIME_NS,
 			.max_rounds = MAX_ROUNDS, .bandwidth = pm->bandwidth,
 		};
 		struct kvmig_round r = { .status = KVMIG_ROUND_SENT };
@@ -621,9 +1071,8 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 		/* The worker's share, counted below with this thread's. */
 		c0 -= worker_cpu(src.dev);
 	} else {
-		uint64_t pages = 0, b0, pending, round;
+		uint64_t b0, pending, round;
 		double rt;
-		uint32_t reply[4];
 
 		/* Round 0: everything; the log so far is moot. */
 		user_harvest(&src);
@@ -641,11 +1090,10 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 					break;
 			}
 			rt = now();
-			b0 = src.bytes;
-			if (send_rec(&src, KVMIG_REC_ROUND, 0, round, 0, 0) ||
-			    user_send_pending(&src, !round, &pages))
+			b0 = side_bytes(&src);
+			if (user_round(&src, round))
 				goto stop;
-			thr = (src.bytes - b0) / (now() - rt);
+			thr = (side_bytes(&src) - b0) / (now() - rt);
 		}
 		res->rounds = round;
 		tp = now();
@@ -653,14 +1101,14 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 		atomic_store(&run.stop, true);
 		pthread_join(gt, NULL);
 		if (run.err || user_harvest(&src) < 0 ||
-		    user_send_pending(&src, 0, &pages) ||
-		    send_rec(&src, KVMIG_REC_STATE, 0, 0, 0, sizeof(state)) ||
-		    send_all(src.sock, state, sizeof(state), 1) ||
-		    send_rec(&src, KVMIG_REC_END, 0, 0, 0, 0) ||
-		    recv_all(src.sock, reply, 16))
+		    user_round(&src, round) ||
+		    user_finish(&src, state, sizeof(state), res))
 			goto stopped;
 		res->downtime_ms = (now() - tp) * 1e3;
-		res->bytes = src.bytes + sizeof(state);
+		res->bytes = side_bytes(&src);
+		/* The sender threads', counted below with this thread's. */
+		for (i = 0; i < src.nr_ch; i++)
+			c0 -= src.ch[i].cpu;
 	}
 	res->total_s = now() - t0;
 	res->src_cpu = thread_cpu() - c0;
@@ -670,6 +1118,10 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 	res->stall_first = e0;
 	res->precopy_exits = e1 - e0;
 	pthread_join(dt, NULL);
+	sys_cpu(&y1);
+	res->sys.busy = y1.busy - y0.busy;
+	res->sys.guest = y1.guest - y0.guest;
+	res->sys.softirq = y1.softirq - y0.softirq;
 	res->dst_cpu = dst.cpu;
 	res->ok = !run.err && !dst.err &&
 		  !memcmp(src.vmm.slots[0].hva, dst.vmm.slots[0].hva,
@@ -684,63 +1136,157 @@ stop:
 	pthread_join(gt, NULL);
 stopped:
 	perror(use_kvmig ? "kvmig migration" : "user migration");
-	shutdown(src.sock, SHUT_RDWR);
+	shutdown_all(&src);
 	pthread_join(dt, NULL);
 out:
-	if (src.dev >= 0)
-		close(src.dev);
-	if (dst.dev >= 0)
-		close(dst.dev);
-	if (src.sock >= 0)
-		close(src.sock);
-	if (dst.sock >= 0)
-		close(dst.sock);
-	vmm_destroy(&src.vmm);
-	vmm_destroy(&dst.vmm);
-	free(src.bitmap);
+	side_exit(&src);
+	side_exit(&dst);
 	return ret;
 }
 
-/* Live migration at several dirty rates: the table make bench started with. */
-static int rate_table(unsigned long mib)
+/* What the rate table gives of a run, per GiB where it says s/GiB. */
+enum {
+	M_RATE, M_ROUNDS, M_TOTAL, M_DOWN, M_MIB, M_SRC, M_DST, M_SYS,
+	M_HOST, M_SOFTIRQ, M_RING, M_WAIT, NR_METRICS
+};
+
+static void metrics(const struct result *r, double *m)
+{
+	double gib = r->bytes / 1073741824.0;
+
+	m[M_RATE] = r->guest_rate;
+	m[M_ROUNDS] = r->rounds;
+	m[M_TOTAL] = r->total_s;
+	m[M_DOWN] = r->downtime_ms;
+	m[M_MIB] = r->bytes / 1048576.0;
+	m[M_SRC] = r->src_cpu / gib;
+	m[M_DST] = r->dst_cpu / gib;
+	m[M_SYS] = r->sys.busy / gib;
+	m[M_HOST] = (r->sys.busy - r->sys.guest) / gib;
+	m[M_SOFTIRQ] = r->sys.softirq / gib;
+	m[M_RING] = r->ring_full;
+	m[M_WAIT] = r->ring_wait_s;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One point's runs of one path: min, median and max of each metric. */
+struct spread {
+	double min[NR_METRICS], med[NR_METRICS], max[NR_METRICS];
+	unsigned int converged;
+	unsigned long zc_sends, zc_copied;
+};
+
+static void spread(const struct result *r, unsigned int n, struct spread *s)
+{
+	double v[NR_METRICS][MAX_RUNS], m[NR_METRICS];
+	unsigned int i, k;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < n; i++) {
+		metrics(&r[i], m);
+		for (k = 0; k < NR_METRICS; k++)
+			v[k][i] = m[k];
+		s->converged += r[i].converged;
+		s->zc_sends += r[i].zc_sends;
+		s->zc_copied += r[i].zc_copied;
+	}
+	for (k = 0; k < NR_METRICS; k++) {
+		qsort(v[k], n, sizeof(double), cmp_double);
+		s->min[k] = v[k][0];
+		s->max[k] = v[k][n - 1];
+		s->med[k] = n % 2 ? v[k][n / 2] :
+				    (v[k][n / 2 - 1] + v[k][n / 2]) / 2;
+	}
+}
+
+/* "min/median/max" of a metric, in a buffer of the caller's. */
+static const char *mmm(char *buf, size_t len, const struct spread *s, int k,
+		       const char *fmt)
+{
+	char a[16], b[16], c[16];
+
+	snprintf(a, sizeof(a), fmt, s->min[k]);
+	snprintf(b, sizeof(b), fmt, s->med[k]);
+	snprintf(c, sizeof(c), fmt, s->max[k]);
+	snprintf(buf, len, "%s/%s/%s", a, b, c);
+	return buf;
+}
+
+static void print_spread(double rate, const char *path, const struct spread *s,
+			 unsigned int runs)
+{
+	char t[64], d[64], y[64];
+
+	printf("%-8.0f %-6s %9.0f %3u/%-2u %6.0f %-17s %-17s %8.1f %8.2f %8.2f %-17s %8.2f %8.2f %8.0f %7.2f\n",
+	       rate, path, s->med[M_RATE], s->converged, runs,
+	       s->med[M_ROUNDS], mmm(t, sizeof(t), s, M_TOTAL, "%.2f"),
+	       mmm(d, sizeof(d), s, M_DOWN, "%.0f"), s->med[M_MIB],
+	       s->med[M_SRC], s->med[M_DST],
+	       mmm(y, sizeof(y), s, M_SYS, "%.1f"), s->med[M_HOST],
+	       s->med[M_SOFTIRQ], s->med[M_RING], s->med[M_WAIT]);
+}
+
+/*
+ * Live migration at several dirty rates, the table make bench started
+ * with: @runs migrations per path at each rate, kvmig's and the user
+ * migrator's in turn.
+ */
+static int rate_table(unsigned long mib, unsigned int runs,
+		      unsigned int threads, bool zerocopy)
 {
 	static const double rates[] = { 5000, 20000, 50000, 100000, 0 };
 	struct params pm = {
 		.mib = mib, .vcpus = 1, .batch = BATCH, .ring_bytes = 1 << 20,
+		.threads = threads, .zerocopy = zerocopy,
 	};
-	struct result r[2];
-	double gib;
-	unsigned int i;
+	struct result r[2][MAX_RUNS];
+	struct spread s[2];
+	unsigned int i, n;
 	int m;
 
-	printf("live migration, %lu MiB guest, 1 vCPU, loopback TCP, downtime budget 300 ms, max %d rounds\n",
-	       mib, MAX_ROUNDS);
-	printf("%-10s %-6s %9s %6s %6s %8s %9s %9s %8s %8s %9s %8s\n",
-	       "rate cap", "path", "guest pg/s", "conv", "rounds", "total s",
-	       "downtime", "MiB sent", "src s/GiB", "dst s/GiB", "ring full",
-	       "wait s");
+	printf("live migration, %lu MiB guest, 1 vCPU, loopback TCP, downtime budget 300 ms, max %d rounds, %u runs per path\n",
+	       mib, MAX_ROUNDS, runs);
+	printf("user: %u sender thread%s and TCP connection%s, %s\n", threads,
+	       threads == 1 ? "" : "s", threads == 1 ? "" : "s",
+	       zerocopy ? "MSG_ZEROCOPY" : "send() copies");
+	printf("%-8s %-6s %9s %6s %6s %-17s %-17s %8s %8s %8s %-17s %8s %8s %8s %7s\n",
+	       "rate cap", "path", "guest pg/s", "conv", "rounds",
+	       "total s", "downtime ms", "MiB sent", "src s/GiB",
+	       "dst s/GiB", "system s/GiB", "host/GiB", "sirq/GiB",
+	       "ring full", "wait s");
 	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
 		pm.rate = rates[i];
-		for (m = 1; m >= 0; m--) {
-			if (migrate(m, &pm, &r[m]) || !r[m].ok)
-				return 1;
-			gib = r[m].bytes / 1073741824.0;
-			printf("%-10.0f %-6s %9.0f %6s %6u %8.2f %7.1fms %9.1f %8.2f %8.2f %9lu %8.2f\n",
-			       rates[i], m ? "kvmig" : "user", r[m].guest_rate,
-			       r[m].converged ? "yes" : "no", r[m].rounds,
-			       r[m].total_s, r[m].downtime_ms,
-			       r[m].bytes / 1048576.0, r[m].src_cpu / gib,
-			       r[m].dst_cpu / gib, r[m].ring_full,
-			       r[m].ring_wait_s);
-			fflush(stdout);
+		/* Alternate the paths, so that drift hits both alike. */
+		for (n = 0; n < runs; n++) {
+			for (m = 1; m >= 0; m--) {
+				if (migrate(m, &pm, &r[m][n]) || !r[m][n].ok)
+					return 1;
+			}
 		}
-		printf("%-10s ratios user/kvmig: total time %.2fx, downtime %.2fx, source CPU/GiB %.2fx, destination CPU/GiB %.2fx\n",
-		       "", r[0].total_s / r[1].total_s,
-		       r[0].downtime_ms / r[1].downtime_ms,
-		       (r[0].src_cpu / r[0].bytes) / (r[1].src_cpu / r[1].bytes),
-		       (r[0].dst_cpu / r[0].bytes) / (r[1].dst_cpu / r[1].bytes));
+		for (m = 1; m >= 0; m--) {
+			spread(r[m], runs, &s[m]);
+			print_spread(rates[i], m ? "kvmig" : "user", &s[m], runs);
+		}
+		if (zerocopy)
+			printf("%-8s user MSG_ZEROCOPY: %lu sends completed, %lu of them copied by the kernel (SO_EE_CODE_ZEROCOPY_COPIED)\n",
+			       "", s[0].zc_sends, s[0].zc_copied);
+		printf("%-8s ratios user/kvmig (medians): total time %.2fx, downtime %.2fx, source CPU/GiB %.2fx, destination CPU/GiB %.2fx, system CPU/GiB %.2fx, host CPU/GiB %.2fx\n",
+		       "", s[0].med[M_TOTAL] / s[1].med[M_TOTAL],
+		       s[0].med[M_DOWN] / s[1].med[M_DOWN],
+		       s[0].med[M_SRC] / s[1].med[M_SRC],
+		       s[0].med[M_DST] / s[1].med[M_DST],
+		       s[0].med[M_SYS] / s[1].med[M_SYS],
+		       s[0].med[M_HOST] / s[1].med[M_HOST]);
+		fflush(stdout);
 	}
-	printf("rate cap 0 = the guest writes as fast as it can\n");
+	printf("rate cap 0 = the guest writes as fast as it can; conv: runs that converged; min/median/max where three, medians elsewhere;\n"
+	       "system: /proc/stat busy (both ends, the guest, everything), host: the same without guest mode, sirq: softirq\n");
 	return 0;
 }
 
@@ -806,7 +1352,7 @@ static int stall_table(unsigned long mib, unsigned int vcpus, double secs,
 {
 	struct params pm = {
 		.mib = mib, .vcpus = vcpus, .batch = 1024,
-		.bandwidth = bw_mib << 20, .precopy_s = secs,
+		.bandwidth = bw_mib << 20, .precopy_s = secs, .threads = 1,
 	};
 	struct result r[2];
 	struct stall s[2];
@@ -863,9 +1409,52 @@ static int stall_table(unsigned long mib, unsigned int vcpus, double secs,
 static void usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s [guest MiB <= 512]\n"
-		"       %s --ring-stall [-m MiB] [-v vCPUs] [-s seconds] [-b MiB/s] [ring entries...]\n",
-		argv0, argv0);
+		"usage: %s [-n runs] [-t threads] [--zerocopy] [guest MiB <= 512]\n"
+		"       %s --ring-stall [-m MiB] [-v vCPUs] [-s seconds] [-b MiB/s] [ring entries...]\n"
+		"  -n, --runs N     migrations per point and path (1..%d, default 3)\n"
+		"  -t, --threads N  user migrator's sender threads and TCP connections\n"
+		"                   (1..%d, default 2, as QEMU's multifd-channels)\n"
+		"  --zerocopy       user migrator sends pages with MSG_ZEROCOPY\n",
+		argv0, argv0, MAX_RUNS, MAX_CHANNELS);
+}
+
+static int rate_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "runs", required_argument, NULL, 'n' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "zerocopy", no_argument, NULL, 'z' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	unsigned long mib = 128, runs = 3, threads = 2;
+	bool zerocopy = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "n:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			runs = strtoul(optarg, NULL, 0);
+			break;
+		case 't':
+			threads = strtoul(optarg, NULL, 0);
+			break;
+		case 'z':
+			zerocopy = true;
+			break;
+		default:
+			usage(argv[0]);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		mib = strtoul(argv[optind++], NULL, 0);
+	if (optind < argc || !mib || mib > 512 || !runs || runs > MAX_RUNS ||
+	    !threads || threads > MAX_CHANNELS) {
+		usage(argv[0]);
+		return 2;
+	}
+	return rate_table(mib, runs, threads, zerocopy);
 }
 
 int main(int argc, char **argv)
@@ -876,14 +1465,8 @@ int main(int argc, char **argv)
 	double secs = 20;
 	int i;
 
-	if (argc < 2 || strcmp(argv[1], "--ring-stall")) {
-		mib = argc > 1 ? strtoul(argv[1], NULL, 0) : 128;
-		if (argc > 2 || !mib || mib > 512) {
-			usage(argv[0]);
-			return 2;
-		}
-		return rate_table(mib);
-	}
+	if (argc < 2 || strcmp(argv[1], "--ring-stall"))
+		return rate_main(argc, argv);
 	for (i = 2; i < argc; i++) {
 		if (i + 1 < argc && !strcmp(argv[i], "-m")) {
 			mib = strtoul(argv[++i], NULL, 0);
