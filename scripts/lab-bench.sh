@@ -31,6 +31,10 @@ rmmod kvmig
 for rate in ${KVMIG_BENCH_RATES:-${KVMIG_BENCH_RATE:-8 16 32}}; do
 	KVMIG_BENCH_RATE=$rate scripts/lab-bench-qemu.sh "$mod" "$out/qemu-r$rate"
 done
+# The throttle on a guest faster than the link: the demo VMM, each policy.
+insmod "$mod/kvmig.ko"
+scripts/lab-bench-throttle.sh "$out" | tee "$out/bench-throttle.txt"
+rmmod kvmig
 # The PNGs: harvest cost, kvmig's per-round timeline, time and downtime
 # against the dirty rate per path.
 scripts/bench-plots.py "$out"
