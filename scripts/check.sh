@@ -80,6 +80,6 @@ lab() { # lab NAME LIMIT: boot that kernel, run lab-tests.sh, check the console
 # Limits for a hung guest, not for speed: each selftest program has its own
 # (selftests/settings), and under TCG the KASAN+lockdep kernel runs the same
 # tests about twice as slowly as the stock one.
-lab debug 2100
-lab stock 1200
+lab debug 2700
+lab stock 1800
 finish

@@ -2343,7 +2343,7 @@ TEST_F_TIMEOUT(rings, harvest_while_round_runs, 600)
  * Either way the switchover then moves every page.
  */
 #define THR_SLOT_SIZE	(4UL << 20)
-#define THR_ROUNDS	10
+#define THR_ROUNDS	8
 #define THR_SLOWER	15	/* link = the guest's rate / THR_SLOWER */
 
 FIXTURE(thr) {
@@ -2358,8 +2358,8 @@ FIXTURE_VARIANT(thr) {
 
 /* The same three settings in either mode */
 #define THR_OFF		{ .policy = KVMIG_THROTTLE_OFF }
-#define THR_AUTO	{ .policy = KVMIG_THROTTLE_AUTO, .initial_pct = 60, \
-			  .step_pct = 20, .max_pct = 99 }
+#define THR_AUTO	{ .policy = KVMIG_THROTTLE_AUTO, .initial_pct = 80, \
+			  .step_pct = 19, .max_pct = 99 }
 #define THR_RATE	{ .policy = KVMIG_THROTTLE_RATE, .dirty_rate = 10, \
 			  .max_pct = 99 }
 
