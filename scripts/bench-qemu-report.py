@@ -211,7 +211,7 @@ def main(raw, out):
         lo, hi = min(rates.values()), max(rates.values())
         lines.append("guest write rate during pre-copy (median MiB/s): %s; "
                      "%s" % (", ".join("%s %.1f" % kv for kv in rates.items()),
-                             "within 10%% of each other" if hi <= lo * 1.1
+                             "within 10% of each other" if hi <= lo * 1.1
                              else "NOT comparable at one dirty rate "
                              "(%.2fx apart)" % (hi / lo)))
     kv = [x for x in res if x["path"] == "kvmig"]
