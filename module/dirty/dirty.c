@@ -455,7 +455,7 @@ int kvmig_dirty_mark(struct kvmig_dirty *d, const struct kvmig_dirty_run *runs,
 {
 	struct kvmig_slot *ks;
 	unsigned long off;
-	u32 i, n, left;
+	u32 i, n, left, added;
 
 	/* The layout never changes after creation: no lock needed here. */
 	for (i = 0; i < nr; i++) {
@@ -471,8 +471,15 @@ int kvmig_dirty_mark(struct kvmig_dirty *d, const struct kvmig_dirty_run *runs,
 		for (left = runs[i].npages; left; left -= n, off += n) {
 			n = min_t(u32, left, KVMIG_MARK_CHUNK);
 			mutex_lock(&d->lock);
-			/* Only pages not pending yet are new. */
-			d->pages_pending += n - weight_range(ks->pending, off, n);
+			/*
+			 * Only pages not pending yet are new: they count in
+			 * the dirty rate as a harvest's do (a VMM that syncs
+			 * KVM's log itself, as QEMU does, marks what the
+			 * guest wrote before kvmig's harvest sees it).
+			 */
+			added = n - weight_range(ks->pending, off, n);
+			d->pages_pending += added;
+			d->pages_dirtied += added;
 			bitmap_set(ks->pending, off, n);
 			mutex_unlock(&d->lock);
 			cond_resched();

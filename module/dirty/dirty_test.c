@@ -324,13 +324,17 @@ static void mark_all_or_nothing_test(struct kunit *test)
 
 	KUNIT_EXPECT_EQ(test, kvmig_dirty_mark(d, runs, 2), -EINVAL);
 	KUNIT_EXPECT_EQ(test, d->pages_pending, 0);
+	KUNIT_EXPECT_EQ(test, d->pages_dirtied, 0);
 	KUNIT_EXPECT_TRUE(test, bitmap_empty(d->slots[0].pending, 200));
 	runs[1].npages = 10;
 	KUNIT_EXPECT_EQ(test, kvmig_dirty_mark(d, runs, 2), 0);
 	KUNIT_EXPECT_EQ(test, d->pages_pending, 80);
+	KUNIT_EXPECT_EQ(test, d->pages_dirtied, 80);
 	runs[0].npages = 100;	/* 70 of them pending already */
 	KUNIT_EXPECT_EQ(test, kvmig_dirty_mark(d, runs, 1), 0);
 	KUNIT_EXPECT_EQ(test, d->pages_pending, 110);
+	/* the dirty rate counts distinct pages: 30 more */
+	KUNIT_EXPECT_EQ(test, d->pages_dirtied, 110);
 	KUNIT_EXPECT_EQ(test, bitmap_weight(d->slots[0].pending, 200), 100);
 }
 
