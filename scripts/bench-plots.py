@@ -52,8 +52,9 @@ def harvest(out):
     for meth, v in sorted(pts.items()):
         v.sort()
         x = [a for a, _, _ in v]
-        ax.plot(x, [b for _, b, _ in v], "o-", label="kvmig, %s" % meth)
-        ax.plot(x, [c for _, _, c in v], "s--", label="userspace, %s" % meth)
+        m = meth.replace("kvmig-", "")
+        ax.plot(x, [b for _, b, _ in v], "o-", label="kvmig, %s" % m)
+        ax.plot(x, [c for _, _, c in v], "s--", label="userspace, %s" % m)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("dirty pages, % of the guest")
