@@ -205,8 +205,19 @@ static void *run_guest(void *arg)
 static int ring_full(struct vmm *vmm, void *arg)
 {
 	struct kvmig_harvest h = {};
+	long ret;
 
-	return ioctl(*(int *)arg, KVMIG_DIRTY_HARVEST, &h) ? -errno : 0;
+	if (!ioctl(*(int *)arg, KVMIG_DIRTY_HARVEST, &h))
+		return 0;
+	if (errno != ESTALE)
+		return -errno;
+	/*
+	 * The session failed (the link broke, the migration was cancelled):
+	 * kvmig harvests no more. The guest runs on here, so this VMM takes
+	 * its rings back, or a vCPU with a full ring could never run again.
+	 */
+	ret = vmm_reclaim_rings(vmm);
+	return ret < 0 ? ret : 0;
 }
 
 static struct vmm_config config(unsigned long mib, enum vmm_dirty mode)

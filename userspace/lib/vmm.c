@@ -669,6 +669,37 @@ long vmm_harvest_bitmap(struct vmm *vmm, vmm_dirty_fn fn, void *arg)
 	return pages;
 }
 
+long vmm_reclaim_rings(struct vmm *vmm)
+{
+	uint32_t j, mask = vmm->ring_entries - 1;
+	unsigned int i;
+	long pages = 0;
+
+	/*
+	 * KVM publishes entries in order from its reset index, which we do
+	 * not know: hand back every dirty one. KVM_RESET_DIRTY_RINGS then
+	 * moves past exactly those, and our position follows the last.
+	 */
+	for (i = 0; i < vmm->cfg.nr_vcpus; i++) {
+		struct vmm_vcpu *v = &vmm->vcpus[i];
+
+		for (j = 0; j < vmm->ring_entries; j++) {
+			struct kvm_dirty_gfn *e = &v->ring[j];
+
+			if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) &
+			      KVM_DIRTY_GFN_F_DIRTY))
+				continue;
+			__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET,
+					 __ATOMIC_RELEASE);
+			v->ring_fetch = (j + 1) & mask;
+			pages++;
+		}
+	}
+	if (pages && ioctl(vmm->vm, KVM_RESET_DIRTY_RINGS, 0) < 0)
+		return fail("KVM_RESET_DIRTY_RINGS");
+	return pages;
+}
+
 long vmm_harvest_ring(struct vmm *vmm, vmm_dirty_fn fn, void *arg)
 {
 	uint32_t mask = vmm->ring_entries - 1;

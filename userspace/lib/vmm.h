@@ -173,4 +173,13 @@ typedef void (*vmm_dirty_fn)(void *arg, uint32_t slot, uint64_t offset);
 long vmm_harvest_bitmap(struct vmm *vmm, vmm_dirty_fn fn, void *arg);
 long vmm_harvest_ring(struct vmm *vmm, vmm_dirty_fn fn, void *arg);
 
+/*
+ * Take the dirty rings back from another harvester (kvmig, once its
+ * session has failed): hand every published entry of every ring back to
+ * KVM, whatever this VMM's own position, and go on from there, so that a
+ * vCPU whose ring is full can run. The pages are not reported: no
+ * migration is left to send them. Return: entries handed back, or -errno.
+ */
+long vmm_reclaim_rings(struct vmm *vmm);
+
 #endif /* KVMIG_VMM_H */
