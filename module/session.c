@@ -174,6 +174,14 @@ static void set_state(struct kvmig_session *s, u32 state)
 
 	/* Pairs with dirty_live(): what the state promises is set up. */
 	smp_store_release(&s->state, state);
+	/*
+	 * Past pre-copy nothing is throttled any more: a vCPU thread asleep
+	 * in the throttle goes back to its guest now (a failed migration's
+	 * source runs on at full speed).
+	 */
+	if (s->dirty && state != KVMIG_STATE_TRACKING &&
+	    state != KVMIG_STATE_PRECOPY)
+		kvmig_throttle_wake(s->dirty);
 }
 
 /* The checks that need no VM: one rule per line. */

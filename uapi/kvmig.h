@@ -447,9 +447,10 @@ struct kvmig_dirty_mark {
  * thread that answers KVM_EXIT_DIRTY_RING_FULL with KVMIG_DIRTY_HARVEST
  * sleeps in that call until its share is paid (AUTO: the step's share of
  * the time it ran; RATE: its pages at its part of @dirty_rate), at most
- * one second per call. The sleep holds no lock and ends early on a
- * signal, so that the VMM can always pause its vCPUs. A harvest from a
- * thread that is not a vCPU's never sleeps.
+ * five seconds per call. The sleep holds no lock and ends early on a
+ * signal, so that the VMM can always pause its vCPUs, on a new setting,
+ * and when the session leaves PRECOPY. A harvest from a thread that is
+ * not a vCPU's never sleeps.
  *
  * In bitmap mode kvmig cannot stop a vCPU: struct kvmig_stats.throttle_pct
  * is the share of each vCPU's time that the VMM should take away (for

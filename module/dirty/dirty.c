@@ -177,6 +177,7 @@ struct kvmig_dirty *kvmig_dirty_create(struct kvm *kvm, struct file *vm_file,
 	if (!d)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&d->lock);
+	init_waitqueue_head(&d->thr_wq);
 	d->kvm = kvm;
 	d->vm_file = vm_file;
 	if (mode == KVMIG_DIRTY_RING)

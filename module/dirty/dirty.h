@@ -8,6 +8,7 @@
 
 #include <linux/mutex.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 
 #include <kvmig.h>
 
@@ -100,6 +101,9 @@ struct kvmig_slot {
  * @thr_ns: time vCPU threads slept in the throttle
  * @thr_ns_seen: @thr_ns at the worker's last harvest
  * @thr_vcpu: ring mode: per vCPU index (@nr_fetch), its account
+ * @thr_gen: bumped (WRITE_ONCE, no lock) whenever sleeping vCPU threads
+ *	must wake: a new setting, or the session left pre-copy
+ * @thr_wq: where they sleep
  */
 struct kvmig_dirty {
 	struct mutex lock; /* see above */
@@ -136,6 +140,8 @@ struct kvmig_dirty {
 	u64 thr_ns;
 	u64 thr_ns_seen;
 	struct kvmig_throttle_vcpu *thr_vcpu;
+	u32 thr_gen;
+	wait_queue_head_t thr_wq;
 };
 
 /**
@@ -198,6 +204,7 @@ void kvmig_throttle_stop(struct kvmig_dirty *d);
 void kvmig_throttle_set(struct kvmig_dirty *d, const struct kvmig_throttle *t);
 void kvmig_throttle_charge(struct kvmig_dirty *d, u32 idx, u64 pages, u64 now);
 void kvmig_throttle_vcpu(struct kvmig_dirty *d);
+void kvmig_throttle_wake(struct kvmig_dirty *d);
 void kvmig_throttle_update(struct kvmig_dirty *d, u64 dirtied, u64 rate,
 			   u64 sent, u64 interval_ns);
 u64 kvmig_throttle_cost(u64 pages, u32 nr_vcpus, u64 rate);

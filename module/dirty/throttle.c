@@ -14,6 +14,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/hrtimer.h>
+#include <linux/wait.h>
 #include <linux/kvm_host.h>
 #include <linux/math64.h>
 #include <linux/minmax.h>
@@ -28,11 +29,15 @@
 #define THROTTLE_BURST_NS	(10 * NSEC_PER_MSEC)
 /* AUTO: the run time one ring-full charges for, at most. */
 #define THROTTLE_RUN_MAX_NS	(100 * NSEC_PER_MSEC)
-/* One call never sleeps longer: the VMM must be able to act. */
-#define THROTTLE_SLEEP_MAX_NS	NSEC_PER_SEC
+/*
+ * One call never sleeps longer. A vCPU is paced once per full ring: the
+ * cap bounds how much of its time the throttle can take (a ring filled
+ * in T s: at most cap / (cap + T)) and how long the guest sees one vCPU
+ * stalled. A signal, a new setting or the session's end wakes it early.
+ */
+#define THROTTLE_SLEEP_MAX_NS	(5 * NSEC_PER_SEC)
 /* Debt beyond this is forgotten, so that no sum can overflow. */
 #define THROTTLE_DEBT_MAX_NS	(3600 * NSEC_PER_SEC)
-#define THROTTLE_SLACK_NS	(50 * NSEC_PER_USEC)
 
 int kvmig_throttle_check(const struct kvmig_throttle *t)
 {
@@ -133,7 +138,17 @@ void kvmig_throttle_stop(struct kvmig_dirty *d)
 	d->thr_vcpu = NULL;
 }
 
-/* Set the policy; the session checked it with kvmig_throttle_check(). */
+/* Wake every vCPU thread asleep in the throttle; any context that sleeps. */
+void kvmig_throttle_wake(struct kvmig_dirty *d)
+{
+	WRITE_ONCE(d->thr_gen, READ_ONCE(d->thr_gen) + 1);
+	wake_up_all(&d->thr_wq);
+}
+
+/*
+ * Set the policy; the session checked it with kvmig_throttle_check().
+ * Sleepers wake and pay under the new setting from their next full ring.
+ */
 void kvmig_throttle_set(struct kvmig_dirty *d, const struct kvmig_throttle *t)
 {
 	u32 i;
@@ -146,6 +161,7 @@ void kvmig_throttle_set(struct kvmig_dirty *d, const struct kvmig_throttle *t)
 		d->thr_vcpu[i] = (struct kvmig_throttle_vcpu){};
 	trace_kvmig_throttle_set(d->id, t->policy, 0, t->dirty_rate);
 	mutex_unlock(&d->lock);
+	kvmig_throttle_wake(d);
 }
 
 /* Ring mode: @pages were collected from vCPU @idx's ring at @now. */
@@ -185,14 +201,15 @@ static int current_vcpu(struct kvmig_dirty *d)
  * @d: the tracker
  *
  * Called after a harvest, with no lock held. Ring mode only; a thread
- * that is not a vCPU's returns at once. Sleeps at most one second, and
- * less if a signal comes.
+ * that is not a vCPU's returns at once. Sleeps at most
+ * THROTTLE_SLEEP_MAX_NS, and less if a signal comes or
+ * kvmig_throttle_wake() is called.
  */
 void kvmig_throttle_vcpu(struct kvmig_dirty *d)
 {
 	struct kvmig_throttle_vcpu *v;
 	u64 now, delay = 0, slept;
-	ktime_t kt;
+	u32 gen;
 	int idx;
 
 	if (!d->thr_vcpu)
@@ -214,11 +231,13 @@ void kvmig_throttle_vcpu(struct kvmig_dirty *d)
 		v->woke_ns = now;
 		goto out;
 	}
+	gen = READ_ONCE(d->thr_gen);
 	mutex_unlock(&d->lock);
 
-	kt = ns_to_ktime(delay);
-	set_current_state(TASK_INTERRUPTIBLE);
-	schedule_hrtimeout_range(&kt, THROTTLE_SLACK_NS, HRTIMER_MODE_REL);
+	/* The timer's slack is the task's: 50 us unless set otherwise. */
+	wait_event_interruptible_hrtimeout(d->thr_wq,
+					   READ_ONCE(d->thr_gen) != gen,
+					   ns_to_ktime(delay));
 	slept = ktime_get_ns() - now;
 
 	mutex_lock(&d->lock);
