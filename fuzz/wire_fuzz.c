@@ -59,7 +59,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 			if (s->id != le32_to_cpu(w.slot) || !rec.npages ||
 			    rec.gfn < s->base_gfn ||
 			    rec.gfn - s->base_gfn + rec.npages > s->npages ||
-			    rec.npages > KVMIG_WIRE_MAX_RUN)
+			    rec.npages > (rec.type == KVMIG_REC_ZERO ?
+					  KVMIG_WIRE_MAX_ZERO_RUN :
+					  KVMIG_WIRE_MAX_RUN))
 				abort();
 			if (rec.type == KVMIG_REC_PAGES) {
 				size_t len = (size_t)rec.npages << 12;

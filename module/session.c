@@ -130,6 +130,7 @@ void kvmig_session_publish(struct kvmig_session *s, unsigned int what)
 		st->expected_downtime_ns = x->st.expected_downtime_ns;
 		st->downtime_ns = x->st.downtime_ns;
 		st->remaining = x->st.remaining;
+		st->hole_pages = x->st.hole_pages;
 	}
 	if (what & KVMIG_PUB_DIRTY) {
 		st->rounds = c.rounds;
@@ -600,8 +601,8 @@ long kvmig_session_stats(struct kvmig_session *s,
 
 	if (copy_from_user(&st, argp, sizeof(st)))
 		return -EFAULT;
-	/* @id is output only: a struct from an earlier call may carry one. */
-	if (st.flags || st.reserved)
+	/* All but @flags is output: a struct from an earlier call is fine. */
+	if (st.flags)
 		return -EINVAL;
 	session_snapshot(s, &st);
 	if (copy_to_user(argp, &st, sizeof(st)))

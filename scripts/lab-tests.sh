@@ -52,7 +52,8 @@ if [ -n "$debug" ]; then
 	dmesg -t | grep -E '^ *(KTAP version|# |ok |not ok |1\.\.)' \
 		>"$out/kunit.ktap"
 	cat "$out/kunit.ktap"
-	for suite in kvmig_api kvmig_session kvmig_dirty kvmig_wire kvmig_xfer; do
+	for suite in kvmig_api kvmig_session kvmig_dirty kvmig_wire kvmig_xfer \
+		kvmig_holes; do
 		step "KUnit suite $suite reported" \
 			grep -qE "^(not )?ok [0-9]+ $suite\$" "$out/kunit.ktap"
 	done

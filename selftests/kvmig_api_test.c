@@ -392,8 +392,8 @@ TEST_F(dev, stats_id_on_input)
 	again.id = st.id + 12345;
 	EXPECT_EQ(0, xioctl(self->fd, KVMIG_GET_STATS, &again));
 	EXPECT_EQ(st.id, again.id);
-	/* The other fields are still checked. */
-	again.reserved = 1;
+	/* flags is the one input field, and still checked. */
+	again.flags = 1;
 	EXPECT_EQ(-EINVAL, xioctl(self->fd, KVMIG_GET_STATS, &again));
 }
 

@@ -52,9 +52,9 @@
  */
 #define DEST_END_MS	(4 * IO_MS + 10000)
 
-/* The wire protocol, version 2, as the relay reads it (little-endian). */
+/* The wire protocol, version 3, as the relay reads it (little-endian). */
 #define WIRE_MAGIC	0x474d564bU
-#define WIRE_VERSION	2
+#define WIRE_VERSION	3
 #define HELLO_LEN	24	/* then nr_slots slots of SLOT_LEN */
 #define SLOT_LEN	24
 #define REC_LEN		24	/* le16 type, flags, le32 slot, le64 gfn, ... */

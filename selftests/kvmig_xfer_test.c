@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -60,7 +61,7 @@ extern const char guest_sweep[], guest_sweep_end[];
 #define SLOT_SIZE	(2UL << 20)
 #define SLOT_PAGES	(SLOT_SIZE / 4096)
 #define WIRE_MAGIC	0x474d564b
-#define WIRE_VERSION	2
+#define WIRE_VERSION	3
 #define STATE_MAX	(16U << 20)	/* KVMIG_WIRE_MAX_STATE */
 
 static uint64_t now_ns(void)
@@ -487,6 +488,255 @@ TEST_F_TIMEOUT(mig, converges, 600)
 }
 
 /*
+ * A sparse guest: 2 x 16 MiB of RAM of which the guest touched 320 pages.
+ * Round 0 must send the never-populated rest as zero markers without
+ * faulting it in (the source's RAM stays as populated as it was, a memfd
+ * is not allocated), the destination must not populate it either, and
+ * holes the guest writes after round 0 must still arrive. mincore(2) is
+ * the kernel's own, independent account of what is populated: resident
+ * in the page tables (anonymous) or in the page cache (memfd); the lab
+ * has no swap.
+ *
+ * The variants with the walk turned off (module parameter holes=0) show
+ * what round 0 did before: it populated every page, on both sides.
+ */
+#define SPARSE_SLOT	(16UL << 20)
+#define SPARSE_PAGES	(SPARSE_SLOT / 4096)
+#define HOLES_PARAM	"/sys/module/kvmig/parameters/holes"
+
+static int set_holes(char v)
+{
+	int fd = open(HOLES_PARAM, O_WRONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, &v, 1) != 1)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static uint64_t resident(const void *p, size_t len)
+{
+	size_t n = len / 4096, i;
+	unsigned char *vec = malloc(n);
+	uint64_t r = 0;
+
+	if (!vec || mincore((void *)p, len, vec)) {
+		free(vec);
+		return UINT64_MAX;
+	}
+	for (i = 0; i < n; i++)
+		r += vec[i] & 1;
+	free(vec);
+	return r;
+}
+
+static uint64_t vm_resident(struct vmm *vmm)
+{
+	uint64_t r = resident(vmm->ctrl, VMM_CTRL_SIZE);
+	unsigned int i;
+
+	for (i = 0; i < vmm->cfg.nr_slots; i++)
+		r += resident(vmm->slots[i].hva, vmm->slots[i].size);
+	return r;
+}
+
+static uint64_t nonzero_pages(struct vmm *vmm)
+{
+	static const char zero[4096];
+	uint64_t r = 0, p;
+	unsigned int i;
+
+	for (p = 0; p < VMM_CTRL_SIZE / 4096; p++)
+		r += !!memcmp(vmm->ctrl + p * 4096, zero, 4096);
+	for (i = 0; i < vmm->cfg.nr_slots; i++)
+		for (p = 0; p < vmm->slots[i].size / 4096; p++)
+			r += !!memcmp(vmm->slots[i].hva + p * 4096, zero, 4096);
+	return r;
+}
+
+/*
+ * Populated page by page: a huge page would fill 512 at once. EINVAL: a
+ * kernel without transparent huge pages (the debug kernel) has none.
+ */
+static int no_thp(struct vmm *vmm)
+{
+	unsigned int i;
+
+	for (i = 0; i < vmm->cfg.nr_slots; i++)
+		if (!vmm->cfg.memfd &&
+		    madvise(vmm->slots[i].hva, vmm->slots[i].size,
+			    MADV_NOHUGEPAGE) && errno != EINVAL)
+			return -errno;
+	return 0;
+}
+
+FIXTURE(sparse) {
+	struct vmm src;
+	struct dest dst;
+	int dev, sock;
+	bool started, param_set;
+};
+
+FIXTURE_VARIANT(sparse) {
+	enum vmm_dirty mode;
+	bool memfd;
+	bool no_walk;
+};
+
+FIXTURE_VARIANT_ADD(sparse, anon_ring) {
+	.mode = VMM_DIRTY_RING,
+};
+
+FIXTURE_VARIANT_ADD(sparse, memfd_bitmap) {
+	.mode = VMM_DIRTY_BITMAP, .memfd = true,
+};
+
+FIXTURE_VARIANT_ADD(sparse, memfd_ring_no_walk) {
+	.mode = VMM_DIRTY_RING, .memfd = true, .no_walk = true,
+};
+
+FIXTURE_VARIANT_ADD(sparse, anon_bitmap_no_walk) {
+	.mode = VMM_DIRTY_BITMAP, .no_walk = true,
+};
+
+FIXTURE_SETUP(sparse)
+{
+	struct vmm_config cfg = {
+		.dirty = variant->mode, .nr_vcpus = 1, .nr_slots = 2,
+		.slot_size = SPARSE_SLOT, .memfd = variant->memfd,
+	};
+	int ret;
+
+	self->dev = self->sock = -1;
+	self->dst.dev = self->dst.sock = -1;
+	ret = vmm_create(&self->src, &cfg);
+	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvm not present");
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, vmm_load(&self->src, guest_fill,
+			      guest_fill_end - guest_fill));
+	self->dev = source_session(self->src.vm, variant->mode);
+	if (self->dev == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvmig not present");
+	ASSERT_LE(0, self->dev) TH_LOG("%s", strerror(-self->dev));
+	ASSERT_EQ(0, dest_init(&self->dst, &cfg, 64));
+	ASSERT_EQ(0, tcp_pair(&self->sock, &self->dst.sock));
+	ASSERT_EQ(0, no_thp(&self->src));
+	ASSERT_EQ(0, no_thp(&self->dst.vmm));
+	if (variant->no_walk) {
+		ASSERT_EQ(0, set_holes('N')) TH_LOG(HOLES_PARAM);
+		self->param_set = true;
+	}
+
+	/* Every 64th page of slot 0, 256 pages in a row of slot 1. */
+	fill(&self->src, 0, 0, SPARSE_PAGES / 64, 64, 0x1000);
+	ASSERT_EQ(0, vmm_run(&self->src));
+	fill(&self->src, 1, 1000, 256, 1, 0x2000);
+	ASSERT_EQ(0, vmm_run(&self->src));
+}
+
+FIXTURE_TEARDOWN(sparse)
+{
+	if (self->started) {
+		ioctl(self->dst.dev, KVMIG_XFER_CANCEL);
+		pthread_join(self->dst.thread, NULL);
+	}
+	if (self->param_set)
+		set_holes('Y');
+	if (self->dev >= 0)
+		close(self->dev);
+	if (self->sock >= 0)
+		close(self->sock);
+	dest_fini(&self->dst);
+	vmm_destroy(&self->src);
+}
+
+TEST_F_TIMEOUT(sparse, round_0_leaves_holes_alone, 600)
+{
+	uint64_t total = VMM_CTRL_SIZE / 4096 + 2 * SPARSE_PAGES;
+	uint64_t before, after, holes, t0, t1, nonzero;
+	struct kvmig_round r = {};
+	struct kvmig_final f = {};
+	struct kvmig_stats st, dst;
+	char state = 's';
+
+	before = vm_resident(&self->src);
+	ASSERT_NE(UINT64_MAX, before);
+	/* Code, mailbox and what the guest wrote, far from all of it. */
+	ASSERT_LE(SPARSE_PAGES / 64 + 256, before);
+	ASSERT_GT(total / 8, before);
+	holes = total - before;
+
+	ASSERT_EQ(0, pthread_create(&self->dst.thread, NULL, dest_thread,
+				    &self->dst));
+	self->started = true;
+	ASSERT_EQ(0, setup(self->dev, self->sock, 1, 10, 0, 3000));
+	t0 = now_ns();
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	t1 = now_ns();
+	ASSERT_EQ(KVMIG_ROUND_SENT, r.status);
+	after = vm_resident(&self->src);
+	EXPECT_EQ(total, r.pages_sent + r.zero_pages);
+	TH_LOG("round 0: %llu pages sent, %llu zero of which %llu holes, in %llu ms; source resident %llu -> %llu of %llu pages",
+	       (unsigned long long)r.pages_sent,
+	       (unsigned long long)r.zero_pages,
+	       (unsigned long long)r.hole_pages,
+	       (unsigned long long)(t1 - t0) / 1000000,
+	       (unsigned long long)before, (unsigned long long)after,
+	       (unsigned long long)total);
+	if (variant->no_walk) {
+		/* Every page was faulted in: shmem allocated, anon mapped. */
+		EXPECT_EQ(0, r.hole_pages);
+		EXPECT_EQ(total, after);
+	} else {
+		/* Exactly what mincore calls unpopulated, and left so. */
+		EXPECT_EQ(holes, r.hole_pages);
+		EXPECT_EQ(before, after);
+	}
+
+	/* The guest writes into holes after round 0: they must arrive. */
+	fill(&self->src, 1, 3000, 100, 1, 0x3000);
+	ASSERT_EQ(0, mark_mbox(self->dev));
+	ASSERT_EQ(0, vmm_run(&self->src));
+	memset(&r, 0, sizeof(r));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	EXPECT_EQ(101, r.pages_sent);
+	EXPECT_EQ(0, r.hole_pages);
+	f.state_ptr = (uintptr_t)&state;
+	f.state_len = 1;
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_FINAL, &f))
+		TH_LOG("final: %s", strerror(errno));
+	pthread_join(self->dst.thread, NULL);
+	self->started = false;
+	ASSERT_EQ(0, self->dst.recv_ret);
+
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(variant->no_walk ? 0 : holes, st.hole_pages);
+	ASSERT_EQ(0, get_stats(self->dst.dev, &dst));
+	EXPECT_EQ(KVMIG_STATE_DONE, dst.state);
+	after = vm_resident(&self->dst.vmm);
+	nonzero = nonzero_pages(&self->src);
+	TH_LOG("destination: %llu pages received, %llu zero of which %llu holes; resident %llu, nonzero at the source %llu",
+	       (unsigned long long)dst.pages_received,
+	       (unsigned long long)dst.zero_pages,
+	       (unsigned long long)dst.hole_pages,
+	       (unsigned long long)after, (unsigned long long)nonzero);
+	if (variant->no_walk) {
+		EXPECT_EQ(0, dst.hole_pages);
+		EXPECT_EQ(total, after);
+	} else {
+		/* A fresh destination: every zero page it got is a hole. */
+		EXPECT_EQ(dst.zero_pages, dst.hole_pages);
+		EXPECT_LE(st.hole_pages, dst.hole_pages);
+		/* Only what came with contents was populated. */
+		EXPECT_EQ(nonzero, after);
+	}
+	expect_same_memory(_metadata, &self->src, &self->dst.vmm);
+}
+
+/*
  * The destination is blocked in KVMIG_XFER_RECV: statistics and the
  * session list must still answer (a hang here fails the test by its
  * timeout), and show live progress.
@@ -556,9 +806,15 @@ static void peer_goes_away(struct __test_metadata *_metadata,
 			   FIXTURE_DATA(mig) *self)
 {
 	struct kvmig_round r = {};
+	struct kvmig_stats st;
 
 	ASSERT_EQ(0, mig_connect(self, 1, 10, 0));
 	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	/*
+	 * Round 0 can fit in the socket's buffers before the destination's
+	 * thread is inside KVMIG_XFER_RECV: cancel only once it is.
+	 */
+	ASSERT_EQ(0, wait_stats(self->dst->dev, &st, 60000, dest_has_records));
 	/* Cancel the destination: it shuts its socket down, then close. */
 	ASSERT_EQ(0, ioctl(self->dst->dev, KVMIG_XFER_CANCEL));
 	mig_join(self);
@@ -1190,7 +1446,8 @@ static const struct raw_rec bad_recs[] = {
 	{ 1, 0, 2, 0x20000, 1, 0 },			/* no slot 2 */
 	{ 1, 0, 1, 0xffffffffffffffffULL, 2, 0 },	/* wrapping gfn */
 	{ 1, 0, 1, 0x20000, 1000, 0 },			/* too long a run */
-	{ 2, 0, 1, 0x20000, 65, 0 },			/* too long a zero run */
+	{ 2, 0, 1, 0x20000, (1U << 18) + 1, 0 },	/* too long a zero run */
+	{ 2, 0, 1, 0x20000, SLOT_PAGES + 1, 0 },	/* zeros past the slot */
 	{ 1, 1, 1, 0x20000, 1, 0 },			/* flags */
 	{ 9, 0, 1, 0x20000, 1, 0 },			/* unknown type */
 	{ 4, 0, 0, 0, 0, 0x7fffffff },			/* huge state */

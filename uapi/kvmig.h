@@ -69,12 +69,18 @@
  * drains it (in ring mode itself; in bitmap mode it tells the VMM).
  */
 #define KVMIG_F0_THROTTLE	_BITULL(10)
+/*
+ * Round 0 and the destination pass over never-populated guest memory
+ * without touching it; struct kvmig_stats.hole_pages and struct
+ * kvmig_round.hole_pages count it.
+ */
+#define KVMIG_F0_HOLES		_BITULL(11)
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
 				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
 				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK | \
 				 KVMIG_F0_LIST | KVMIG_F0_COMMIT | \
 				 KVMIG_F0_WORKER | KVMIG_F0_REGIONS | \
-				 KVMIG_F0_THROTTLE)
+				 KVMIG_F0_THROTTLE | KVMIG_F0_HOLES)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -337,6 +343,12 @@ struct kvmig_dirty_start {
  * than the VM's; -ESTALE once the session has FAILED (this call may be
  * the one that fails it); other errors from KVM's ioctls, after which
  * the pages harvested so far stay pending and the call may be repeated.
+ *
+ * In ring mode kvmig has collected entries from the VMM's rings and reset
+ * them, so the VMM's own fetch index is stale: after -ESTALE, a VMM that
+ * goes on running its vCPUs (a failed or cancelled migration) must take
+ * back every published entry of every ring and call KVM_RESET_DIRTY_RINGS
+ * itself, or the next full ring stops the vCPU for good.
  */
 struct kvmig_harvest {
 	__u32 flags;
@@ -539,7 +551,9 @@ struct kvmig_throttle {
  *	VMM is asked to apply
  * @throttle_ns: out: time vCPU threads slept in kvmig's throttle, summed
  *	over all vCPUs (ring mode)
- * @reserved: must be 0 in; 0 out (a later API version may fill it in)
+ * @hole_pages: out: of @zero_pages, those the VMM's mapping never
+ *	populated: passed over by a page-table (or shmem page-cache) walk
+ *	without being faulted in, read or written (KVMIG_F0_HOLES)
  *
  * The figures are a snapshot the session publishes at the end of each of
  * its calls and, during KVMIG_XFER_ROUND, _FINAL and _RECV, after every
@@ -574,7 +588,7 @@ struct kvmig_stats {
 	__u32 throttle_policy;
 	__u32 throttle_pct;
 	__u64 throttle_ns;
-	__u64 reserved;
+	__u64 hole_pages;
 };
 
 #define KVMIG_GET_STATS		_IOWR(KVMIG_IO, 0x50, struct kvmig_stats)
@@ -696,9 +710,16 @@ struct kvmig_xfer_setup {
  * @remaining: out: pages pending after this round's harvest
  * @expected_downtime_ns: out: @remaining at the measured throughput;
  *	U64_MAX in round 0, before any throughput was measured
+ * @hole_pages: out: of @zero_pages, those never populated in the VMM's
+ *	mapping, found so without touching them (KVMIG_F0_HOLES)
  * @reserved: must be 0
  *
  * Round 0 sends every page of every memslot, zero pages as markers only.
+ * Ranges the VMM's mapping never populated (no page table entry in
+ * private anonymous memory, no page-cache or swap entry in shmem or
+ * memfd memory) go as zero markers without being faulted in, so round 0
+ * costs in proportion to the memory the guest has used, and a sparse
+ * guest's memory is not allocated by migrating it.
  * Each later round harvests, then either sends what was dirtied or, if
  * what is dirty now fits the downtime budget (or a limit is reached), sends
  * nothing and says so: the VMM then pauses its vCPUs and calls
@@ -721,7 +742,8 @@ struct kvmig_round {
 	__u64 zero_pages;
 	__u64 remaining;
 	__u64 expected_downtime_ns;
-	__u64 reserved[4];
+	__u64 hole_pages;
+	__u64 reserved[3];
 };
 
 #define KVMIG_XFER_ROUND	_IOWR(KVMIG_IO, 0x31, struct kvmig_round)

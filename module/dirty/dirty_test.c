@@ -219,7 +219,7 @@ static void dirty_layout_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, throttle_policy),
 			176);
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, throttle_ns), 184);
-	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, reserved), 192);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_stats, hole_pages), 192);
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_throttle), 64);
 	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_SET_THROTTLE),
 			sizeof(struct kvmig_throttle));

@@ -46,8 +46,10 @@ EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_compare_slot);
 /*
  * Decode one record header and check it against the layout (sorted by id):
  * a PAGES or ZERO run must lie wholly inside one memslot, and not be empty
- * or longer than KVMIG_WIRE_MAX_RUN (a ZERO run costs the destination a
- * look at every page); a STATE blob must fit the limit.
+ * or longer than KVMIG_WIRE_MAX_RUN (PAGES: the pages that follow are
+ * received into one pinned batch) or KVMIG_WIRE_MAX_ZERO_RUN (ZERO: the
+ * destination looks at each of its populated pages, cancellable between
+ * pages); a STATE blob must fit the limit.
  * Return: 0 or -EPROTO.
  */
 int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,
@@ -87,7 +89,8 @@ int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,
 	if (out->len)
 		return -EPROTO;
 	n = out->npages;
-	if (!n || n > KVMIG_WIRE_MAX_RUN)
+	if (!n || n > (out->type == KVMIG_REC_ZERO ? KVMIG_WIRE_MAX_ZERO_RUN :
+		       KVMIG_WIRE_MAX_RUN))
 		return -EPROTO;
 	id = le32_to_cpu(w->slot);
 	while (lo < hi) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * kvmig wire protocol, version 2: what travels on the migration socket.
+ * kvmig wire protocol, version 3: what travels on the migration socket.
  * Little-endian, fixed-size headers; every field from the peer is checked
  * by the functions below before it is used.
  *
@@ -8,7 +8,7 @@
  *   HELLO + nr_slots x SLOT  ------------->  compares with its own layout
  *                            <-------------  REPLY (status)
  *   REC(PAGES, slot, gfn, n) + n pages  -->  written into the guest's pages
- *   REC(ZERO, slot, gfn, n)  ------------->  nothing to write (fresh memory)
+ *   REC(ZERO, slot, gfn, n)  ------------->  only populated nonzero pages cleared
  *   REC(ROUND, round)        ------------->  round boundary
  *   ...
  *   REC(STATE, len) + len bytes  -------->  device state, for the VMM
@@ -36,10 +36,11 @@
 #endif
 
 #define KVMIG_WIRE_MAGIC	0x474d564bU	/* "KVMG" */
-#define KVMIG_WIRE_VERSION	2
+#define KVMIG_WIRE_VERSION	3
 #define KVMIG_WIRE_PAGE_SHIFT	12
 #define KVMIG_WIRE_MAX_SLOTS	512
-#define KVMIG_WIRE_MAX_RUN	64		/* pages per PAGES or ZERO record */
+#define KVMIG_WIRE_MAX_RUN	64		/* pages per PAGES record */
+#define KVMIG_WIRE_MAX_ZERO_RUN	262144U		/* pages per ZERO record: 1 GiB */
 #define KVMIG_WIRE_MAX_STATE	(16U << 20)	/* device state bytes */
 
 struct kvmig_wire_hello {

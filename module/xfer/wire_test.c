@@ -4,6 +4,7 @@
  * what the peer sends.
  */
 #include <kunit/test.h>
+#include <linux/bits.h>
 #include <linux/kvm.h>
 
 #include "wire.h"
@@ -12,7 +13,13 @@ static const struct kvmig_wire_layout_slot layout[] = {
 	{ .id = 0, .flags = KVM_MEM_READONLY, .base_gfn = 0, .npages = 16 },
 	{ .id = 1, .base_gfn = 0x20000, .npages = 1024 },
 	{ .id = 3, .base_gfn = 0x40000, .npages = 100 },
+	/* 2 TiB at 2 TiB */
+	{ .id = 4, .base_gfn = 1ULL << 29, .npages = 1ULL << 29 },
 };
+
+#define TIB2	BIT_ULL(29)		/* gfn of 2 TiB */
+#define TIB4	BIT_ULL(30)		/* gfn of 4 TiB */
+#define ZCAP	KVMIG_WIRE_MAX_ZERO_RUN	/* 2^18 */
 
 struct rec_case {
 	const char *name;
@@ -38,9 +45,12 @@ static const struct rec_case rec_cases[] = {
 	{ "slot of address space 1", KVMIG_REC_PAGES, 0, 0x10001, 0x20000, 1, 0, -EPROTO },
 	{ "pages with length", KVMIG_REC_PAGES, 0, 1, 0x20000, 1, 4096, -EPROTO },
 	{ "flags", KVMIG_REC_PAGES, 1, 1, 0x20000, 1, 0, -EPROTO },
-	{ "zero run at the cap", KVMIG_REC_ZERO, 0, 1, 0x20000, 64, 0, 0, 1 },
-	{ "zero run over the cap", KVMIG_REC_ZERO, 0, 1, 0x20000, 65, 0, -EPROTO },
-	{ "zero run of a whole slot", KVMIG_REC_ZERO, 0, 1, 0x20000, 1024, 0, -EPROTO },
+	{ "zero run of a whole slot", KVMIG_REC_ZERO, 0, 1, 0x20000, 1024, 0, 0, 1 },
+	{ "zero run at the cap", KVMIG_REC_ZERO, 0, 4, TIB2, ZCAP, 0, 0, 3 },
+	{ "zero run over the cap", KVMIG_REC_ZERO, 0, 4, TIB2, ZCAP + 1, 0, -EPROTO },
+	{ "zero run at the end of 4 TiB", KVMIG_REC_ZERO, 0, 4, TIB4 - ZCAP, ZCAP, 0, 0, 3 },
+	{ "zero run past 4 TiB", KVMIG_REC_ZERO, 0, 4, TIB4 - ZCAP + 1, ZCAP, 0, -EPROTO },
+	{ "pages of the zero cap", KVMIG_REC_PAGES, 0, 4, TIB2, ZCAP, 0, -EPROTO },
 	{ "zero run past slot", KVMIG_REC_ZERO, 0, 3, 0x40000 + 99, 2, 0, -EPROTO },
 	{ "state", KVMIG_REC_STATE, 0, 0, 0, 0, 1000, 0 },
 	{ "state at the limit", KVMIG_REC_STATE, 0, 0, 0, 0, KVMIG_WIRE_MAX_STATE, 0 },

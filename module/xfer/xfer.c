@@ -35,6 +35,16 @@
 
 #define KVMIG_RUNS_BATCH	256
 
+/*
+ * Off, round 0 pins and reads every page and the destination every page of
+ * a ZERO record, as before holes were known: for comparing the two
+ * (make bench) and for telling a regression of the walk from one of the
+ * rest. Read once per round or record.
+ */
+static bool holes = true;
+module_param(holes, bool, 0644);
+MODULE_PARM_DESC(holes, "pass over never-populated guest memory (default on)");
+
 static u64 now_ns(void)
 {
 	return ktime_get_ns();
@@ -89,6 +99,12 @@ static bool page_is_zero(struct page *page)
 	return zero;
 }
 
+/* The VMM's address of page @gfn of memslot @ks. */
+static unsigned long slot_hva(struct kvmig_slot *ks, u64 gfn)
+{
+	return ks->userspace_addr + ((gfn - ks->base_gfn) << PAGE_SHIFT);
+}
+
 /* Keep under the bandwidth cap: sleep until the round's average fits. */
 static void cap_bandwidth(struct kvmig_xfer *x, u64 t0, u64 bytes)
 {
@@ -109,7 +125,7 @@ static void cap_bandwidth(struct kvmig_xfer *x, u64 t0, u64 bytes)
 static int send_batch(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 		      u32 n, bool zero_check, u64 *sent, u64 *zeros)
 {
-	unsigned long hva = ks->userspace_addr + ((gfn - ks->base_gfn) << PAGE_SHIFT);
+	unsigned long hva = slot_hva(ks, gfn);
 	u32 i, j, got, spliced = 0;
 	bool zero;
 	int ret;
@@ -153,9 +169,25 @@ out:
 }
 
 /*
+ * Round 0: how many of the @n pages at @gfn go in the next record, and
+ * whether they are a hole, sent as a ZERO record without being touched.
+ */
+static u32 next_record(struct kvmig_slot *ks, u64 gfn, u64 n, bool walk,
+		       bool *hole)
+{
+	*hole = false;
+	if (!walk)
+		return min_t(u64, n, KVMIG_WIRE_MAX_RUN);
+	n = kvmig_hole_span(current->mm, slot_hva(ks, gfn),
+			    min_t(u64, n, KVMIG_WIRE_MAX_ZERO_RUN), hole);
+	return *hole ? n : min_t(u64, n, KVMIG_WIRE_MAX_RUN);
+}
+
+/*
  * One pass over the pending set: take a batch of runs (the tracker's lock
  * is held for that only), send it, go on. Pages dirtied meanwhile are
- * pending again and go in this pass or the next.
+ * pending again and go in this pass or the next. With @zero_check (round
+ * 0), never-populated ranges go as ZERO records without being pinned.
  */
 static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 			u64 *zeros)
@@ -164,6 +196,7 @@ static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 	struct kvmig_dirty_run *r;
 	struct kvmig_slot *ks;
 	u64 t0 = now_ns(), b0 = x->st.bytes_sent, pages, pending, off, left;
+	bool walk = zero_check && READ_ONCE(holes), hole;
 	u32 nr, i, n;
 	int ret;
 
@@ -177,10 +210,19 @@ static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
 			for (off = 0; off < r->npages; off += n) {
 				if (READ_ONCE(x->cancelled))
 					return -ECANCELED;
-				n = min_t(u64, r->npages - off,
-					  KVMIG_WIRE_MAX_RUN);
-				ret = send_batch(x, ks, r->gfn + off, n,
-						 zero_check, sent, zeros);
+				n = next_record(ks, r->gfn + off,
+						r->npages - off, walk, &hole);
+				if (hole) {
+					ret = send_rec(x, KVMIG_REC_ZERO, ks->id,
+						       r->gfn + off, n, 0, true);
+					*zeros += n;
+					x->st.zero_pages += n;
+					x->st.hole_pages += n;
+				} else {
+					ret = send_batch(x, ks, r->gfn + off, n,
+							 zero_check, sent,
+							 zeros);
+				}
 				if (ret)
 					return ret;
 				left -= n;
@@ -239,7 +281,7 @@ static void update_expected(struct kvmig_xfer *x)
 int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 {
 	struct kvmig_dirty *d = x->d;
-	u64 t0, sent = 0, zeros = 0, b0;
+	u64 t0, sent = 0, zeros = 0, b0, h0;
 	bool first = !x->st.xfer_round;
 	int ret;
 
@@ -276,11 +318,13 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 
 	t0 = now_ns();
 	b0 = x->st.bytes_sent;
+	h0 = x->st.hole_pages;
 	ret = send_rec(x, KVMIG_REC_ROUND, 0, x->st.xfer_round, 0, 0, true);
 	if (!ret)
 		ret = send_pending(x, first, &sent, &zeros);
 	r->pages_sent = sent;
 	r->zero_pages = zeros;
+	r->hole_pages = x->st.hole_pages - h0;
 	if (ret)
 		return xfer_fail(x, ret);
 	if (now_ns() > t0)
@@ -412,34 +456,56 @@ static int dest_layout_ok(struct kvmig_xfer *x)
 
 /*
  * ZERO record on the destination: its RAM starts zeroed, so only a page
- * that is not zero any more is cleared (as QEMU's ram_handle_zero()).
+ * that is not zero any more is cleared (as QEMU's ram_handle_zero()), and
+ * a page never populated is not touched at all.
  */
+static int recv_zero_page(struct kvmig_xfer *x, unsigned long hva)
+{
+	struct page *page;
+	int ret;
+
+	if (READ_ONCE(x->cancelled))
+		return -ECANCELED;
+	ret = pin_user_pages_fast(hva, 1, 0, &page);
+	if (ret != 1)
+		return ret < 0 ? ret : -EFAULT;
+	if (page_is_zero(page)) {
+		unpin_user_page(page);
+		return 0;
+	}
+	unpin_user_page(page);
+	ret = pin_user_pages_fast(hva, 1, FOLL_WRITE, &page);
+	if (ret != 1)
+		return ret < 0 ? ret : -EFAULT;
+	clear_highpage(page);
+	unpin_user_pages_dirty_lock(&page, 1, true);
+	cond_resched();
+	return 0;
+}
+
 static int recv_zero(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 		     u32 n)
 {
-	unsigned long hva;
-	struct page *page;
+	bool walk = READ_ONCE(holes), hole = false;
+	unsigned long hva, span, j;
 	u32 i;
 	int ret;
 
-	for (i = 0; i < n; i++) {
-		if (READ_ONCE(x->cancelled))
-			return -ECANCELED;
-		hva = ks->userspace_addr + ((gfn + i - ks->base_gfn) << PAGE_SHIFT);
-		ret = pin_user_pages_fast(hva, 1, 0, &page);
-		if (ret != 1)
-			return ret < 0 ? ret : -EFAULT;
-		if (page_is_zero(page)) {
-			unpin_user_page(page);
+	for (i = 0; i < n; i += span) {
+		hva = slot_hva(ks, gfn + i);
+		span = 1;
+		if (walk)
+			span = kvmig_hole_span(current->mm, hva, n - i, &hole);
+		if (hole) {
+			x->st.hole_pages += span;
+			cond_resched();
 			continue;
 		}
-		unpin_user_page(page);
-		ret = pin_user_pages_fast(hva, 1, FOLL_WRITE, &page);
-		if (ret != 1)
-			return ret < 0 ? ret : -EFAULT;
-		clear_highpage(page);
-		unpin_user_pages_dirty_lock(&page, 1, true);
-		cond_resched();
+		for (j = 0; j < span; j++) {
+			ret = recv_zero_page(x, hva + (j << PAGE_SHIFT));
+			if (ret)
+				return ret;
+		}
 	}
 	return 0;
 }
@@ -447,7 +513,7 @@ static int recv_zero(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 static int recv_pages(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 		      u32 n)
 {
-	unsigned long hva = ks->userspace_addr + ((gfn - ks->base_gfn) << PAGE_SHIFT);
+	unsigned long hva = slot_hva(ks, gfn);
 	int ret, got;
 
 	got = pin_user_pages_fast(hva, n, FOLL_WRITE, x->pages);

@@ -127,6 +127,10 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r);
 void kvmig_xfer_cancel(struct kvmig_xfer *x);
 
+struct mm_struct;
+unsigned long kvmig_hole_span(struct mm_struct *mm, unsigned long addr,
+			      unsigned long n, bool *hole);
+
 /*
  * Rates and times at any scale: a round of terabytes, links of hundreds
  * of Gbit/s. amount * NSEC_PER_SEC would wrap past 17 GiB, so the product

@@ -76,7 +76,9 @@ static void uapi_layout_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, reserved), 48);
 	KUNIT_EXPECT_EQ(test, KVMIG_STATE_IN_DOUBT, 7);
 	KUNIT_EXPECT_EQ(test, KVMIG_REC_COMMIT, 6);
-	KUNIT_EXPECT_EQ(test, KVMIG_WIRE_VERSION, 2);
+	KUNIT_EXPECT_EQ(test, KVMIG_WIRE_VERSION, 3);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_round), 80);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_round, hole_pages), 48);
 }
 
 static struct kunit_case kvmig_xfer_cases[] = {

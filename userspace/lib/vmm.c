@@ -96,6 +96,26 @@ static void *map_anon(size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/*
+ * Guest RAM in a memfd, shared, as QEMU's memory-backend-memfd: shmem has
+ * no zero page, so a read fault allocates. The mapping keeps the file.
+ */
+static void *map_memfd(size_t size)
+{
+	int fd = memfd_create("vmm-ram", MFD_CLOEXEC);
+	void *p;
+
+	if (fd < 0)
+		return NULL;
+	if (ftruncate(fd, size)) {
+		close(fd);
+		return NULL;
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 static void throttle_init(struct vmm_throttle *t)
 {
 	pthread_condattr_t ca;
@@ -212,7 +232,7 @@ int vmm_create(struct vmm *vmm, const struct vmm_config *cfg)
 		s->id = 2 * i + 1;	/* sparse ids, on purpose */
 		s->gpa = (i + 1) * VMM_DATA_GPA;
 		s->size = cfg->slot_size;
-		s->hva = map_anon(s->size);
+		s->hva = cfg->memfd ? map_memfd(s->size) : map_anon(s->size);
 		if (!s->hva)
 			return fail("mmap data slot");
 		ret = add_slot(vmm, s->id, s->gpa, s->size, s->hva,

@@ -53,6 +53,7 @@ struct vmm_config {
 	 * write-protected until the first KVM_CLEAR_DIRTY_LOG.
 	 */
 	bool initially_set;
+	bool memfd;			/* data slots in a memfd, MAP_SHARED */
 };
 
 struct vmm;
