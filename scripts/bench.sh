@@ -5,7 +5,7 @@
 # debug kernel's KASAN and lockdep would swamp the figures), boot it in the
 # lab and run the benchmarks there, kvmig and the baseline in one run.
 # Results: build/results/bench-*.txt and .png, qemu-r*/bench-qemu.txt,
-# .csv and .svg.
+# .csv and .svg. 4 GiB: the sparse guest's 1 GiB is populated on both ends.
 # BENCH_ARGS: harvest_bench's slot MiB and repetitions; MIGRATE_BENCH_ARGS:
 # migrate_bench's (guest MiB); KVMIG_BENCH_*: scripts/lab-bench-qemu.sh's
 # settings. The lab passes no environment: these go in with the command.
@@ -24,6 +24,6 @@ kq=${KVMIG_QEMU_KVMIG:-$top/build/qemu/qemu-system-x86_64}
 fwd=(KVMIG_QEMU_KVMIG="$kq" MIGRATE_BENCH_ARGS="${MIGRATE_BENCH_ARGS:-}")
 for v in ${!KVMIG_BENCH_@}; do fwd+=("$v=${!v}"); done
 # shellcheck disable=SC2086 # BENCH_ARGS: words
-scripts/lab-run.sh -q -k stock -c 2 -m 3G -l build/lab/bench.log -t 3000 -- \
+scripts/lab-run.sh -q -k stock -c 2 -m 4G -l build/lab/bench.log -t 3000 -- \
 	env "${fwd[@]}" \
 	scripts/lab-bench.sh build/stock/module build/results ${BENCH_ARGS:-}

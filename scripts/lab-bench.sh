@@ -34,6 +34,9 @@ done
 # The throttle on a guest faster than the link: the demo VMM, each policy.
 insmod "$mod/kvmig.ko"
 scripts/lab-bench-throttle.sh "$out" | tee "$out/bench-throttle.txt"
+# Round 0 of a sparse guest (16 GiB, 1 GiB written), with and without the
+# walk that passes over never-populated memory.
+scripts/lab-bench-sparse.sh "$out" | tee "$out/bench-sparse.txt"
 rmmod kvmig
 # The PNGs: harvest cost, kvmig's per-round timeline, time and downtime
 # against the dirty rate per path.

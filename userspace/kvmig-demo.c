@@ -3,7 +3,8 @@
  * kvmig-demo: a small VMM that live-migrates its guest through kvmig.
  *
  *   kvmig-demo dest   --listen ADDR:PORT [--mem MIB] [--io-timeout MS]
- *   kvmig-demo source --connect ADDR:PORT [--mem MIB] [--rate PAGES/S]
+ *   kvmig-demo source --connect ADDR:PORT [--mem MIB] [--touch MIB]
+ *                     [--rate PAGES/S]
  *                     [--downtime MS] [--max-rounds N] [--bandwidth MB/S]
  *                     [--io-timeout MS] [--dirty ring|bitmap]
  *                     [--throttle off|auto|rate=PAGES/S]
@@ -47,11 +48,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kvmig.h"
+#include "names.h"
 #include "vmm.h"
 
 #define STR(x)	#x
@@ -109,18 +112,68 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* FNV-1a over guest memory, 64-bit words. */
+/* Guest pages populated (mincore) and this process's page tables, in kB. */
+static void print_memory(const char *who, struct vmm *vmm)
+{
+	unsigned long long res = 0, all = 0, pte = 0;
+	unsigned char *vec;
+	char line[128];
+	unsigned int i;
+	size_t n, j;
+	FILE *f;
+
+	for (i = 0; i < vmm->cfg.nr_slots; i++) {
+		n = vmm->slots[i].size / 4096;
+		vec = malloc(n);
+		if (!vec || mincore(vmm->slots[i].hva, vmm->slots[i].size, vec))
+			die("mincore");
+		for (j = 0; j < n; j++)
+			res += vec[j] & 1;
+		all += n;
+		free(vec);
+	}
+	f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPTE: %llu", &pte) == 1)
+			break;
+	if (f)
+		fclose(f);
+	printf("%s: guest memory populated: %llu of %llu pages, page tables %llu kB\n",
+	       who, res, all, pte);
+}
+
+/*
+ * FNV-1a over guest memory, 64-bit words, of the pages that are not zero,
+ * each with its index: so that a sparse guest's holes, which mincore()
+ * shows are not populated and so read as zero, are neither read nor
+ * faulted in, and the two ends agree whatever each has populated.
+ */
 static uint64_t checksum(struct vmm *vmm)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = 0xcbf29ce484222325ULL, page;
+	unsigned char *vec;
 	unsigned int i;
-	size_t j;
+	size_t j, n;
 
 	for (i = 0; i < vmm->cfg.nr_slots; i++) {
 		const uint64_t *p = (const uint64_t *)vmm->slots[i].hva;
 
-		for (j = 0; j < vmm->slots[i].size / 8; j++)
-			h = (h ^ p[j]) * 0x100000001b3ULL;
+		n = vmm->slots[i].size / 4096;
+		vec = malloc(n);
+		if (!vec || mincore(vmm->slots[i].hva, vmm->slots[i].size, vec))
+			die("mincore");
+		for (page = 0; page < n; page++, p += 512) {
+			if (!(vec[page] & 1))
+				continue;
+			for (j = 0; j < 512 && !p[j]; j++)
+				;
+			if (j == 512)
+				continue;
+			h = (h ^ (page + ((uint64_t)i << 40))) * 0x100000001b3ULL;
+			for (j = 0; j < 512; j++)
+				h = (h ^ p[j]) * 0x100000001b3ULL;
+		}
+		free(vec);
 	}
 	return h;
 }
@@ -255,19 +308,6 @@ static bool parse_throttle(const char *s, struct kvmig_throttle *t)
 	return s[5] && !*end && t->dirty_rate;
 }
 
-static const char *throttle_name(uint32_t policy)
-{
-	switch (policy) {
-	case KVMIG_THROTTLE_OFF:
-		return "off";
-	case KVMIG_THROTTLE_AUTO:
-		return "auto";
-	case KVMIG_THROTTLE_RATE:
-		return "rate";
-	}
-	return "?";
-}
-
 static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 {
 	struct vmm_config cfg = config(mib, VMM_DIRTY_BITMAP);
@@ -331,6 +371,7 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 	       (unsigned long long)rv.pages_received,
 	       (unsigned long long)rv.zero_pages,
 	       (unsigned long long)rv.rounds);
+	print_memory("dest", &vmm);
 	if (ioctl(vmm.vcpus[0].fd, KVM_SET_SREGS, &state.sregs) ||
 	    ioctl(vmm.vcpus[0].fd, KVM_SET_REGS, &state.regs))
 		die("restoring the vCPU");
@@ -413,7 +454,8 @@ static int source_in_doubt(int dev)
 	return EXIT_IN_DOUBT;
 }
 
-static int source(const char *addr, unsigned long mib, double rate,
+static int source(const char *addr, unsigned long mib, unsigned long touch,
+		  double rate,
 		  uint64_t downtime_ms, uint32_t max_rounds, uint64_t bw,
 		  uint32_t io_ms, enum vmm_dirty mode,
 		  const struct kvmig_throttle *thr)
@@ -430,8 +472,8 @@ static int source(const char *addr, unsigned long mib, double rate,
 	struct vmm vmm;
 	uint32_t *mbox;
 	pthread_t t;
-	double t0, t_pause, t_done;
-	uint64_t sum, slept_ns;
+	double t0, t_pause, t_done, t_round0 = 0;
+	uint64_t sum, slept_ns, pages = (touch ?: mib) << 8;
 	int sock, dev, one = 1, ret, tries;
 
 	parse_addr(addr, &sa);
@@ -450,7 +492,7 @@ static int source(const char *addr, unsigned long mib, double rate,
 	vmm_load(&vmm, guest_sweeper, guest_sweeper_end - guest_sweeper);
 	mbox = vmm_mbox(&vmm, 0);
 	mbox[0] = vmm.slots[0].gpa;
-	mbox[1] = cfg.slot_size / 4096;
+	mbox[1] = pages;	/* --touch: the rest is never populated */
 	mbox[2] = BATCH;
 	dev = session(&vmm, KVMIG_ROLE_SOURCE, mode == VMM_DIRTY_RING ?
 		      KVMIG_DIRTY_RING : KVMIG_DIRTY_BITMAP);
@@ -483,12 +525,12 @@ static int source(const char *addr, unsigned long mib, double rate,
 		       mib);
 	printf(", %s dirty tracking, throttle %s\n",
 	       mode == VMM_DIRTY_RING ? "ring" : "bitmap",
-	       thr ? throttle_name(thr->policy) : "not set");
+	       thr ? kvmig_throttle_name(thr->policy) : "not set");
 	/* Let the guest stamp all its memory once before migrating. */
-	while (atomic_load(&run.pages) < cfg.slot_size / 4096 && !run.err)
+	while (atomic_load(&run.pages) < pages && !run.err)
 		usleep(10000);
-	printf("source: guest has written all %lu pages once, migrating\n",
-	       cfg.slot_size / 4096);
+	printf("source: guest has written %llu of %lu pages once, migrating\n",
+	       (unsigned long long)pages, cfg.slot_size / 4096);
 
 	sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -511,6 +553,8 @@ static int source(const char *addr, unsigned long mib, double rate,
 		memset(&r, 0, sizeof(r));
 		if (xfer(dev, KVMIG_XFER_ROUND, &r))
 			return source_failed(&run, &t, dev, "KVMIG_XFER_ROUND");
+		if (!r.round)
+			t_round0 = now() - t0;
 		memset(&st, 0, sizeof(st));
 		ioctl(dev, KVMIG_GET_STATS, &st);
 		printf("source: %5llu %8llu %7llu %10llu %11llu %6.1f  %4u  ",
@@ -563,16 +607,20 @@ static int source(const char *addr, unsigned long mib, double rate,
 	       (unsigned long long)state.regs.rdi);
 	printf("source: memory checksum at pause  %016llx\n",
 	       (unsigned long long)sum);
+	print_memory("source", &vmm);
 	memset(&st, 0, sizeof(st));
 	ioctl(dev, KVMIG_GET_STATS, &st);
 	printf("\nsource: migration report\n");
 	printf("  rounds              %llu pre-copy + final\n",
 	       (unsigned long long)st.xfer_round);
-	printf("  pages sent          %llu (%llu spliced zero-copy, %llu copied), %llu zero pages skipped\n",
+	printf("  pages sent          %llu (%llu spliced zero-copy, %llu copied), %llu zero pages skipped (%llu never populated)\n",
 	       (unsigned long long)st.pages_sent,
 	       (unsigned long long)st.pages_spliced,
 	       (unsigned long long)st.pages_copied,
-	       (unsigned long long)st.zero_pages);
+	       (unsigned long long)st.zero_pages,
+	       (unsigned long long)st.hole_pages);
+	printf("  round 0             %.3f s, %llu pages never populated passed over\n",
+	       t_round0, (unsigned long long)st.hole_pages);
 	printf("  bytes sent          %llu (%.1f MiB)\n",
 	       (unsigned long long)st.bytes_sent, st.bytes_sent / 1048576.0);
 	printf("  total time          %.3f s, throughput %.1f MB/s\n",
@@ -585,7 +633,7 @@ static int source(const char *addr, unsigned long mib, double rate,
 		   __atomic_load_n(&vmm.throttle_slept_ns, __ATOMIC_RELAXED);
 	if (thr)
 		printf("  throttle            %s, last at %u %%, the vCPU slept %.1f ms (%s)\n",
-		       throttle_name(st.throttle_policy), st.throttle_pct,
+		       kvmig_throttle_name(st.throttle_policy), st.throttle_pct,
 		       slept_ns / 1e6, mode == VMM_DIRTY_RING ?
 		       "in kvmig" : "in this VMM");
 	close(dev);
@@ -600,6 +648,7 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "connect", required_argument, NULL, 'c' },
 		{ "mem", required_argument, NULL, 'm' },
+		{ "touch", required_argument, NULL, 'u' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "downtime", required_argument, NULL, 'd' },
 		{ "max-rounds", required_argument, NULL, 'n' },
@@ -611,7 +660,7 @@ int main(int argc, char **argv)
 		{}
 	};
 	const char *addr = NULL;
-	unsigned long mib = 128;
+	unsigned long mib = 128, touch = 0;
 	double rate = 10000;
 	uint64_t downtime = 300, bw = 0;
 	uint32_t rounds = 30, io_ms = 0;
@@ -623,7 +672,7 @@ int main(int argc, char **argv)
 	/* Line by line even into a file: tests and scripts follow progress. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	while ((c = getopt_long(argc, argv, "l:c:m:r:d:n:b:t:D:T:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:c:m:u:r:d:n:b:t:D:T:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 		case 'c':
@@ -631,6 +680,9 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			mib = strtoul(optarg, NULL, 0);
+			break;
+		case 'u':
+			touch = strtoul(optarg, NULL, 0);
 			break;
 		case 'r':
 			rate = atof(optarg);
@@ -666,11 +718,13 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB] [--io-timeout MS]\n"
-			       "       kvmig-demo source --connect ADDR:PORT [--mem MIB] [--rate PAGES/S]\n"
+			       "       kvmig-demo source --connect ADDR:PORT [--mem MIB] [--touch MIB] [--rate PAGES/S]\n"
 			       "                  [--downtime MS] [--max-rounds N] [--bandwidth MB/S]\n"
 			       "                  [--io-timeout MS] [--dirty ring|bitmap]\n"
 			       "                  [--throttle off|auto|rate=PAGES/S]\n"
 			       "\n"
+			       "--mem: guest RAM, up to 65536 MiB (reserved, populated as written)\n"
+			       "--touch: the guest writes only its first MIB (up to 3072): a sparse guest\n"
 			       "--rate 0: the guest writes as fast as it can\n"
 			       "--dirty: how the source tracks dirty pages (default ring)\n"
 			       "--throttle: slow down a guest that outruns the link\n"
@@ -683,14 +737,16 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc - 1 || !addr || !mib || mib > 512) {
+	/* The guest is 32-bit: what it writes stays below 4 GiB. */
+	if (optind != argc - 1 || !addr || !mib || mib > 65536 ||
+	    touch > mib || touch > 3072) {
 		fprintf(stderr, "kvmig-demo: see --help\n");
 		return 2;
 	}
 	if (!strcmp(argv[optind], "dest"))
 		return dest(addr, mib, io_ms);
 	if (!strcmp(argv[optind], "source"))
-		return source(addr, mib, rate, downtime, rounds, bw, io_ms,
+		return source(addr, mib, touch, rate, downtime, rounds, bw, io_ms,
 			      mode, throttle ? &thr : NULL);
 	fprintf(stderr, "kvmig-demo: dest or source?\n");
 	return 2;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "kvmig.h"
+#include "names.h"
 #include "kvmigctl_bpf.h"
 
 #define EXIT_USAGE	2
@@ -219,16 +220,6 @@ int kvmigctl_live_dests(__u64 *ids, int max)
 	return live;
 }
 
-static const char *throttle_name(uint32_t policy)
-{
-	switch (policy) {
-	case KVMIG_THROTTLE_OFF:	return "off";
-	case KVMIG_THROTTLE_AUTO:	return "auto";
-	case KVMIG_THROTTLE_RATE:	return "rate";
-	}
-	return "?";
-}
-
 static void json_session(const struct kvmig_session_info *i)
 {
 	const struct kvmig_stats *st = &i->stats;
@@ -244,7 +235,8 @@ static void json_session(const struct kvmig_session_info *i)
 	       "\"dirty_rate\": %llu, \"throughput\": %llu, "
 	       "\"expected_downtime_ns\": %llu, \"downtime_ns\": %llu, "
 	       "\"remaining\": %llu, \"throttle\": \"%s\", "
-	       "\"throttle_pct\": %u, \"throttle_ns\": %llu}",
+	       "\"throttle_pct\": %u, \"throttle_ns\": %llu, "
+	       "\"hole_pages\": %llu}",
 	       (unsigned long long)st->id, i->pid,
 	       i->flags & KVMIG_SESSION_SELF ? "true" : "false",
 	       state_name(st->state), role_name(st->role), st->fail_reason,
@@ -266,8 +258,9 @@ static void json_session(const struct kvmig_session_info *i)
 	       (unsigned long long)st->expected_downtime_ns,
 	       (unsigned long long)st->downtime_ns,
 	       (unsigned long long)st->remaining,
-	       throttle_name(st->throttle_policy), st->throttle_pct,
-	       (unsigned long long)st->throttle_ns);
+	       kvmig_throttle_name(st->throttle_policy), st->throttle_pct,
+	       (unsigned long long)st->throttle_ns,
+	       (unsigned long long)st->hole_pages);
 }
 
 static int cmd_list(int argc, char **argv, bool json)
@@ -656,7 +649,7 @@ static int cmd_watch(int argc, char **argv, bool json)
 			printf(", \"dirty_rate_pps\": %llu, \"throttle\": \"%s\", "
 			       "\"throttle_pct\": %u}\n",
 			       (unsigned long long)st->dirty_rate,
-			       throttle_name(st->throttle_policy),
+			       kvmig_throttle_name(st->throttle_policy),
 			       st->throttle_pct);
 		} else {
 			line[0] = '\0';
@@ -683,7 +676,7 @@ static int cmd_watch(int argc, char **argv, bool json)
 				appendf(line, sizeof(line), "  ETA       - ");
 			if (st->throttle_policy)
 				appendf(line, sizeof(line), "  throttle %s %2u%%",
-					throttle_name(st->throttle_policy),
+					kvmig_throttle_name(st->throttle_policy),
 					st->throttle_pct);
 			/* Off a terminal, a line per change, not per sample. */
 			if (tty)
