@@ -11,7 +11,11 @@
 #   2. migrate_cancel in mid pre-copy: the source runs on;
 #   3. destination killed in mid pre-copy: the source fails and runs on;
 #   4. source killed in mid pre-copy: the destination never runs the guest;
-#   5. dmaio guest (virtio-blk DMA writes, not the CPU): as 1.
+#   5. dmaio guest (virtio-blk DMA writes, not the CPU): as 1;
+#   6. auto-converge: the count guest, unpaced, outruns a link capped at
+#      16 MiB/s; the source's cpu-throttle-percentage must rise above 0
+#      during pre-copy, the migration complete as in 1, and the throttle
+#      be off after it.
 # TAP output; exit 4 (skip) without root, ip, the QEMU binary, /dev/kvm or
 # the guest images, unless KVMIG_REQUIRE is set.
 #
@@ -25,12 +29,14 @@
 #                    before each compare: the memory cases must fail
 #   KVMIG_QEMU_CASES only these case numbers (e.g. "1 5"); the others are
 #                    reported skipped
+#   KVMIG_QEMU_AC_BW case 6's max-bandwidth, bytes/s (default 16777216)
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 qemu=${KVMIG_QEMU:-qemu-system-x86_64}
 caps=${KVMIG_QEMU_CAPS:-}
 mem=${KVMIG_QEMU_MEM:-64}
 accel=${KVMIG_QEMU_ACCEL:-kvm}
+ac_bw=${KVMIG_QEMU_AC_BW:-16777216}
 qmp=../userspace/qemu/qmp.py
 guest=../userspace/qemu/guest
 # shellcheck source=../userspace/qemu/lab-qemu.sh
@@ -64,7 +70,7 @@ veth_ns $ns_s veth-qs $ns_d veth-qd 10.98.1.1/24 $addr_d/24 ||
 	skip "cannot make network namespaces and veth"
 
 echo "TAP version 13"
-echo "1..5"
+echo "1..6"
 fail=0
 t_start=$(date +%s)
 check() { # check N NAME CONDITION...
@@ -169,7 +175,7 @@ kvmig_carried() {
 # full N GUEST: a migration that must complete, then the memory compare
 # and the destination resumed.
 full() {
-	local n=$1 g=$2 t0 ss sd
+	local n=$1 g=$2 t0
 	pair "$n" "$g" || return 1
 	t0=$(date +%s)
 	# The count guest rewrites all its RAM in a few ms: let the switchover
@@ -181,6 +187,15 @@ full() {
 		diag "d$n: $(tr '\n' ' ' <"$tmp/d$n.log")"
 		return 1
 	fi
+	verify_completed "$n" "$t0"
+}
+
+# verify_completed N T0: case N's migration, started at T0 (date +%s), has
+# completed: the source's report; with x-kvmig, kvmig carried the RAM;
+# the source in postmigrate, the destination paused; all guest RAM
+# compared; the destination resumed and printing.
+verify_completed() {
+	local n=$1 t0=$2 ss sd
 	report "$n"
 	case " ${caps//,/ } " in
 	*" x-kvmig "*) kvmig_carried "$n" || return 1 ;;
@@ -263,6 +278,80 @@ case_kill_src() {
 	[ "$(serial_size d4)" = 0 ]
 }
 
+# tenths X: X/10 with one decimal.
+tenths() { echo "$(($1 / 10)).$(($1 % 10))"; }
+
+# case_auto_converge: the count guest, unpaced (as fast as it can),
+# against a link capped at $ac_bw bytes/s, with auto-converge on the
+# source (cpu-throttle-initial 50, cpu-throttle-increment 25,
+# max-cpu-throttle 99). The guest dirties its RAM faster than half of
+# what pre-copy sends, so the throttle must step up: QEMU's own after two
+# bitmap syncs in a row that found more than half of what was sent
+# dirtied again (throttle-trigger-threshold 50); under x-kvmig, kvmig's
+# AUTO throttle after two such harvests, applied by QEMU after each round
+# (Documentation/throttle.rst). query-migrate is polled about every
+# second for cpu-throttle-percentage. Passes only if it rose above 0, the
+# migration completed and then passed verify_completed, and the source's
+# throttle was off after it.
+case_auto_converge() {
+	local n=6 r st pct last=0 top=0 steps='' polls=0 t0 e0 s0 t1='' s1='' what
+	pair $n count || return 1
+	q s$n migrate-set-capabilities '{"capabilities": [{"capability": "auto-converge", "state": true}]}' >/dev/null ||
+		return 1
+	s0=$(serial_size s$n)
+	t0=$(date +%s) e0=$SECONDS
+	migrate $n "{\"max-bandwidth\": $ac_bw, \"downtime-limit\": 300, \"throttle-trigger-threshold\": 50, \"cpu-throttle-initial\": 50, \"cpu-throttle-increment\": 25, \"max-cpu-throttle\": 99}" ||
+		return 1
+	while :; do
+		if ! r=$(q s$n query-migrate); then
+			diag "s$n: query-migrate failed $((SECONDS - e0)) s after migrate: $r"
+			return 1
+		fi
+		polls=$((polls + 1))
+		st=$(field "$r" status)
+		pct=$(field "$r" cpu-throttle-percentage) || pct=0
+		case $pct in '' | *[!0-9]*) pct=0 ;; esac
+		if [ "$pct" != "$last" ]; then
+			steps+="${steps:+, }$pct % at $((SECONDS - e0)) s"
+			last=$pct
+		fi
+		[ "$pct" -le "$top" ] || top=$pct
+		# The guest's own rate (a serial byte per MiB written) until
+		# the throttle first shows.
+		if [ "$pct" -gt 0 ] && [ -z "$t1" ]; then
+			t1=$SECONDS s1=$(serial_size s$n)
+		fi
+		case $st in completed | failed | cancelled) break ;; esac
+		if [ $((SECONDS - e0)) -ge 240 ]; then
+			diag "s$n: still $st 240 s after migrate"
+			break
+		fi
+		sleep 1
+	done
+	what="before the throttle"
+	if [ -z "$t1" ]; then
+		t1=$SECONDS s1=$(serial_size s$n) what="during the migration, never throttled"
+	fi
+	[ $((t1 - e0)) -gt 0 ] || t1=$((e0 + 1))
+	diag "s$n auto-converge: $st after $((SECONDS - e0)) s, highest cpu-throttle-percentage $top % (${steps:-never shown}; $polls polls), dirty-sync-count $(field "$r" dirty-sync-count || echo none); the guest wrote $(tenths $(((s1 - s0) * 10 / (t1 - e0)))) MiB/s in the $((t1 - e0)) s $what, the link is capped at $(tenths $((ac_bw * 10 >> 20))) MiB/s"
+	if [ "$st" != completed ]; then
+		report "$n"
+		diag "s$n: $st $(field "$r" error-desc); d$n: $(tr '\n' ' ' <"$tmp/d$n.log")"
+		return 1
+	fi
+	if [ "$top" = 0 ]; then
+		diag "no throttle: the guest did not outrun the link, or auto-converge did nothing; s$n: $(tr '\n' ' ' <"$tmp/s$n.log")"
+		return 1
+	fi
+	verify_completed "$n" "$t0" || return 1
+	r=$(q s$n query-migrate) || return 1
+	if pct=$(field "$r" cpu-throttle-percentage) && [ "$pct" != 0 ]; then
+		diag "s$n: cpu-throttle-percentage still $pct % after the migration"
+		return 1
+	fi
+	diag "s$n: throttle off after the migration"
+}
+
 run() { # run N NAME FUNCTION ARGS...
 	local n=$1 name=$2 t0
 	t0=$(date +%s)
@@ -292,5 +381,6 @@ run 2 "migrate_cancel in mid pre-copy: source runs on" case_cancel
 run 3 "destination killed in mid pre-copy: source fails, runs on" case_kill_dst
 run 4 "source killed in mid pre-copy: destination does not run" case_kill_src
 run 5 "dmaio guest (virtio-blk DMA): migration completes, RAM equal, destination runs on" full 5 dmaio
+run 6 "auto-converge: guest faster than the link throttled, migration completes, RAM equal, destination runs on" case_auto_converge
 diag "total $(($(date +%s) - t_start)) s"
 exit $fail
