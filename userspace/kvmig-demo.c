@@ -229,22 +229,33 @@ struct runner {
 	double rate;
 	atomic_bool pause;
 	atomic_ulong pages;
+	unsigned long warm;	/* pages written unpaced first (--touch) */
 	int err;
 };
 
-/* The guest's vCPU thread, paced at rate pages per second. */
+/*
+ * The guest's vCPU thread, paced at rate pages per second; with --touch,
+ * after a first pass at full speed over what it touches.
+ */
 static void *run_guest(void *arg)
 {
 	struct runner *r = arg;
 	double t0 = now();
+	unsigned long base = 0;
 
 	while (!atomic_load(&r->pause)) {
 		r->err = vmm_run(r->vmm);
 		if (r->err)
 			break;
 		atomic_fetch_add(&r->pages, BATCH);
+		if (r->warm && !base) {
+			if (atomic_load(&r->pages) < r->warm)
+				continue;
+			base = atomic_load(&r->pages);
+			t0 = now();
+		}
 		if (r->rate > 0) {
-			double due = t0 + atomic_load(&r->pages) / r->rate;
+			double due = t0 + (atomic_load(&r->pages) - base) / r->rate;
 			double d = due - now();
 
 			if (d > 0)
@@ -466,7 +477,7 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	struct kvmig_final f = {};
 	struct kvmig_round r;
 	struct kvmig_stats st = {};
-	struct runner run = { .rate = rate };
+	struct runner run = { .rate = rate, .warm = touch << 8 };
 	struct sockaddr_in sa;
 	struct state state = { .magic = STATE_MAGIC };
 	struct vmm vmm;

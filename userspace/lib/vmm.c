@@ -196,7 +196,8 @@ int vmm_create(struct vmm *vmm, const struct vmm_config *cfg)
 
 	if (!cfg->nr_vcpus || cfg->nr_vcpus > VMM_MAX_VCPUS ||
 	    !cfg->nr_slots || cfg->nr_slots > VMM_MAX_SLOTS ||
-	    !cfg->slot_size || cfg->slot_size > VMM_DATA_MAX ||
+	    !cfg->slot_size ||
+	    cfg->slot_size > (cfg->nr_slots > 1 ? VMM_DATA_MAX : VMM_DATA_MAX_ONE) ||
 	    cfg->slot_size % vmm->page_size) {
 		say("bad configuration\n");
 		return -EINVAL;

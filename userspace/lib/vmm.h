@@ -32,7 +32,8 @@
 #define VMM_MBOX_SIZE		0x4000
 #define VMM_CTRL_SIZE		(VMM_MBOX_GPA + VMM_MAX_VCPUS * VMM_MBOX_SIZE)
 #define VMM_DATA_GPA		0x20000000ULL	/* data slot i at (i + 1) * this */
-#define VMM_DATA_MAX		0x20000000ULL	/* largest data slot */
+#define VMM_DATA_MAX		0x20000000ULL	/* largest of several data slots */
+#define VMM_DATA_MAX_ONE	(64ULL << 30)	/* largest single data slot */
 
 #define VMM_PORT_DONE		0x10
 
