@@ -15,6 +15,7 @@
 #include <kunit/visibility.h>
 
 #include <kvmig.h>
+#include "compat.h"
 
 struct eventfd_ctx;
 struct file;

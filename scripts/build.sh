@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# build.sh debug|stock: build kvmig (warnings are errors) for one lab kernel
-# in build/<name>/, a copy of the sources (kbuild writes objects next to
-# them, so each kernel needs its own), plus the selftests and userspace.
+# build.sh debug|stock|stock61: build kvmig (warnings are errors) for one lab
+# kernel in build/<name>/, a copy of the sources (kbuild writes objects next
+# to them, so each kernel needs its own), plus the selftests and userspace
+# (these do not depend on the kernel: the same binaries serve every lab).
 # Prints nothing but errors; exits non-zero on failure.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,11 +12,11 @@ cd "$top"
 
 case ${1:-} in
 debug) kdir=$(scripts/kernel.sh debug) ;;
-stock)
-	k=$(scripts/kernel.sh stock)
+stock | stock61)
+	k=$(scripts/kernel.sh "$1")
 	kdir=$k/root/usr/src/linux-headers-$(cat "$k/abi")
 	;;
-*) echo "usage: $0 debug|stock" >&2; exit 2 ;;
+*) echo "usage: $0 debug|stock|stock61" >&2; exit 2 ;;
 esac
 
 dir=$top/build/$1

@@ -1,10 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make check: install what is missing, build the lab kernels (cached), build
-# kvmig for both with warnings as errors, then run in the lab
+# make check: install what is missing, build or fetch the lab kernels
+# (cached), build kvmig for each with warnings as errors, then run in the lab
 #   - on the debug kernel (KASAN, lockdep, kmemleak): KUnit and the selftests,
-#   - on Debian's stock kernel: the selftests,
+#   - on Debian's stock kernel (6.12): the selftests,
+#   - on Debian 12's own 6.1 (stock61): the selftests,
 # and fail on any failed test or kernel splat. Last line: "N passed, N failed".
 set -uo pipefail
 
@@ -48,11 +49,15 @@ scripts/kernel.sh debug >/dev/null
 result "debug kernel built or cached" $?
 scripts/kernel.sh stock >/dev/null
 result "stock kernel fetched or cached" $?
+scripts/kernel.sh stock61 >/dev/null
+result "stock61 kernel (Debian 12's 6.1) fetched or cached" $?
 
 scripts/build.sh debug
 result "build kvmig, selftests, userspace for the debug kernel (-Werror)" $?
 scripts/build.sh stock
 result "build kvmig, selftests, userspace for the stock kernel (-Werror)" $?
+scripts/build.sh stock61
+result "build kvmig, selftests, userspace for the stock61 kernel (-Werror)" $?
 
 scripts/qemu.sh >/dev/null
 result "Debian's QEMU with userspace/qemu/patches (x-kvmig) built or cached" $?
@@ -79,7 +84,9 @@ lab() { # lab NAME LIMIT: boot that kernel, run lab-tests.sh, check the console
 }
 # Limits for a hung guest, not for speed: each selftest program has its own
 # (selftests/settings), and under TCG the KASAN+lockdep kernel runs the same
-# tests about twice as slowly as the stock one.
+# tests about twice as slowly as the stock one. The 6.1 run is the stock
+# run on the other LTS kernel: the same tests, the same limit.
 lab debug 2700
 lab stock 1800
+lab stock61 1800
 finish

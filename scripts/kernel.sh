@@ -1,12 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Provide the lab's two kernels, cached outside the checkout:
+# Provide the lab's kernels, cached outside the checkout:
 #
-#   kernel.sh debug   build the debug kernel from Debian's linux-source-6.12
-#                     with allnoconfig + lab/debug.config; prints its build dir
-#   kernel.sh stock   fetch Debian's newest 6.12 amd64 image whose headers are
-#                     also offered; prints the unpacked dir
+#   kernel.sh debug    build the debug kernel from Debian's linux-source-6.12
+#                      with allnoconfig + lab/debug.config; prints its build dir
+#   kernel.sh stock    fetch Debian's newest 6.12 amd64 image whose headers are
+#                      also offered; prints the unpacked dir
+#   kernel.sh stock61  the same for Debian 12's own 6.1 LTS (6.1.0-N-amd64)
 #
 # The cache is $KVMIG_CACHE (default ~/.cache/kvmig); entries are keyed by
 # version and configuration and only published once complete, so a second
@@ -20,7 +21,9 @@ mkdir -p "$cache"
 # One builder at a time: a second caller (a lab boot, a module build) would
 # otherwise start the same build over in the same directory. It waits, then
 # finds the kernel cached.
-[ "${1:-}" = stock ] && lock=$cache/.lock-stock || lock=$cache/.lock
+# The stock kernels share a lock of their own (and apt-get update), so that
+# fetching one never waits for a debug build.
+case ${1:-} in stock*) lock=$cache/.lock-stock ;; *) lock=$cache/.lock ;; esac
 exec 8>"$lock"
 flock 8
 
@@ -92,41 +95,71 @@ debug_kernel() {
 	echo "$out"
 }
 
-# Newest 6.12.N for which the unsigned image and the headers are both offered.
+# The stock kernels, by name: the series and an extended regular expression
+# for the <kver> part of Debian's package names (linux-image-<kver>-amd64):
+# 6.12.N+deb12, the 6.12 that Debian 12 also ships (bookworm-security), and
+# 6.1.0-N, its own 6.1 (the ABI number N, not the upstream 6.1.M, is in the
+# names: 6.1.0-57 is 6.1.192).
+stock_series() {
+	case $1 in
+	stock) echo '6.12 6\.12\.[0-9]+\+deb12' ;;
+	stock61) echo '6.1 6\.1\.0-[0-9]+' ;;
+	*) return 1 ;;
+	esac
+}
+
+# stock_abi KVER-RE SERIES: the newest <kver>-amd64 whose image (unsigned if
+# offered, else the signed one: the same bzImage with an EFI signature) and
+# headers are both offered, with the image package's name:
+# "<kver>-amd64 linux-image-<kver>-amd64[-unsigned]".
 stock_abi() {
-	local v
+	local re=$1 series=$2 v img
 	for v in $(apt-cache search --names-only \
-			'^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$' |
-			sed -E 's/^linux-image-(6\.12\.[0-9]+\+deb12)-amd64.*/\1/' |
-			sort -Vr); do
-		if apt-cache show "linux-headers-$v-amd64" >/dev/null 2>&1; then
-			echo "$v-amd64"
-			return
-		fi
+			"^linux-image-($re)-amd64(-unsigned)?\$" |
+			sed -E "s/^linux-image-($re)-amd64.*/\\1/" |
+			sort -Vru); do
+		apt-cache show "linux-headers-$v-amd64" >/dev/null 2>&1 || continue
+		img=linux-image-$v-amd64-unsigned
+		apt-cache show "$img" >/dev/null 2>&1 || img=${img%-unsigned}
+		echo "$v-amd64 $img"
+		return
 	done
-	log "no linux-image-6.12.*-amd64-unsigned with headers offered"
+	log "no linux-image-$series amd64 image with headers offered"
 	exit 1
 }
 
-# The image, the headers and what they need are unpacked side by side under
-# <entry>/root, never installed on the machine; the headers' one absolute
-# path is made relative, so <entry>/root/usr/src/linux-headers-<abi> is a
-# KDIR for out-of-tree builds.
+# stock_kernel NAME: the image, the headers and what the headers depend on
+# (their -common package and linux-kbuild: linux-kbuild-<kver> for 6.12,
+# linux-kbuild-6.1 for 6.1; read from the headers' Depends) are unpacked
+# side by side under <entry>/root, never installed on the machine; the
+# headers' one absolute path is made relative, so
+# <entry>/root/usr/src/linux-headers-<abi> is a KDIR for out-of-tree builds.
 stock_kernel() {
-	local abi kver out tmp deb hdr
-	[ -n "$(apt-cache search --names-only '^linux-image-6\.12' | head -1)" ] ||
+	local series re abi img out tmp deb hdr deps r
+	r=$(stock_series "$1")
+	read -r series re <<<"$r"
+	[ -n "$(apt-cache search --names-only "^linux-image-($re)-amd64" | head -1)" ] ||
 		apt-get update -qq >&2
-	abi=$(stock_abi)
-	kver=${abi%-amd64}
+	r=$(stock_abi "$re" "$series")
+	read -r abi img <<<"$r"
 	out=$cache/stock-$abi
 	if [ ! -f "$out/.done" ]; then
 		tmp=$out.tmp
 		rm -rf "$tmp"
 		mkdir -p "$tmp/debs"
-		log "fetching $abi"
+		deps=$(apt-cache show --no-all-versions "linux-headers-$abi" |
+			sed -n 's/^Depends: //p' | sed 's/[,|]/\n/g' |
+			sed -E 's/^ *([^ ]+).*/\1/' |
+			grep -E '^linux-(headers-.*-common|kbuild-.*)$' | sort -u) || true
+		case $deps in *linux-kbuild-*) ;; *)
+			log "no linux-kbuild in the Depends of linux-headers-$abi"
+			exit 1
+			;;
+		esac
+		log "fetching $abi: $img linux-headers-$abi ${deps//$'\n'/ }"
+		# shellcheck disable=SC2086 # deps: package names
 		(cd "$tmp/debs" && apt-get download -qq \
-			"linux-image-$abi-unsigned" "linux-headers-$abi" \
-			"linux-headers-$kver-common" "linux-kbuild-$kver" >&2)
+			"$img" "linux-headers-$abi" $deps >&2)
 		for deb in "$tmp"/debs/*.deb; do
 			dpkg-deb -x "$deb" "$tmp/root"
 		done
@@ -145,9 +178,9 @@ stock_kernel() {
 
 case "${1:-}" in
 debug) debug_kernel ;;
-stock) stock_kernel ;;
+stock | stock61) stock_kernel "$1" ;;
 *)
-	echo "usage: $0 debug|stock" >&2
+	echo "usage: $0 debug|stock|stock61" >&2
 	exit 2
 	;;
 esac

@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # lab-initramfs.sh STOCKDIR: print the path of an initramfs for the stock
-# kernel unpacked in STOCKDIR (see kernel.sh stock), building it on first use.
-# It loads what mounting the host root over 9p needs, then switches to it and
-# runs $KVMIG_INIT.
+# kernel unpacked in STOCKDIR (see kernel.sh stock, stock61), building it on
+# first use. It loads what mounting the host root over 9p needs, then switches
+# to it and runs $KVMIG_INIT.
 set -euo pipefail
 
 stock=$1
@@ -25,15 +25,21 @@ for a in sh mount umount insmod mkdir switch_root cat echo sleep; do
 	ln -s busybox "$tmp/bin/$a"
 done
 
-# Dependency order from modprobe itself; decompressed so busybox can load them.
+# Dependency order from modprobe itself; decompressed so busybox can load them
+# (6.12's modules are .ko.xz, 6.1's plain .ko). The virtio PCI transport is
+# built into 6.12 (modprobe then says "builtin" and nothing is added) but a
+# module on 6.1, and no symbol of it is needed by 9pnet_virtio: named first.
 : >"$tmp/modules/order"
-for m in 9p 9pnet_virtio; do
+for m in virtio_pci 9p 9pnet_virtio; do
 	modprobe -d "$root" -S "$abi" --show-depends "$m" |
 		awk '$1 == "insmod" { print $2 }'
 done | awk '!seen[$0]++' | while read -r ko; do
-	name=$(basename "${ko%.xz}")
-	xz -dc "$ko" >"$tmp/modules/$name"
-	echo "$name" >>"$tmp/modules/order"
+	name=$(basename "$ko")
+	case $name in
+	*.ko.xz) xz -dc "$ko" >"$tmp/modules/${name%.xz}" ;;
+	*) cp "$ko" "$tmp/modules/$name" ;;
+	esac
+	echo "${name%.xz}" >>"$tmp/modules/order"
 done
 
 cat >"$tmp/init" <<'INIT'

@@ -7,15 +7,17 @@
 # command inside and exit with its status.
 #
 #   lab-run.sh [options] [--] command [args...]
-#     -k, --kernel debug|stock   which lab kernel (default: debug)
+#     -k, --kernel debug|stock|stock61
+#                                which lab kernel (default: debug); stock is
+#                                Debian's 6.12, stock61 Debian 12's own 6.1
 #     -c, --cpus N               vCPUs (default: 2)
 #     -m, --mem SIZE             guest memory (default: 2G)
 #     -t, --timeout SECONDS      hard limit for the whole boot (default: 600)
 #     -l, --log FILE             console log (default: build/lab/<kernel>.log)
 #     -q, --quiet                show the command's output, not the console
 #
-# Inside the guest: KVMIG_KERNEL is debug or stock; KVMIG_MODROOT, for the
-# stock kernel, is the root of its unpacked modules (scripts/lab-modprobe).
+# Inside the guest: KVMIG_KERNEL is debug, stock or stock61; KVMIG_MODROOT,
+# for a stock kernel, is the root of its unpacked modules (lab-modprobe).
 # Exit status: the command's, or 124 on timeout, 125 if no status was left.
 set -euo pipefail
 
@@ -44,8 +46,10 @@ debug)
 	bzimage=$kdir/arch/x86/boot/bzImage
 	modroot=
 	;;
-stock)
-	sdir=$("$top/scripts/kernel.sh" stock)
+stock | stock61)
+	# Debian's kernels: 9p (and on 6.1 virtio's PCI transport) are modules,
+	# loaded by an initramfs; the rest come from the unpacked package.
+	sdir=$("$top/scripts/kernel.sh" "$kernel")
 	abi=$(cat "$sdir/abi")
 	bzimage=$sdir/root/boot/vmlinuz-$abi
 	initrd=(-initrd "$("$top/scripts/lab-initramfs.sh" "$sdir")")
@@ -54,7 +58,7 @@ stock)
 		-device virtio-9p-pci,fsdev=mod,mount_tag=kvmigmod)
 	;;
 *)
-	echo "lab-run: --kernel must be debug or stock" >&2
+	echo "lab-run: --kernel must be debug, stock or stock61" >&2
 	exit 2
 	;;
 esac
@@ -96,7 +100,7 @@ cmdline+=" KVMIG_MODROOT=$modroot"
 # "kasan: Fix false-positive wild-memory-access on x86 under 5-level
 # paging", June 2026). The report also switches lockdep off for the whole
 # run. The debug kernel therefore boots with 4-level paging; the stock
-# kernel, which has no KASAN, keeps 5-level paging.
+# kernels, which have no KASAN, keep 5-level paging.
 [ "$kernel" = debug ] && cmdline+=" no5lvl"
 
 : >"$log"

@@ -6,7 +6,7 @@
 #
 # The console interleaves the kernel's messages with the tests' own output,
 # and a test may well print "WARNING:" or "Call Trace:" itself. Only kernel
-# lines count: both lab kernels print the printk timestamp ("[   12.345678] ",
+# lines count: all lab kernels print the printk timestamp ("[   12.345678] ",
 # CONFIG_PRINTK_TIME), optionally followed by the caller ("[    T42] ",
 # CONFIG_PRINTK_CALLER), and every pattern is anchored on it. A kernel line
 # glued to the end of a test's unfinished line escapes the anchor, but every

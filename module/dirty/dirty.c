@@ -7,6 +7,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/bitmap.h>
+#include <linux/bsearch.h>
 #include <linux/kvm_host.h>
 #include <linux/slab.h>
 #include <linux/sort.h>

@@ -11,6 +11,7 @@
 #include <linux/wait.h>
 
 #include <kvmig.h>
+#include "../compat.h"
 
 struct file;
 struct kvm;

@@ -3,7 +3,9 @@
  * KUnit tests of the hole walk (holes.c) on real mappings: KUnit gives the
  * test thread an mm of its own (kunit_vm_mmap()), where anonymous and
  * shmem memory is populated page by page through put_user() and
- * get_user(), as a guest's faults would populate a VMM's.
+ * get_user(), as a guest's faults would populate a VMM's. Before Linux
+ * 6.11 KUnit has no kunit_vm_mmap(), the test thread no mm to map memory
+ * in, and the cases skip (KVMIG_HAVE_KUNIT_VM_MMAP).
  */
 #include <kunit/test.h>
 #include <linux/limits.h>
@@ -15,6 +17,7 @@
 
 #include "xfer.h"
 
+#if KVMIG_HAVE_KUNIT_VM_MMAP
 #define PG(a, i)	((a) + ((unsigned long)(i) << PAGE_SHIFT))
 
 static void expect_span(struct kunit *test, unsigned long addr,
@@ -102,6 +105,17 @@ static void shmem_test(struct kunit *test)
 	expect_span(test, PG(b, 10), 1014, 2, false);
 	expect_span(test, PG(b, 12), 1012, 1012, true);
 }
+#else
+static void anon_test(struct kunit *test)
+{
+	kunit_skip(test, "no kunit_vm_mmap() before Linux 6.11");
+}
+
+static void shmem_test(struct kunit *test)
+{
+	kunit_skip(test, "no kunit_vm_mmap() before Linux 6.11");
+}
+#endif
 
 static struct kunit_case holes_cases[] = {
 	KUNIT_CASE(anon_test),

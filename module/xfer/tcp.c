@@ -2,8 +2,9 @@
 /*
  * TCP transport: a connected socket handed in by the VMM, the way NBD takes
  * its socket, so it works in any network namespace (and later over kTLS).
- * Guest pages go out with MSG_SPLICE_PAGES (no copy on the sender) and come
- * in straight into the destination guest's pinned pages (no bounce buffer).
+ * Guest pages go out without a copy on the sender (MSG_SPLICE_PAGES, or
+ * ->sendpage before 6.5) and come in straight into the destination
+ * guest's pinned pages (no bounce buffer).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -43,6 +44,7 @@ static int kvmig_tcp_send(struct kvmig_xfer *x, const void *buf, size_t len,
 	return kvmig_tcp_sendmsg_all(x->sock, &msg);
 }
 
+#if KVMIG_HAVE_SPLICE_PAGES
 static int kvmig_tcp_send_pages(struct kvmig_xfer *x, struct page **pages,
 				u32 n, bool more, u32 *spliced)
 {
@@ -65,6 +67,61 @@ static int kvmig_tcp_send_pages(struct kvmig_xfer *x, struct page **pages,
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bv, n, (size_t)n * PAGE_SIZE);
 	return kvmig_tcp_sendmsg_all(x->sock, &msg);
 }
+#else
+/*
+ * Before 6.5, TCP's sendmsg() copies even from a bvec: zero-copy is
+ * ->sendpage, a page per call, flagged as splice's pipe_to_sendpage()
+ * does (MSG_SENDPAGE_NOTLAST: more pages follow, do not push yet).
+ * kernel_sendpage() would give TCP a page that is not sendpage_ok() all
+ * the same, with a warning: such a page goes through sock_no_sendpage(),
+ * a copy, as in nvme-tcp. Errors as kvmig_tcp_sendmsg_all()'s.
+ */
+static int kvmig_tcp_send_page(struct socket *sock, struct page *page,
+			       bool zc, int flags)
+{
+	size_t off = 0;
+	int ret;
+
+	while (off < PAGE_SIZE) {
+		if (zc)
+			ret = kernel_sendpage(sock, page, off, PAGE_SIZE - off,
+					      flags);
+		else
+			ret = sock_no_sendpage(sock, page, off, PAGE_SIZE - off,
+					       flags);
+		if (ret == -EAGAIN)
+			return -ETIMEDOUT;	/* sk_sndtimeo ran out */
+		if (ret <= 0)
+			return ret ? ret : -EPIPE;
+		off += ret;
+	}
+	return 0;
+}
+
+static int kvmig_tcp_send_pages(struct kvmig_xfer *x, struct page **pages,
+				u32 n, bool more, u32 *spliced)
+{
+	int flags, ret;
+	bool zc;
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		flags = MSG_NOSIGNAL;
+		if (i + 1 < n)
+			flags |= MSG_MORE | MSG_SENDPAGE_NOTLAST;
+		else if (more)
+			flags |= MSG_MORE;
+		/* Counted as handed over, as a spliced batch is. */
+		zc = sendpage_ok(pages[i]);
+		if (zc)
+			(*spliced)++;
+		ret = kvmig_tcp_send_page(x->sock, pages[i], zc, flags);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+#endif
 
 static int kvmig_tcp_recvmsg_all(struct socket *sock, struct msghdr *msg)
 {

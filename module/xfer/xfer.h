@@ -15,6 +15,7 @@
 #include <linux/types.h>
 
 #include <kvmig.h>
+#include "../compat.h"
 #include "wire.h"
 
 struct kvmig_dirty;
