@@ -255,9 +255,13 @@ check 9 "$if_a in two namespaces: both attach, own pins; detaching one keeps the
 run "$tmp/det-a" ina $ctl monitor detach $if_a
 
 # A full flow map: with room for 4 flows (2 connections, each counted per
-# direction), 6 short connections, then one of known size: with an LRU
-# map its egress flow is counted (>= the bytes: a retransmitted segment
-# passes twice); a plain hash map would have dropped it.
+# direction), 6 short connections of 1000 bytes, then one of 70001: with an
+# LRU map its egress flow is counted; a plain hash map would have dropped
+# it. The kernel's LRU is approximate (per-CPU free lists): on a map this
+# small it may evict the running flow and count it again from scratch,
+# as 6.1 did once in the lab (23665 of 70001 bytes). So the test asks for
+# more payload than any of the short connections could carry, not for all
+# of it.
 run "$tmp/att-lru" ina $ctl monitor attach $if_a --port 7009 --max-flows 4
 rc_l=$rc
 for i in 1 2 3 4 5 6; do transfer 10.97.0.2 7009 1000 >/dev/null; done
@@ -270,10 +274,10 @@ lru_ok=$(python3 -c "
 import json, sys
 d = json.load(open(sys.argv[1]))
 eg = [f for f in d['flows'] if f['dir'] == 'egress']
-print(int(len(d['flows']) <= 4 and any(f['payload_bytes'] >= int(sys.argv[2]) for f in eg)))" \
-	"$tmp/lru.json" $n_last 2>&1)
+print(int(len(d['flows']) <= 4 and any(f['payload_bytes'] > 2000 for f in eg)))" \
+	"$tmp/lru.json" 2>&1)
 echo "# last transfer: sent $n_last, received $r_last"
-check 10 "--max-flows 4 after 6 connections: at most 4 flows, the newest counted (retransmits aside)" \
+check 10 "--max-flows 4 after 6 connections: at most 4 flows, the newest counted" \
 	test "$rc_l" = 0 -a "$lru_ok" = 1
 run "$tmp/det-l" ina $ctl monitor detach $if_a
 
