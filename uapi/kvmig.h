@@ -533,7 +533,8 @@ struct kvmig_throttle {
  * @pages_sent: out: pages sent with their contents
  * @bytes_sent: out: bytes written to the socket
  * @zero_pages: out: pages sent (or received) as zero, without contents
- * @pages_spliced: out: pages sent zero-copy (MSG_SPLICE_PAGES)
+ * @pages_spliced: out: pages sent zero-copy, by reference to the pinned page
+ *	(MSG_SPLICE_PAGES since 6.5, kernel_sendpage before)
  * @pages_copied: out: pages the socket had to copy
  * @pages_received: out: pages written into the guest (destination)
  * @dirty_rate: out: pages dirtied per second, at the last harvest
