@@ -2,10 +2,25 @@
 /*
  * libFuzzer harness for the wire decoder (module/xfer/wire.c, built here
  * unchanged): the input is what a source would send to a destination,
- * parsed exactly as kvmig_xfer_recv() does. Whatever the bytes, every
- * accepted page record must lie inside the destination's memslots and
- * every accepted state blob within its limit; a violation aborts.
+ * parsed as kvmig_xfer_recv() does. Whatever the bytes, every accepted
+ * page record must lie inside the destination's memslots and every
+ * accepted state blob within its limit; a violation aborts.
+ *
+ * The input is one stream of a migration:
+ *
+ *   HELLO + nr_slots x SLOT   the first stream's, for nr_streams and token
+ *   u8 sel                    the stream read is sel % nr_streams
+ *   STREAM                    unless that is the first stream
+ *   REC ...                   the records of that stream
+ *
+ * kvmig_wire_check_stream() and kvmig_wire_check_share() are checked
+ * against the rules of wire.h, worked out here independently: an accepted
+ * STREAM names this stream of this migration, and a record is accepted on
+ * a stream if and only if it may come there (every type on the first
+ * stream, else PAGES, ZERO and END only; with several streams, a PAGES or
+ * ZERO run in one 512-page share, the stream's).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,11 +28,18 @@
 
 static const struct kvmig_wire_layout_slot layout[] = {
 	{ .id = 0, .flags = KVM_MEM_READONLY, .base_gfn = 0, .npages = 48 },
-	{ .id = 1, .base_gfn = 0x20000, .npages = 512 },
+	/* Shares 256..259: one on each of 4 streams. */
+	{ .id = 1, .base_gfn = 0x20000, .npages = 2048 },
 	{ .id = 3, .base_gfn = 0x40000, .npages = 512 },
 	{ .id = 40000, .base_gfn = 0xfffffffffff00ULL, .npages = 0xff },
 };
 #define NR	(sizeof(layout) / sizeof(layout[0]))
+
+#define SHARE	512ULL		/* pages, 1 << KVMIG_WIRE_SHARD_SHIFT */
+
+/* gen_corpus.py packs them so. */
+static_assert(sizeof(struct kvmig_wire_hello) == 40, "HELLO");
+static_assert(sizeof(struct kvmig_wire_stream) == 16, "STREAM");
 
 static int take(const unsigned char **p, size_t *n, void *out, size_t len)
 {
@@ -29,17 +51,51 @@ static int take(const unsigned char **p, size_t *n, void *out, size_t len)
 	return 0;
 }
 
+/*
+ * May a record of @type, pages [@gfn, @gfn + @npages), come on stream
+ * @stream of @nr_streams? Independent of wire.c and wire.h's helpers;
+ * 128-bit, so that runs at the top of u64 do not wrap.
+ */
+static int share_ok(u32 type, u64 gfn, u32 npages, u32 stream,
+		    u32 nr_streams)
+{
+	unsigned __int128 last;
+
+	switch (type) {
+	case KVMIG_REC_PAGES:
+	case KVMIG_REC_ZERO:
+		break;
+	case KVMIG_REC_ROUND:
+	case KVMIG_REC_END:
+		return 1;
+	default:
+		return stream == 0;
+	}
+	if (nr_streams == 1)
+		return 1;
+	last = (unsigned __int128)gfn + npages - 1;
+	return gfn / SHARE == last / SHARE && gfn / SHARE % nr_streams == stream;
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 {
 	struct kvmig_wire_hello h;
+	struct kvmig_wire_stream wst;
 	struct kvmig_wire_slot ws;
 	struct kvmig_wire_rec w;
-	struct kvmig_rec rec;
+	struct kvmig_rec rec, raw;
 	const struct kvmig_wire_layout_slot *s;
-	u32 i, nr;
+	u32 i, nr, nr_streams, stream;
+	u64 token;
+	unsigned char sel;
+	int ret, ok;
 
 	if (take(&p, &n, &h, sizeof(h)) || kvmig_wire_check_hello(&h))
 		return 0;
+	nr_streams = le32_to_cpu(h.nr_streams);
+	if (!nr_streams || nr_streams > KVMIG_WIRE_MAX_STREAMS || h.pad)
+		abort();
+	token = le64_to_cpu(h.token);
 	nr = le32_to_cpu(h.nr_slots);
 	for (i = 0; i < nr; i++) {
 		if (take(&p, &n, &ws, sizeof(ws)))
@@ -47,8 +103,50 @@ int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 		/* Go on either way: the decoder must hold up regardless. */
 		(void)kvmig_wire_compare_slot(&ws, &layout[i % NR]);
 	}
+	if (take(&p, &n, &sel, sizeof(sel)))
+		return 0;
+	stream = sel % nr_streams;
+	if (stream) {
+		if (take(&p, &n, &wst, sizeof(wst)))
+			return 0;
+		ret = kvmig_wire_check_stream(&wst, stream, token);
+		ok = le32_to_cpu(wst.magic) == KVMIG_WIRE_MAGIC &&
+		     le16_to_cpu(wst.version) == KVMIG_WIRE_VERSION &&
+		     le16_to_cpu(wst.index) == stream &&
+		     le64_to_cpu(wst.token) == token;
+		if (ret != (ok ? 0 : KVMIG_WIRE_E_STREAMS))
+			abort();
+		if (ret)
+			return 0;
+	}
 	while (!take(&p, &n, &w, sizeof(w))) {
+		/*
+		 * The share check's arithmetic, on the header as it came:
+		 * any gfn, up to U64_MAX, and any length. An empty run
+		 * (never decoded) has no share of its own: left out.
+		 */
+		raw.type = le16_to_cpu(w.type);
+		raw.slot_index = 0;
+		raw.gfn = le64_to_cpu(w.gfn);
+		raw.npages = le32_to_cpu(w.npages);
+		raw.len = 0;
+		if (raw.npages || (raw.type != KVMIG_REC_PAGES &&
+				   raw.type != KVMIG_REC_ZERO)) {
+			ret = kvmig_wire_check_share(&raw, stream, nr_streams);
+			ok = share_ok(raw.type, raw.gfn, raw.npages, stream,
+				      nr_streams);
+			if (ret != (ok ? 0 : -EPROTO))
+				abort();
+		}
+
 		if (kvmig_wire_decode_rec(&w, layout, NR, &rec))
+			return 0;
+		ret = kvmig_wire_check_share(&rec, stream, nr_streams);
+		ok = share_ok(rec.type, rec.gfn, rec.npages, stream,
+			      nr_streams);
+		if (ret != (ok ? 0 : -EPROTO))
+			abort();
+		if (ret)
 			return 0;
 		switch (rec.type) {
 		case KVMIG_REC_PAGES:

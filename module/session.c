@@ -760,7 +760,8 @@ static bool op_joinable(struct kvmig_session *s, u32 kind)
 	return s->op.kind == kind && (s->op.running || !s->op.collected);
 }
 
-static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a)
+static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a,
+			const u32 *fds)
 {
 	bool source = s->role == KVMIG_ROLE_SOURCE;
 	struct eventfd_ctx *event = NULL;
@@ -787,12 +788,11 @@ static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a)
 		}
 		s->dirty = d;
 	}
-	x = kvmig_xfer_create(s->dirty, s->role, a);
+	x = kvmig_xfer_create(s->dirty, s->role, a, fds, s->id);
 	if (IS_ERR(x)) {
 		ret = PTR_ERR(x);
 		goto err_dirty;
 	}
-	x->id = s->id;
 	x->progress = xfer_progress;
 	x->progress_arg = s;
 	s->xfer = x;
@@ -820,24 +820,36 @@ err_event:
 long kvmig_session_xfer_setup(struct kvmig_session *s,
 			      struct kvmig_xfer_setup __user *argp)
 {
+	u32 fds[KVMIG_MAX_STREAMS - 1], i;
 	struct kvmig_xfer_setup a;
 	void *none = NULL;
 	int ret;
 
 	if (copy_from_user(&a, argp, sizeof(a)))
 		return -EFAULT;
-	if (a.flags & ~KVMIG_XFER_SETUP_FLAGS || a.pad ||
+	if (a.flags & ~KVMIG_XFER_SETUP_FLAGS ||
 	    memchr_inv(a.reserved, 0, sizeof(a.reserved)))
 		return -EINVAL;
 	if (!(a.flags & KVMIG_XFER_SETUP_EVENTFD) && a.event_fd)
 		return -EINVAL;
+	if (a.flags & KVMIG_XFER_SETUP_STREAMS ?
+	    a.nr_streams < 2 || a.nr_streams > KVMIG_MAX_STREAMS :
+	    a.nr_streams || a.streams_ptr)
+		return -EINVAL;
+	if (a.nr_streams &&
+	    copy_from_user(fds, u64_to_user_ptr(a.streams_ptr),
+			   (a.nr_streams - 1) * sizeof(*fds)))
+		return -EFAULT;
 	if (a.sock_fd > INT_MAX || a.event_fd > INT_MAX)
 		return -EBADF;
+	for (i = 0; i + 1 < a.nr_streams; i++)
+		if (fds[i] > INT_MAX)
+			return -EBADF;
 
 	mutex_lock(&s->lock);
 	/* An interrupted SETUP, made again, waits for its handshake. */
 	if (!op_joinable(s, KVMIG_OP_HANDSHAKE)) {
-		ret = __xfer_setup(s, &a);
+		ret = __xfer_setup(s, &a, fds);
 		if (ret) {
 			session_unlock(s);
 			return ret;

@@ -35,8 +35,8 @@ kmemleak=/sys/kernel/debug/kmemleak
 [ -n "$debug" ] && [ -w $kmemleak ] && echo clear >$kmemleak
 
 if [ -z "$debug" ]; then
-	step "modprobe kvm_amd (with ccp, irqbypass), veth, sch_ingress, cls_bpf" \
-		sh -c 'scripts/lab-modprobe ccp && scripts/lab-modprobe kvm_amd && scripts/lab-modprobe veth && scripts/lab-modprobe sch_ingress && scripts/lab-modprobe cls_bpf'
+	step "modprobe kvm_amd (with ccp, irqbypass), veth, sch_ingress, cls_bpf, tls" \
+		sh -c 'scripts/lab-modprobe ccp && scripts/lab-modprobe kvm_amd && scripts/lab-modprobe veth && scripts/lab-modprobe sch_ingress && scripts/lab-modprobe cls_bpf && scripts/lab-modprobe tls'
 fi
 step "/dev/kvm present" test -c /dev/kvm
 step "insmod kvmig.ko" insmod "$mod/kvmig.ko"

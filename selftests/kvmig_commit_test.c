@@ -52,10 +52,15 @@
  */
 #define DEST_END_MS	(4 * IO_MS + 10000)
 
-/* The wire protocol, version 3, as the relay reads it (little-endian). */
+/* The wire protocol, version 4, as the relay reads it (little-endian). */
 #define WIRE_MAGIC	0x474d564bU
-#define WIRE_VERSION	3
-#define HELLO_LEN	24	/* then nr_slots slots of SLOT_LEN */
+#define WIRE_VERSION	4
+/*
+ * le32 magic, le16 version, page_shift, le32 nr_slots, flags, le64
+ * guest_pages, le32 nr_streams, pad, le64 token; then nr_slots slots of
+ * SLOT_LEN. The relay carries one connection: nr_streams must be 1.
+ */
+#define HELLO_LEN	40
 #define SLOT_LEN	24
 #define REC_LEN		24	/* le16 type, flags, le32 slot, le64 gfn, ... */
 #define REPLY_LEN	16	/* le32 magic, le32 status, le64 pages */
@@ -94,10 +99,11 @@ struct relay {
 	bool running;
 
 	/*
-	 * Source to destination: a 24-byte unit (hello or record header)
-	 * being gathered, or payload bytes to pass before the next one.
+	 * Source to destination: a unit (the hello, HELLO_LEN bytes, or a
+	 * record header, REC_LEN) being gathered, or payload bytes to pass
+	 * before the next one.
 	 */
-	uint8_t hdr[REC_LEN];
+	uint8_t hdr[HELLO_LEN];
 	size_t have;
 	uint64_t skip;
 	bool hello_seen;
@@ -173,7 +179,8 @@ static void reset_both(struct relay *r)
 static void on_hello(struct relay *r)
 {
 	r->hello_seen = true;
-	if (get32(r->hdr) != WIRE_MAGIC || get16(r->hdr + 4) != WIRE_VERSION)
+	if (get32(r->hdr) != WIRE_MAGIC || get16(r->hdr + 4) != WIRE_VERSION ||
+	    get32(r->hdr + 24) != 1 || get32(r->hdr + 28))
 		r->err = -EPROTO;
 	r->skip = (uint64_t)get32(r->hdr + 8) * SLOT_LEN;
 	forward(r, r->dst, r->hdr, HELLO_LEN);
@@ -217,7 +224,7 @@ static void on_record(struct relay *r)
 /* Source to destination, one header at a time. */
 static void from_source(struct relay *r, const uint8_t *p, size_t n)
 {
-	size_t k;
+	size_t k, want;
 
 	while (n && r->src >= 0) {
 		if (r->err) {
@@ -232,12 +239,13 @@ static void from_source(struct relay *r, const uint8_t *p, size_t n)
 			n -= k;
 			continue;
 		}
-		k = REC_LEN - r->have < n ? REC_LEN - r->have : n;
+		want = r->hello_seen ? REC_LEN : HELLO_LEN;
+		k = want - r->have < n ? want - r->have : n;
 		memcpy(r->hdr + r->have, p, k);
 		r->have += k;
 		p += k;
 		n -= k;
-		if (r->have < REC_LEN)
+		if (r->have < want)
 			return;
 		r->have = 0;
 		if (r->hello_seen)

@@ -61,7 +61,7 @@ extern const char guest_sweep[], guest_sweep_end[];
 #define SLOT_SIZE	(2UL << 20)
 #define SLOT_PAGES	(SLOT_SIZE / 4096)
 #define WIRE_MAGIC	0x474d564b
-#define WIRE_VERSION	3
+#define WIRE_VERSION	4
 #define STATE_MAX	(16U << 20)	/* KVMIG_WIRE_MAX_STATE */
 
 static uint64_t now_ns(void)
@@ -145,16 +145,34 @@ static int source_session(int vm, enum vmm_dirty mode)
 	return dev;
 }
 
-static int setup(int dev, int sock, uint64_t downtime_ns,
-		 uint32_t max_rounds, uint64_t bandwidth, uint32_t io_ms)
+/* KVMIG_XFER_SETUP over @sock and the @nr - 1 other streams @more. */
+static int setup_streams(int dev, int sock, const int *more, unsigned int nr,
+			 uint64_t downtime_ns, uint32_t max_rounds,
+			 uint64_t bandwidth, uint32_t io_ms)
 {
+	uint32_t fds[KVMIG_MAX_STREAMS];
 	struct kvmig_xfer_setup st = {
 		.sock_fd = sock, .downtime_ns = downtime_ns,
 		.max_rounds = max_rounds, .bandwidth = bandwidth,
 		.io_timeout_ms = io_ms,
 	};
+	unsigned int i;
 
+	if (nr > 1) {
+		for (i = 0; i + 1 < nr; i++)
+			fds[i] = more[i];
+		st.flags = KVMIG_XFER_SETUP_STREAMS;
+		st.nr_streams = nr;
+		st.streams_ptr = (uintptr_t)fds;
+	}
 	return ioctl(dev, KVMIG_XFER_SETUP, &st) ? -errno : 0;
+}
+
+static int setup(int dev, int sock, uint64_t downtime_ns,
+		 uint32_t max_rounds, uint64_t bandwidth, uint32_t io_ms)
+{
+	return setup_streams(dev, sock, NULL, 1, downtime_ns, max_rounds,
+			     bandwidth, io_ms);
 }
 
 static int get_stats(int dev, struct kvmig_stats *st)
@@ -191,6 +209,8 @@ static bool dest_has_records(const struct kvmig_stats *st)
 struct dest {
 	struct vmm vmm;
 	int dev, sock;
+	int more[KVMIG_MAX_STREAMS - 1];	/* its other streams */
+	unsigned int nr_streams;
 	int setup_ret, recv_ret;
 	struct kvmig_recv r;
 	char *state;
@@ -203,7 +223,8 @@ static void *dest_thread(void *arg)
 {
 	struct dest *d = arg;
 
-	d->setup_ret = setup(d->dev, d->sock, 0, 0, 0, d->io_ms);
+	d->setup_ret = setup_streams(d->dev, d->sock, d->more, d->nr_streams,
+				     0, 0, 0, d->io_ms);
 	if (d->setup_ret) {
 		d->recv_ret = d->setup_ret;
 		return NULL;
@@ -219,10 +240,14 @@ static void *dest_thread(void *arg)
 static int dest_init(struct dest *d, const struct vmm_config *cfg,
 		     uint32_t state_cap)
 {
+	unsigned int i;
 	int ret;
 
 	memset(d, 0, sizeof(*d));
 	d->dev = d->sock = -1;
+	for (i = 0; i < KVMIG_MAX_STREAMS - 1; i++)
+		d->more[i] = -1;
+	d->nr_streams = 1;
 	d->io_ms = 3000;
 	d->state_cap = state_cap;
 	d->state = malloc(state_cap ?: 1);
@@ -237,14 +262,21 @@ static int dest_init(struct dest *d, const struct vmm_config *cfg,
 
 static void dest_fini(struct dest *d)
 {
+	unsigned int i;
+
 	if (d->dev >= 0)
 		close(d->dev);
 	if (d->sock >= 0)
 		close(d->sock);
+	for (i = 0; i < KVMIG_MAX_STREAMS - 1; i++)
+		if (d->more[i] >= 0)
+			close(d->more[i]);
 	vmm_destroy(&d->vmm);
 	free(d->state);
 	d->state = NULL;
 	d->dev = d->sock = -1;
+	for (i = 0; i < KVMIG_MAX_STREAMS - 1; i++)
+		d->more[i] = -1;
 }
 
 FIXTURE(mig) {
@@ -1344,10 +1376,10 @@ TEST(xfer_abi)
 	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
 	EXPECT_EQ(EINVAL, errno);
 	su.flags = 0;
-	su.pad = 1;
+	su.nr_streams = 1;	/* without KVMIG_XFER_SETUP_STREAMS */
 	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
 	EXPECT_EQ(EINVAL, errno);
-	su.pad = 0;
+	su.nr_streams = 0;
 	su.reserved[1] = 1;
 	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
 	EXPECT_EQ(EINVAL, errno);
@@ -1380,14 +1412,35 @@ struct raw_rec {
 	uint32_t npages, len;
 };
 
-static int raw_handshake(struct vmm *vmm, int sock)
+/* The v4 HELLO. */
+struct raw_hello {
+	uint32_t magic;
+	uint16_t version, page_shift;
+	uint32_t nr_slots, flags;
+	uint64_t guest_pages;
+	uint32_t nr_streams, pad;
+	uint64_t token;
+};
+
+/* The opening of each stream but the first. */
+struct raw_stream {
+	uint32_t magic;
+	uint16_t version, index;
+	uint64_t token;
+};
+
+#define RAW_TOKEN	0x1234567890abcdefULL
+
+/*
+ * A source's handshake on @nr streams @socks, by hand; returns the
+ * destination's status, or -EIO.
+ */
+static int raw_handshake_streams(struct vmm *vmm, const int *socks,
+				 unsigned int nr)
 {
-	struct {
-		uint32_t magic;
-		uint16_t version, page_shift;
-		uint32_t nr_slots, flags;
-		uint64_t guest_pages;
-	} h = { WIRE_MAGIC, WIRE_VERSION, 12, vmm->cfg.nr_slots + 1, 0, 0 };
+	struct raw_hello h = { WIRE_MAGIC, WIRE_VERSION, 12,
+			       vmm->cfg.nr_slots + 1, 0, 0, nr, 0, RAW_TOKEN };
+	struct raw_stream rs = { WIRE_MAGIC, WIRE_VERSION, 0, RAW_TOKEN };
 	struct {
 		uint32_t id, flags;
 		uint64_t base_gfn, npages;
@@ -1404,12 +1457,23 @@ static int raw_handshake(struct vmm *vmm, int sock)
 		s[i + 1].npages = vmm->slots[i].size / 4096;
 		h.guest_pages += s[i + 1].npages;
 	}
-	if (write(sock, &h, sizeof(h)) != sizeof(h) ||
-	    write(sock, s, sizeof(s[0]) * h.nr_slots) !=
-	    (ssize_t)(sizeof(s[0]) * h.nr_slots) ||
-	    read(sock, reply, 16) != 16)
+	if (write(socks[0], &h, sizeof(h)) != sizeof(h) ||
+	    write(socks[0], s, sizeof(s[0]) * h.nr_slots) !=
+	    (ssize_t)(sizeof(s[0]) * h.nr_slots))
+		return -EIO;
+	for (i = 1; i < nr; i++) {
+		rs.index = i;
+		if (write(socks[i], &rs, sizeof(rs)) != sizeof(rs))
+			return -EIO;
+	}
+	if (read(socks[0], reply, 16) != 16)
 		return -EIO;
 	return reply[1];
+}
+
+static int raw_handshake(struct vmm *vmm, int sock)
+{
+	return raw_handshake_streams(vmm, &sock, 1);
 }
 
 FIXTURE(raw) {
@@ -1494,15 +1558,17 @@ TEST_F_TIMEOUT(raw, malformed_records_refused, 600)
 
 TEST_F_TIMEOUT(raw, bad_handshakes_refused, 600)
 {
-	static const uint32_t garbage[6] = { 0xdeadbeef, 1, 2, 3, 4, 5 };
+	static const uint32_t garbage[10] = { 0xdeadbeef, 1, 2, 3, 4, 5, 6,
+					      7, 8, 9 };
 	/* Version 1: a peer from before the two-phase commit. */
-	uint32_t wrong_version[6] = { WIRE_MAGIC, 1 | (12 << 16), 3, 0, 0, 0 };
+	uint32_t wrong_version[10] = { WIRE_MAGIC, 1 | (12 << 16), 3, 0, 0,
+				       0, 1, 0, 0, 0 };
 	int src;
 
 	ASSERT_EQ(0, tcp_pair(&src, &self->dst->sock));
 	ASSERT_EQ(0, pthread_create(&self->dst->thread, NULL, dest_thread,
 				    self->dst));
-	ASSERT_EQ(24, write(src, garbage, 24));
+	ASSERT_EQ(40, write(src, garbage, 40));
 	pthread_join(self->dst->thread, NULL);
 	EXPECT_EQ(-EPROTO, self->dst->setup_ret);
 	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_PROTOCOL);
@@ -1515,7 +1581,7 @@ TEST_F_TIMEOUT(raw, bad_handshakes_refused, 600)
 	ASSERT_EQ(0, tcp_pair(&src, &self->dst->sock));
 	ASSERT_EQ(0, pthread_create(&self->dst->thread, NULL, dest_thread,
 				    self->dst));
-	ASSERT_EQ(24, write(src, wrong_version, 24));
+	ASSERT_EQ(40, write(src, wrong_version, 40));
 	pthread_join(self->dst->thread, NULL);
 	EXPECT_EQ(-EPROTO, self->dst->setup_ret);
 	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_PEER);
@@ -1653,12 +1719,7 @@ struct raw_dest {
 static void *raw_dest_thread(void *arg)
 {
 	struct raw_dest *rd = arg;
-	struct {
-		uint32_t magic;
-		uint16_t version, page_shift;
-		uint32_t nr_slots, flags;
-		uint64_t guest_pages;
-	} h;
+	struct raw_hello h;
 	uint32_t reply[4] = { WIRE_MAGIC, 0, 0, 0 };
 	struct raw_rec rec;
 	uint8_t buf[4096];
@@ -2773,6 +2834,386 @@ TEST_F_TIMEOUT(thr, converges_only_throttled, 600)
 	ksft_print_msg("throttle %u: %llu pages in the final pass, downtime %llu ms\n",
 		       t.policy, (unsigned long long)f.pages_sent,
 		       (unsigned long long)f.downtime_ns / 1000000);
+}
+
+/*
+ * Several streams: each page goes on the stream its gfn names, in 2 MiB
+ * shares, so the guest here spans 8 shares over 2 slots of 8 MiB.
+ */
+#define ST_SLOT_SIZE	(8UL << 20)
+#define ST_SLOT_PAGES	(ST_SLOT_SIZE / 4096)
+
+FIXTURE(streams) {
+	struct vmm src;
+	struct dest *dst;
+	int dev;
+	int sock;
+	int more[KVMIG_MAX_STREAMS - 1];
+	bool started;
+};
+
+FIXTURE_VARIANT(streams) {
+	enum vmm_dirty mode;
+	unsigned int nr;
+	bool ktls;	/* every connection kTLS, as set up by the VMMs */
+};
+
+FIXTURE_VARIANT_ADD(streams, ring_4) {
+	.mode = VMM_DIRTY_RING, .nr = 4,
+};
+
+FIXTURE_VARIANT_ADD(streams, bitmap_3) {
+	.mode = VMM_DIRTY_BITMAP, .nr = 3,
+};
+
+FIXTURE_VARIANT_ADD(streams, ring_3_ktls) {
+	.mode = VMM_DIRTY_RING, .nr = 3, .ktls = true,
+};
+
+FIXTURE_SETUP(streams)
+{
+	struct vmm_config cfg = {
+		.dirty = variant->mode, .nr_vcpus = 1, .nr_slots = 2,
+		.slot_size = ST_SLOT_SIZE,
+	};
+	unsigned int i;
+	int ret;
+
+	self->dev = self->sock = -1;
+	for (i = 0; i < KVMIG_MAX_STREAMS - 1; i++)
+		self->more[i] = -1;
+	self->dst = calloc(1, sizeof(*self->dst));
+	ASSERT_NE(NULL, self->dst);
+	self->dst->dev = self->dst->sock = -1;
+	ret = vmm_create(&self->src, &cfg);
+	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvm not present");
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, vmm_load(&self->src, guest_fill,
+			      guest_fill_end - guest_fill));
+	self->dev = source_session(self->src.vm, variant->mode);
+	if (self->dev == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvmig not present");
+	ASSERT_LE(0, self->dev) TH_LOG("%s", strerror(-self->dev));
+	ASSERT_EQ(0, dest_init(self->dst, &cfg, 8192));
+	self->dst->nr_streams = variant->nr;
+	ASSERT_EQ(0, tcp_pair(&self->sock, &self->dst->sock));
+	for (i = 0; i + 1 < variant->nr; i++)
+		ASSERT_EQ(0, tcp_pair(&self->more[i], &self->dst->more[i]));
+	if (variant->ktls) {
+		ret = ktls_random_pair(self->sock, self->dst->sock);
+		if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
+			SKIP(return, "no kTLS in this kernel");
+		ASSERT_EQ(0, ret) TH_LOG("kTLS: %s", strerror(-ret));
+		for (i = 0; i + 1 < variant->nr; i++)
+			ASSERT_EQ(0, ktls_random_pair(self->more[i],
+						      self->dst->more[i]));
+	}
+
+	/* Before migration, every 4th page of slot 0: every share of it. */
+	fill(&self->src, 0, 0, ST_SLOT_PAGES / 4, 4, 0x1000);
+	ASSERT_EQ(0, vmm_run(&self->src));
+}
+
+FIXTURE_TEARDOWN(streams)
+{
+	unsigned int i;
+
+	if (self->started) {
+		ioctl(self->dst->dev, KVMIG_XFER_CANCEL);
+		pthread_join(self->dst->thread, NULL);
+	}
+	if (self->dev >= 0)
+		close(self->dev);
+	if (self->sock >= 0)
+		close(self->sock);
+	for (i = 0; i < KVMIG_MAX_STREAMS - 1; i++)
+		if (self->more[i] >= 0)
+			close(self->more[i]);
+	if (self->dst) {
+		dest_fini(self->dst);
+		free(self->dst);
+	}
+	vmm_destroy(&self->src);
+}
+
+static int streams_connect(FIXTURE_DATA(streams) *self, unsigned int nr,
+			   uint64_t downtime_ns, uint32_t max_rounds)
+{
+	if (pthread_create(&self->dst->thread, NULL, dest_thread, self->dst))
+		return -EAGAIN;
+	self->started = true;
+	return setup_streams(self->dev, self->sock, self->more, nr,
+			     downtime_ns, max_rounds, 0, 3000);
+}
+
+/*
+ * The bytes a TCP socket has received: struct tcp_info's
+ * tcpi_bytes_received (since Linux 4.1), at offset 128 of the kernel's
+ * layout; glibc's struct tcp_info stops before it.
+ */
+static uint64_t tcp_bytes_received(int fd)
+{
+	uint64_t ti[32] = { 0 };
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) || len < 136)
+		return 0;
+	return ti[128 / 8];
+}
+
+/*
+ * Rounds in which the guest writes the same pages again and again, in
+ * every share: a page's copies go on one stream, in order, so the last
+ * copy wins on the destination. Were the copies spread over streams, an
+ * older copy could land after a newer one and the memory would differ.
+ */
+TEST_F_TIMEOUT(streams, rewritten_pages_arrive_last_copy, 600)
+{
+	struct kvmig_final f = {};
+	struct kvmig_round r;
+	struct kvmig_stats st;
+	unsigned int i;
+	uint64_t got;
+
+	ASSERT_EQ(0, streams_connect(self, variant->nr, 1, 6));
+	for (i = 0;; i++) {
+		memset(&r, 0, sizeof(r));
+		ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r))
+			TH_LOG("round %u: %s", i, strerror(errno));
+		if (r.status != KVMIG_ROUND_SENT)
+			break;
+		if (i == 0)
+			EXPECT_EQ(ST_SLOT_PAGES / 4 + 2, r.pages_sent);
+		/* One page in 16 of both slots, a new value each round. */
+		fill(&self->src, i % 2, 0, ST_SLOT_PAGES / 16, 16, 0x3000 + i);
+		ASSERT_EQ(0, mark_mbox(self->dev));
+		ASSERT_EQ(0, vmm_run(&self->src));
+		fill(&self->src, 1 - i % 2, 3, ST_SLOT_PAGES / 16, 16,
+		     0x4000 + i);
+		ASSERT_EQ(0, vmm_run(&self->src));
+	}
+	EXPECT_EQ(KVMIG_ROUND_MAX_ROUNDS, r.status);
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_FINAL, &f))
+		TH_LOG("final: %s", strerror(errno));
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	ASSERT_EQ(0, self->dst->recv_ret)
+		TH_LOG("%s", strerror(-self->dst->recv_ret));
+	expect_same_memory(_metadata, &self->src, &self->dst->vmm);
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_DONE, st.state);
+	EXPECT_EQ(st.pages_sent, self->dst->r.pages_received);
+	/* kTLS takes pages by reference, but encrypts them: a copy. */
+	EXPECT_EQ(variant->ktls ? 0 : st.pages_sent, st.pages_spliced);
+	EXPECT_EQ(variant->ktls ? st.pages_sent : 0, st.pages_copied);
+	/* Every stream carried pages: at least its share of round 0's. */
+	got = tcp_bytes_received(self->dst->sock);
+	EXPECT_LE(ST_SLOT_PAGES / 4 / variant->nr / 2 * 4096ULL, got)
+		TH_LOG("stream 0: %llu bytes", (unsigned long long)got);
+	for (i = 0; i + 1 < variant->nr; i++) {
+		got = tcp_bytes_received(self->dst->more[i]);
+		EXPECT_LE(ST_SLOT_PAGES / 4 / variant->nr / 2 * 4096ULL, got)
+			TH_LOG("stream %u: %llu bytes", i + 1,
+			       (unsigned long long)got);
+	}
+}
+
+/*
+ * One stream of the destination breaks in mid pre-copy: the migration
+ * fails at both ends, cleanly, and the source VM runs on.
+ */
+TEST_F_TIMEOUT(streams, one_stream_cut_mid_precopy, 600)
+{
+	struct kvmig_round r = {};
+	struct kvmig_stats st;
+	unsigned int i;
+
+	ASSERT_EQ(0, streams_connect(self, variant->nr, 1, 10));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	ASSERT_EQ(0, wait_stats(self->dst->dev, &st, 60000, dest_has_records));
+	ASSERT_EQ(0, shutdown(self->dst->more[variant->nr - 2], SHUT_RDWR));
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	EXPECT_EQ(-ECONNRESET, self->dst->recv_ret)
+		TH_LOG("%s", strerror(-self->dst->recv_ret));
+	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_IO);
+	/* The destination goes away; the source finds out as it sends. */
+	close(self->dst->dev);
+	self->dst->dev = -1;
+	close(self->dst->sock);
+	self->dst->sock = -1;
+	for (i = 0; i + 1 < variant->nr; i++) {
+		close(self->dst->more[i]);
+		self->dst->more[i] = -1;
+	}
+	/* Within the smallest ring: a page in 8 of both slots, all shares. */
+	fill(&self->src, 0, 0, ST_SLOT_PAGES / 8, 8, 0x6666);
+	ASSERT_EQ(0, vmm_run(&self->src));
+	fill(&self->src, 1, 0, ST_SLOT_PAGES / 8, 8, 0x6667);
+	ASSERT_EQ(0, vmm_run(&self->src));
+	memset(&r, 0, sizeof(r));
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	EXPECT_TRUE(errno == ECONNRESET || errno == EPIPE) TH_LOG("%s",
+							       strerror(errno));
+	expect_failed(_metadata, self->dev, KVMIG_FAIL_IO);
+	expect_source_runs(_metadata, &self->src);
+}
+
+/* Both ends must name as many streams: the handshake refuses otherwise. */
+TEST_F_TIMEOUT(streams, streams_differ_in_number, 300)
+{
+	self->dst->nr_streams = variant->nr - 1;
+	EXPECT_EQ(-EPROTO, streams_connect(self, variant->nr, 0, 0));
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	EXPECT_EQ(-EPROTO, self->dst->setup_ret);
+	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_STREAMS);
+	expect_failed(_metadata, self->dev, KVMIG_FAIL_STREAMS);
+	expect_source_runs(_metadata, &self->src);
+}
+
+/* The same streams in another order: refused before any page moves. */
+TEST_F_TIMEOUT(streams, streams_out_of_order, 300)
+{
+	int t = self->dst->more[0];
+	struct kvmig_stats st;
+
+	self->dst->more[0] = self->dst->more[1];
+	self->dst->more[1] = t;
+	EXPECT_EQ(-EPROTO, streams_connect(self, variant->nr, 0, 0));
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	EXPECT_EQ(-EPROTO, self->dst->setup_ret);
+	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_STREAMS);
+	expect_failed(_metadata, self->dev, KVMIG_FAIL_STREAMS);
+	ASSERT_EQ(0, get_stats(self->dst->dev, &st));
+	EXPECT_EQ(0, st.pages_received + st.zero_pages);
+	expect_source_runs(_metadata, &self->src);
+}
+
+/* Bad stream arguments: a clear error, and the session still TRACKING. */
+TEST_F_TIMEOUT(streams, setup_checks_streams, 300)
+{
+	uint32_t fds[KVMIG_MAX_STREAMS] = { 0 };
+	struct kvmig_xfer_setup su = { .sock_fd = self->sock };
+	struct kvmig_stats st;
+	int lone, i;
+
+#define EXPECT_SETUP(err, what) do { \
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_SETUP, &su)) TH_LOG(what); \
+	EXPECT_EQ(err, errno) TH_LOG("%s: %s", what, strerror(errno)); \
+} while (0)
+
+	for (i = 0; i < KVMIG_MAX_STREAMS; i++)
+		fds[i] = self->more[0];
+	su.nr_streams = 2;
+	EXPECT_SETUP(EINVAL, "nr_streams without the flag");
+	su.nr_streams = 0;
+	su.streams_ptr = (uintptr_t)fds;
+	EXPECT_SETUP(EINVAL, "streams_ptr without the flag");
+	su.flags = KVMIG_XFER_SETUP_STREAMS;
+	su.nr_streams = 1;
+	EXPECT_SETUP(EINVAL, "one stream with the flag");
+	su.nr_streams = KVMIG_MAX_STREAMS + 1;
+	EXPECT_SETUP(EINVAL, "too many streams");
+	su.nr_streams = 2;
+	su.streams_ptr = 8;
+	EXPECT_SETUP(EFAULT, "bad streams_ptr");
+	su.streams_ptr = (uintptr_t)fds;
+	fds[0] = 0x80000000u;
+	EXPECT_SETUP(EBADF, "fd out of range");
+	fds[0] = 999;
+	EXPECT_SETUP(EBADF, "fd not open");
+	fds[0] = self->sock;
+	EXPECT_SETUP(EINVAL, "the first socket twice");
+	fds[0] = dup(self->sock);
+	ASSERT_LE(0, (int)fds[0]);
+	EXPECT_SETUP(EINVAL, "the first socket, duplicated");
+	close(fds[0]);
+	lone = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, lone);
+	fds[0] = lone;
+	EXPECT_SETUP(EINVAL, "a socket not connected");
+	fds[0] = self->more[0];
+	fds[1] = self->more[0];
+	su.nr_streams = 3;
+	EXPECT_SETUP(EINVAL, "another socket twice");
+	close(lone);
+#undef EXPECT_SETUP
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_TRACKING, st.state);
+	/* Nothing was lost: the same session migrates over all of them. */
+	if (variant->nr >= 3) {
+		struct kvmig_final f = {};
+		struct kvmig_round r = {};
+
+		ASSERT_EQ(0, streams_connect(self, variant->nr, 0, 0));
+		do {
+			ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+		} while (r.status == KVMIG_ROUND_SENT);
+		ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_FINAL, &f));
+		pthread_join(self->dst->thread, NULL);
+		self->started = false;
+		ASSERT_EQ(0, self->dst->recv_ret);
+		expect_same_memory(_metadata, &self->src, &self->dst->vmm);
+	}
+}
+
+/*
+ * A source sends a page on a stream its gfn does not name, or a run across
+ * two shares, or a control record on a stream but the first: each could
+ * reorder a page's copies, and is refused before anything is written.
+ */
+TEST_F_TIMEOUT(raw, record_on_wrong_stream_refused, 600)
+{
+	uint8_t junk[4096];
+	unsigned int c;
+
+	memset(junk, 0x5a, sizeof(junk));
+	for (c = 0; c < 3; c++) {
+		uint64_t gfn = self->dst->vmm.slots[0].gpa / 4096;
+		struct raw_rec rec = { 1, 0, self->dst->vmm.slots[0].id, gfn,
+				       1, 0 };
+		unsigned int on = !((gfn >> 9) % 2);	/* the other stream */
+		int src[2];
+		uint32_t reply[4];
+
+		if (c == 1) {	/* the right stream, across two shares */
+			rec.gfn = gfn + 510;
+			rec.npages = 4;
+			on = (gfn >> 9) % 2;
+		} else if (c == 2) {	/* COMMIT on the second stream */
+			rec = (struct raw_rec){ 6, 0, 0, 0, 0, 0 };
+			on = 1;
+		}
+		if (self->dst->dev >= 0)
+			close(self->dst->dev);
+		self->dst->dev = session(self->dst->vmm.vm, KVMIG_ROLE_DEST, 0);
+		ASSERT_LE(0, self->dst->dev);
+		self->dst->nr_streams = 2;
+		ASSERT_EQ(0, tcp_pair(&src[0], &self->dst->sock));
+		ASSERT_EQ(0, tcp_pair(&src[1], &self->dst->more[0]));
+		ASSERT_EQ(0, pthread_create(&self->dst->thread, NULL,
+					    dest_thread, self->dst));
+		ASSERT_EQ(0, raw_handshake_streams(&self->dst->vmm, src, 2));
+		ASSERT_EQ(sizeof(rec), write(src[on], &rec, sizeof(rec)));
+		write(src[on], junk, sizeof(junk));
+		pthread_join(self->dst->thread, NULL);
+		EXPECT_EQ(-EPROTO, self->dst->recv_ret) TH_LOG("case %u", c);
+		/* The first stream says why. */
+		EXPECT_EQ(16, read(src[0], reply, 16));
+		EXPECT_EQ(3, reply[1]) TH_LOG("case %u", c);
+		expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_PROTOCOL);
+		close(src[0]);
+		close(src[1]);
+		close(self->dst->sock);
+		self->dst->sock = -1;
+		close(self->dst->more[0]);
+		self->dst->more[0] = -1;
+	}
+	for (c = 0; c < SLOT_SIZE; c += 4096)
+		ASSERT_EQ(0, self->dst->vmm.slots[0].hva[c]);
 }
 
 TEST_HARNESS_MAIN

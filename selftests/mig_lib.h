@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ktls.h"
+
 #include "vmm.h"
 
 #define STR(x)	#x

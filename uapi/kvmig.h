@@ -75,12 +75,18 @@
  * kvmig_round.hole_pages count it.
  */
 #define KVMIG_F0_HOLES		_BITULL(11)
+/*
+ * struct kvmig_xfer_setup takes several connected sockets, one migration
+ * over all of them (KVMIG_XFER_SETUP_STREAMS).
+ */
+#define KVMIG_F0_STREAMS	_BITULL(12)
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
 				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
 				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK | \
 				 KVMIG_F0_LIST | KVMIG_F0_COMMIT | \
 				 KVMIG_F0_WORKER | KVMIG_F0_REGIONS | \
-				 KVMIG_F0_THROTTLE | KVMIG_F0_HOLES)
+				 KVMIG_F0_THROTTLE | KVMIG_F0_HOLES | \
+				 KVMIG_F0_STREAMS)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -511,6 +517,7 @@ struct kvmig_throttle {
 #define KVMIG_FAIL_PEER		7	/* the peer reported a failure */
 #define KVMIG_FAIL_LOCAL	8	/* guest memory could not be accessed */
 #define KVMIG_FAIL_ABORTED	9	/* KVMIG_XFER_RESOLVE(ABORT) while in doubt */
+#define KVMIG_FAIL_STREAMS	10	/* the peer's streams differ in number or order */
 
 /**
  * struct kvmig_stats - what a session is doing
@@ -641,7 +648,7 @@ struct kvmig_list {
  * struct kvmig_xfer_setup - hand the session its connection, and handshake
  * @sock_fd: in: a connected TCP socket; kvmig takes its own reference and
  *	uses it alone from now on (the VMM must not read or write it)
- * @flags: in: must be 0
+ * @flags: in: KVMIG_XFER_SETUP_*
  * @max_rounds: in: source: pre-copy rounds before giving up converging
  *	(0: 30)
  * @io_timeout_ms: in: how long one send or receive may block (0: 10000)
@@ -651,7 +658,12 @@ struct kvmig_list {
  * @event_fd: in: with KVMIG_XFER_SETUP_EVENTFD, an eventfd that kvmig
  *	signals whenever poll() would report a change: a call's result is
  *	ready, pre-copy converged, the session is DONE, FAILED or IN_DOUBT
- * @pad: must be 0
+ * @nr_streams: in: with KVMIG_XFER_SETUP_STREAMS, how many connections
+ *	the migration uses, 2..KVMIG_MAX_STREAMS: @sock_fd and the
+ *	@nr_streams - 1 sockets at @streams_ptr; otherwise 0 (one, @sock_fd)
+ * @streams_ptr: in: with KVMIG_XFER_SETUP_STREAMS, user address of an
+ *	array of @nr_streams - 1 __u32 socket fds, connected TCP sockets as
+ *	@sock_fd, in the same order at both ends; otherwise 0
  * @reserved: must be 0
  *
  * Starts the session's worker, a kernel thread that runs every transfer
@@ -662,11 +674,21 @@ struct kvmig_list {
  * size, read-only) matches its own. Either way no page moves before both
  * ends agree.
  *
- * Errors: -EFAULT; -EINVAL for an unknown flag, a nonzero pad or reserved
- * field, a socket that is not a connected TCP socket, or an @event_fd that
- * is not an eventfd; -ENOTSOCK; -EBADF; -EBUSY in the wrong state; -ESRCH
- * if the VMM's address space is gone; -EPROTO (the session FAILED) if the
- * peer's layout or version differs or it sent garbage; -ETIMEDOUT,
+ * With several streams, both ends must name as many, in the same order;
+ * @sock_fd carries the control records and each connection its share of
+ * the pages, a share fixed by guest address, so that a page's newer copy
+ * always follows its older one on the same connection. The handshake
+ * checks that every stream belongs to the same migration, in its place;
+ * any connection failing fails the migration.
+ *
+ * Errors: -EFAULT; -EINVAL for an unknown flag, a nonzero reserved field,
+ * a socket that is not a connected TCP socket, the same socket twice,
+ * @nr_streams or @streams_ptr without KVMIG_XFER_SETUP_STREAMS, or
+ * @nr_streams out of range, or an @event_fd that is not an eventfd;
+ * -ENOTSOCK; -EBADF; -EBUSY in the wrong state; -ESRCH if the VMM's
+ * address space is gone; -EPROTO (the session FAILED) if the peer's
+ * layout, version or number of streams differs, a stream is not in its
+ * place, or the peer sent garbage; -ETIMEDOUT,
  * -ECONNRESET, -EPIPE (FAILED) for connection trouble.
  *
  * KVMIG_XFER_SETUP, _ROUND, _FINAL and _RECV hand their work to the worker
@@ -685,13 +707,18 @@ struct kvmig_xfer_setup {
 	__u64 bandwidth;
 	__u64 timeout_ms;
 	__u32 event_fd;
-	__u32 pad;
-	__u64 reserved[3];
+	__u32 nr_streams;
+	__u64 streams_ptr;
+	__u64 reserved[2];
 };
 
 /* struct kvmig_xfer_setup.flags */
 #define KVMIG_XFER_SETUP_EVENTFD	_BITUL(0)	/* @event_fd is set */
-#define KVMIG_XFER_SETUP_FLAGS		KVMIG_XFER_SETUP_EVENTFD
+#define KVMIG_XFER_SETUP_STREAMS	_BITUL(1)	/* @nr_streams, @streams_ptr */
+#define KVMIG_XFER_SETUP_FLAGS		(KVMIG_XFER_SETUP_EVENTFD | \
+					 KVMIG_XFER_SETUP_STREAMS)
+
+#define KVMIG_MAX_STREAMS	16
 
 #define KVMIG_XFER_SETUP	_IOW(KVMIG_IO, 0x30, struct kvmig_xfer_setup)
 

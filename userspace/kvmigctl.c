@@ -145,25 +145,6 @@ static const char *role_name(__u32 role)
 	       role == KVMIG_ROLE_DEST ? "dest" : "-";
 }
 
-static const char *fail_name(__u32 reason)
-{
-	static const char * const names[] = {
-		[KVMIG_FAIL_NONE] = "none",
-		[KVMIG_FAIL_MEMSLOTS] = "memslots changed",
-		[KVMIG_FAIL_RING_STOLEN] = "dirty ring reaped by another harvester",
-		[KVMIG_FAIL_LAYOUT] = "peer memslot layout differs",
-		[KVMIG_FAIL_PROTOCOL] = "malformed stream from the peer",
-		[KVMIG_FAIL_IO] = "connection failed or timed out",
-		[KVMIG_FAIL_CANCELLED] = "cancelled",
-		[KVMIG_FAIL_PEER] = "the peer failed",
-		[KVMIG_FAIL_LOCAL] = "guest memory not accessible",
-		[KVMIG_FAIL_ABORTED] = "aborted",
-	};
-
-	return reason < sizeof(names) / sizeof(names[0]) && names[reason] ?
-	       names[reason] : "?";
-}
-
 /* All sessions, in *@out (malloc'ed); returns their number or -1. */
 static int list_sessions(int fd, struct kvmig_session_info **out)
 {
@@ -240,7 +221,7 @@ static void json_session(const struct kvmig_session_info *i)
 	       (unsigned long long)st->id, i->pid,
 	       i->flags & KVMIG_SESSION_SELF ? "true" : "false",
 	       state_name(st->state), role_name(st->role), st->fail_reason,
-	       fail_name(st->fail_reason), st->dirty_mode, st->nr_slots,
+	       kvmig_fail_name(st->fail_reason), st->dirty_mode, st->nr_slots,
 	       (unsigned long long)st->guest_pages,
 	       (unsigned long long)st->rounds,
 	       (unsigned long long)st->pages_harvested,
@@ -328,7 +309,7 @@ static int cmd_list(int argc, char **argv, bool json)
 		       (unsigned long long)st->pages_pending,
 		       (unsigned long long)st->dirty_rate, dt,
 		       st->state == KVMIG_STATE_FAILED ?
-		       fail_name(st->fail_reason) :
+		       kvmig_fail_name(st->fail_reason) :
 		       st->state == KVMIG_STATE_IN_DOUBT ?
 		       "outcome in doubt: to be resolved" :
 		       info[i].flags & KVMIG_SESSION_SELF ? "(kvmigctl)" : "");
@@ -741,7 +722,8 @@ static int cmd_watch(int argc, char **argv, bool json)
 			printf("session %llu done\n", (unsigned long long)id);
 		else if (st->state == KVMIG_STATE_FAILED)
 			printf("session %llu failed: %s\n",
-			       (unsigned long long)id, fail_name(st->fail_reason));
+			       (unsigned long long)id,
+			       kvmig_fail_name(st->fail_reason));
 		else if (st->state == KVMIG_STATE_IN_DOUBT)
 			printf("session %llu in doubt: its VMM must neither resume nor discard the VM until the orchestrator resolves it\n",
 			       (unsigned long long)id);

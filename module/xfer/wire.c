@@ -23,11 +23,56 @@ int kvmig_wire_check_hello(const struct kvmig_wire_hello *h)
 		return KVMIG_WIRE_E_VERSION;
 	if ((le32_to_cpu(h->flags) & ~KVMIG_WIRE_HELLO_FLAGS) ||
 	    !le32_to_cpu(h->nr_slots) ||
-	    le32_to_cpu(h->nr_slots) > KVMIG_WIRE_MAX_SLOTS)
+	    le32_to_cpu(h->nr_slots) > KVMIG_WIRE_MAX_SLOTS ||
+	    !le32_to_cpu(h->nr_streams) ||
+	    le32_to_cpu(h->nr_streams) > KVMIG_WIRE_MAX_STREAMS || h->pad)
 		return KVMIG_WIRE_E_PROTO;
 	return 0;
 }
 EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_check_hello);
+
+/*
+ * Is @w the opening of stream @index of the migration whose HELLO
+ * carried @token? Return: 0 or KVMIG_WIRE_E_STREAMS.
+ */
+int kvmig_wire_check_stream(const struct kvmig_wire_stream *w, u32 index,
+			    u64 token)
+{
+	if (le32_to_cpu(w->magic) != KVMIG_WIRE_MAGIC ||
+	    le16_to_cpu(w->version) != KVMIG_WIRE_VERSION ||
+	    le16_to_cpu(w->index) != index || le64_to_cpu(w->token) != token)
+		return KVMIG_WIRE_E_STREAMS;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_check_stream);
+
+/*
+ * May @rec, decoded, come on stream @stream of @nr_streams? The first
+ * stream takes every type, the others PAGES, ZERO, ROUND and END only; a
+ * PAGES or ZERO run must lie in one share, that of @stream. Another
+ * stream's page would break the order of its copies. Return: 0 or -EPROTO.
+ */
+int kvmig_wire_check_share(const struct kvmig_rec *rec, u32 stream,
+			   u32 nr_streams)
+{
+	switch (rec->type) {
+	case KVMIG_REC_PAGES:
+	case KVMIG_REC_ZERO:
+		break;
+	case KVMIG_REC_ROUND:
+	case KVMIG_REC_END:
+		return 0;
+	default:
+		return stream ? -EPROTO : 0;
+	}
+	if (nr_streams == 1)
+		return 0;
+	if (kvmig_wire_share_left(rec->gfn, rec->npages) != rec->npages ||
+	    kvmig_wire_stream_of(rec->gfn, nr_streams) != stream)
+		return -EPROTO;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_check_share);
 
 /* Same memslot on both ends? Return: 0 or KVMIG_WIRE_E_LAYOUT. */
 int kvmig_wire_compare_slot(const struct kvmig_wire_slot *w,

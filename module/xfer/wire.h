@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * kvmig wire protocol, version 3: what travels on the migration socket.
+ * kvmig wire protocol, version 4: what travels on the migration socket.
  * Little-endian, fixed-size headers; every field from the peer is checked
  * by the functions below before it is used.
  *
  *   source                                   destination
  *   HELLO + nr_slots x SLOT  ------------->  compares with its own layout
+ *   (each other stream: STREAM)  --------->  checks it is in its place
  *                            <-------------  REPLY (status)
  *   REC(PAGES, slot, gfn, n) + n pages  -->  written into the guest's pages
  *   REC(ZERO, slot, gfn, n)  ------------->  only populated nonzero pages cleared
@@ -16,6 +17,16 @@
  *                            <-------------  REPLY (PREPARED: status, pages)
  *   REC(COMMIT)              ------------->  the point of no return
  *                            <-------------  REPLY (status): acknowledged
+ *
+ * With several streams (connections), the first carries everything above
+ * and its share of PAGES and ZERO records; each other stream carries only
+ * its share and each ROUND (so that it hears from the source every round,
+ * even with no page of its share dirty), then END once the source has
+ * sent its last page. A page's
+ * share is fixed by its gfn, kvmig_wire_stream_of(): every copy of a page
+ * goes on one stream, in order, so a newer copy can never be overtaken by
+ * an older one on another stream. The destination answers END on the
+ * first stream only once every stream has reached its END.
  *
  * The switchover is a two-phase commit, the source coordinating: the
  * destination may run the guest only once it has COMMIT; the source may
@@ -36,12 +47,14 @@
 #endif
 
 #define KVMIG_WIRE_MAGIC	0x474d564bU	/* "KVMG" */
-#define KVMIG_WIRE_VERSION	3
+#define KVMIG_WIRE_VERSION	4
 #define KVMIG_WIRE_PAGE_SHIFT	12
 #define KVMIG_WIRE_MAX_SLOTS	512
 #define KVMIG_WIRE_MAX_RUN	64		/* pages per PAGES record */
 #define KVMIG_WIRE_MAX_ZERO_RUN	262144U		/* pages per ZERO record: 1 GiB */
 #define KVMIG_WIRE_MAX_STATE	(16U << 20)	/* device state bytes */
+#define KVMIG_WIRE_MAX_STREAMS	16
+#define KVMIG_WIRE_SHARD_SHIFT	9		/* 512 pages, 2 MiB, per share */
 
 struct kvmig_wire_hello {
 	__le32 magic;
@@ -50,6 +63,17 @@ struct kvmig_wire_hello {
 	__le32 nr_slots;
 	__le32 flags;		/* KVMIG_WIRE_HELLO_* */
 	__le64 guest_pages;
+	__le32 nr_streams;	/* 1..KVMIG_WIRE_MAX_STREAMS */
+	__le32 pad;		/* 0 */
+	__le64 token;		/* the source's random number for this migration */
+};
+
+/* The first thing on each stream but the first. */
+struct kvmig_wire_stream {
+	__le32 magic;
+	__le16 version;
+	__le16 index;		/* 1..nr_streams - 1 */
+	__le64 token;		/* the HELLO's */
 };
 
 /*
@@ -74,6 +98,7 @@ enum {
 	KVMIG_WIRE_E_LAYOUT	= 2,	/* memslot layout differs */
 	KVMIG_WIRE_E_PROTO	= 3,	/* malformed stream */
 	KVMIG_WIRE_E_LOCAL	= 4,	/* the destination failed on its own */
+	KVMIG_WIRE_E_STREAMS	= 5,	/* streams differ in number, or out of place */
 };
 
 struct kvmig_wire_reply {
@@ -119,6 +144,26 @@ struct kvmig_rec {
 };
 
 int kvmig_wire_check_hello(const struct kvmig_wire_hello *h);
+int kvmig_wire_check_stream(const struct kvmig_wire_stream *w, u32 index,
+			    u64 token);
+int kvmig_wire_check_share(const struct kvmig_rec *rec, u32 stream,
+			   u32 nr_streams);
+
+/* The stream that carries page @gfn, of @nr_streams. */
+static inline u32 kvmig_wire_stream_of(u64 gfn, u32 nr_streams)
+{
+	return (gfn >> KVMIG_WIRE_SHARD_SHIFT) % nr_streams;
+}
+
+/* Pages from @gfn to the end of its share, at most @n. */
+static inline u64 kvmig_wire_share_left(u64 gfn, u64 n)
+{
+	u64 left = (1ULL << KVMIG_WIRE_SHARD_SHIFT) -
+		   (gfn & ((1ULL << KVMIG_WIRE_SHARD_SHIFT) - 1));
+
+	return n < left ? n : left;
+}
+
 int kvmig_wire_compare_slot(const struct kvmig_wire_slot *w,
 			    const struct kvmig_wire_layout_slot *mine);
 int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,

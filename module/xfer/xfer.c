@@ -14,6 +14,14 @@
  * checked record by record by kvmig_wire_decode_rec(), and only while its
  * memslot layout is still the one it agreed to.
  *
+ * With several streams, each stream but the first has a thread of its
+ * own, which also adopted the VM's mm. The worker hands them each batch of
+ * runs (source) or the reception (destination) and runs the first
+ * stream's share itself; every page goes on the stream its gfn names
+ * (kvmig_wire_stream_of()), and the destination checks that it came
+ * there. The first stream to fail stops the others, and its error is the
+ * migration's.
+ *
  * The switchover is a two-phase commit (wire.h): the source may resume
  * only if it never sent COMMIT, the destination may run only once it has
  * COMMIT; a failure between the two leaves the session IN_DOUBT.
@@ -22,9 +30,12 @@
 
 #include <linux/delay.h>
 #include <linux/highmem.h>
+#include <linux/kthread.h>
 #include <linux/kvm_host.h>
 #include <linux/mm.h>
+#include <linux/random.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
@@ -58,6 +69,8 @@ static int xfer_fail(struct kvmig_xfer *x, int err)
 	if (READ_ONCE(x->cancelled)) {
 		why = KVMIG_FAIL_CANCELLED;
 		err = -ECANCELED;
+	} else if (x->failed && x->failed->why) {
+		why = x->failed->why;
 	} else if (err == -EPROTO) {
 		why = KVMIG_FAIL_PROTOCOL;
 	} else if (err == -EFAULT || err == -ENOMEM || err == -ENOSPC) {
@@ -70,20 +83,157 @@ static int xfer_fail(struct kvmig_xfer *x, int err)
 	return err;
 }
 
-static int send_rec(struct kvmig_xfer *x, u32 type, u32 slot, u64 gfn,
+/* Add to a stream's counter: only its owner writes it, the worker reads. */
+static inline void stream_add(u64 *counter, u64 n)
+{
+	WRITE_ONCE(*counter, *counter + n);
+}
+
+static int send_rec(struct kvmig_stream *s, u32 type, u32 slot, u64 gfn,
 		    u32 npages, u32 len, bool more)
 {
 	struct kvmig_wire_rec w;
 
 	kvmig_wire_encode_rec(&w, type, slot, gfn, npages, len);
-	x->st.bytes_sent += sizeof(w);
-	return x->ops->send(x, &w, sizeof(w), more);
+	stream_add(&s->bytes_sent, sizeof(w));
+	return s->ops->send(s, &w, sizeof(w), more);
 }
 
+/* The worker: sum the streams' counters into @x->st. */
+static void sum_streams(struct kvmig_xfer *x)
+{
+	struct kvmig_stats *st = &x->st;
+	struct kvmig_stream *s;
+	u32 i;
+
+	st->pages_sent = 0;
+	st->bytes_sent = 0;
+	st->zero_pages = 0;
+	st->hole_pages = 0;
+	st->pages_spliced = 0;
+	st->pages_received = 0;
+	for (i = 0; i < x->nr_streams; i++) {
+		s = &x->streams[i];
+		st->pages_sent += READ_ONCE(s->pages_sent);
+		st->bytes_sent += READ_ONCE(s->bytes_sent);
+		st->zero_pages += READ_ONCE(s->zero_pages);
+		st->hole_pages += READ_ONCE(s->hole_pages);
+		st->pages_spliced += READ_ONCE(s->pages_spliced);
+		st->pages_received += READ_ONCE(s->pages_received);
+	}
+}
+
+/* The batch's pages that every stream has passed. */
+static u64 batch_done(struct kvmig_xfer *x)
+{
+	u64 done = 0;
+	u32 i;
+
+	for (i = 0; i < x->nr_streams; i++)
+		done += READ_ONCE(x->streams[i].done);
+	return done;
+}
+
+/* The worker: publish the stats while a call runs. */
 static void progress(struct kvmig_xfer *x)
 {
+	sum_streams(x);
+	if (x->batch_nr)
+		x->st.remaining = x->batch_base - batch_done(x);
 	if (x->progress)
 		x->progress(x->progress_arg);
+}
+
+/* A job must stop: cancelled, or another stream failed. */
+static bool stopping(struct kvmig_xfer *x)
+{
+	return READ_ONCE(x->cancelled) || READ_ONCE(x->failed);
+}
+
+/*
+ * Stream @s failed with @err. The first failure is the migration's: it
+ * stops every other stream, so that none waits on a peer that stopped
+ * too. The destination's first stream stops receiving only: it may still
+ * tell the source why.
+ */
+static void stream_failed(struct kvmig_stream *s, int err)
+{
+	struct kvmig_xfer *x = s->x;
+	struct kvmig_stream *o;
+	u32 i;
+
+	s->err = err;
+	if (cmpxchg(&x->failed, NULL, s))
+		return;
+	for (i = 0; i < x->nr_streams; i++) {
+		o = &x->streams[i];
+		if (o != s)
+			o->ops->shutdown(o, !i && x->role == KVMIG_ROLE_DEST);
+	}
+}
+
+/*
+ * Hand every stream but the first the job @fn; the caller runs the first
+ * stream's share and then join_streams(). The job's parameters in @x are
+ * set before: the release pairs with the thread's acquire of @job.
+ */
+static void kick_streams(struct kvmig_xfer *x, int (*fn)(struct kvmig_stream *))
+{
+	struct kvmig_stream *s;
+	u32 i;
+
+	if (x->nr_streams == 1)
+		return;
+	x->job_fn = fn;
+	atomic_set(&x->busy, x->nr_streams - 1);
+	for (i = 1; i < x->nr_streams; i++) {
+		s = &x->streams[i];
+		/* The job's parameters before the job: see stream_fn(). */
+		smp_store_release(&s->job, s->job + 1);
+	}
+	wake_up_all(&x->stream_wq);
+}
+
+/*
+ * Wait until every stream is idle again, publishing the stats meanwhile.
+ * Return: 0, or the error of the stream that failed first.
+ */
+static int join_streams(struct kvmig_xfer *x)
+{
+	struct kvmig_stream *f;
+
+	while (!wait_event_idle_timeout(x->done_wq, !atomic_read(&x->busy),
+					HZ / 10))
+		progress(x);
+	f = READ_ONCE(x->failed);
+	return f ? f->err : 0;
+}
+
+/* A stream's thread: run each job handed in, until the transfer ends. */
+static int stream_fn(void *arg)
+{
+	struct kvmig_stream *s = arg;
+	struct kvmig_xfer *x = s->x;
+	u32 seen = 0;
+	int ret;
+
+	kthread_use_mm(x->mm);
+	for (;;) {
+		wait_event_idle(x->stream_wq,
+				/* Pairs with kick_streams()'s release. */
+				smp_load_acquire(&s->job) != seen ||
+				kthread_should_stop());
+		if (kthread_should_stop())
+			break;
+		seen = smp_load_acquire(&s->job);	/* as above */
+		ret = x->job_fn(s);
+		if (ret)
+			stream_failed(s, ret);
+		if (atomic_dec_and_test(&x->busy))
+			wake_up(&x->done_wq);
+	}
+	kthread_unuse_mm(x->mm);
+	return 0;
 }
 
 static bool page_is_zero(struct page *page)
@@ -105,32 +255,40 @@ static unsigned long slot_hva(struct kvmig_slot *ks, u64 gfn)
 	return ks->userspace_addr + ((gfn - ks->base_gfn) << PAGE_SHIFT);
 }
 
-/* Keep under the bandwidth cap: sleep until the round's average fits. */
-static void cap_bandwidth(struct kvmig_xfer *x, u64 t0, u64 bytes)
+/*
+ * Keep under the bandwidth cap: sleep until the round's average fits. Each
+ * of n streams takes 1/n of the cap.
+ */
+static void cap_bandwidth(struct kvmig_stream *s)
 {
-	u64 due;
+	struct kvmig_xfer *x = s->x;
+	u64 due, t0 = x->round_t0;
 
 	if (!x->bandwidth)
 		return;
-	due = t0 + min(kvmig_ns_for(bytes, x->bandwidth), U64_MAX - t0);
-	while (now_ns() < due && !READ_ONCE(x->cancelled))
+	due = t0 + min(kvmig_ns_for(s->bytes_sent - s->round_bytes,
+				    max(div_u64(x->bandwidth, x->nr_streams),
+					1ULL)),
+		       U64_MAX - t0);
+	while (now_ns() < due && !stopping(x))
 		usleep_range(500, 1000);
 }
 
 /*
- * Send pages [@gfn, @gfn + @n) of memslot @ks, at most KVMIG_WIRE_MAX_RUN:
- * pinned read-only from the VMM's mm, spliced into the socket. With
- * @zero_check, runs of zero pages go as ZERO records without contents.
+ * Send pages [@gfn, @gfn + @n) of memslot @ks on stream @s, at most
+ * KVMIG_WIRE_MAX_RUN: pinned read-only from the VMM's mm, spliced into
+ * the socket. With @zero_check, runs of zero pages go as ZERO records
+ * without contents.
  */
-static int send_batch(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
-		      u32 n, bool zero_check, u64 *sent, u64 *zeros)
+static int send_batch(struct kvmig_stream *s, struct kvmig_slot *ks, u64 gfn,
+		      u32 n, bool zero_check)
 {
 	unsigned long hva = slot_hva(ks, gfn);
 	u32 i, j, got, spliced = 0;
 	bool zero;
 	int ret;
 
-	ret = pin_user_pages_fast(hva, n, 0, x->pages);
+	ret = pin_user_pages_fast(hva, n, 0, s->pages);
 	if (ret < 0)
 		return ret;
 	got = ret;
@@ -140,31 +298,29 @@ static int send_batch(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 	}
 
 	for (i = 0; i < n; i = j) {
-		zero = zero_check && page_is_zero(x->pages[i]);
+		zero = zero_check && page_is_zero(s->pages[i]);
 		for (j = i + 1; j < n; j++)
-			if ((zero_check && page_is_zero(x->pages[j])) != zero)
+			if ((zero_check && page_is_zero(s->pages[j])) != zero)
 				break;
 		if (zero) {
-			ret = send_rec(x, KVMIG_REC_ZERO, ks->id, gfn + i,
+			ret = send_rec(s, KVMIG_REC_ZERO, ks->id, gfn + i,
 				       j - i, 0, true);
-			*zeros += j - i;
-			x->st.zero_pages += j - i;
+			stream_add(&s->zero_pages, j - i);
 		} else {
-			ret = send_rec(x, KVMIG_REC_PAGES, ks->id, gfn + i,
+			ret = send_rec(s, KVMIG_REC_PAGES, ks->id, gfn + i,
 				       j - i, 0, true);
 			if (!ret)
-				ret = x->ops->send_pages(x, x->pages + i, j - i,
+				ret = s->ops->send_pages(s, s->pages + i, j - i,
 							 true, &spliced);
-			*sent += j - i;
-			x->st.pages_sent += j - i;
-			x->st.bytes_sent += (u64)(j - i) * PAGE_SIZE;
+			stream_add(&s->pages_sent, j - i);
+			stream_add(&s->bytes_sent, (u64)(j - i) * PAGE_SIZE);
 		}
 		if (ret)
 			break;
 	}
-	x->st.pages_spliced += spliced;
+	stream_add(&s->pages_spliced, spliced);
 out:
-	unpin_user_pages(x->pages, got);
+	unpin_user_pages(s->pages, got);
 	return ret;
 }
 
@@ -184,60 +340,98 @@ static u32 next_record(struct kvmig_slot *ks, u64 gfn, u64 n, bool walk,
 }
 
 /*
- * One pass over the pending set: take a batch of runs (the tracker's lock
- * is held for that only), send it, go on. Pages dirtied meanwhile are
- * pending again and go in this pass or the next. With @zero_check (round
- * 0), never-populated ranges go as ZERO records without being pinned.
+ * Stream @s's share of the batch of runs the worker took: the pages whose
+ * gfn names @s. Records never cross a share (512 pages) when there are
+ * several streams.
  */
-static int send_pending(struct kvmig_xfer *x, bool zero_check, u64 *sent,
-			u64 *zeros)
+static int send_share(struct kvmig_stream *s)
 {
-	struct kvmig_dirty *d = x->d;
+	struct kvmig_xfer *x = s->x;
 	struct kvmig_dirty_run *r;
 	struct kvmig_slot *ks;
-	u64 t0 = now_ns(), b0 = x->st.bytes_sent, pages, pending, off, left;
-	bool walk = zero_check && READ_ONCE(holes), hole;
-	u32 nr, i, n;
+	u64 off, gfn, n;
+	bool hole;
+	u32 i;
 	int ret;
 
+	for (i = 0; i < x->batch_nr; i++) {
+		r = &x->batch_runs[i];
+		ks = kvmig_dirty_slot(x->d, r->slot);
+		for (off = 0; off < r->npages; off += n) {
+			if (stopping(x))
+				return -ECANCELED;
+			gfn = r->gfn + off;
+			n = r->npages - off;
+			if (x->nr_streams > 1) {
+				n = kvmig_wire_share_left(gfn, n);
+				if (kvmig_wire_stream_of(gfn, x->nr_streams) !=
+				    s->index)
+					continue;
+			}
+			n = next_record(ks, gfn, n, x->walk, &hole);
+			if (hole) {
+				ret = send_rec(s, KVMIG_REC_ZERO, ks->id, gfn, n,
+					       0, true);
+				stream_add(&s->zero_pages, n);
+				stream_add(&s->hole_pages, n);
+			} else {
+				ret = send_batch(s, ks, gfn, n, x->zero_check);
+			}
+			if (ret)
+				return ret;
+			stream_add(&s->done, n);
+			if (!s->index)
+				progress(x);
+			cap_bandwidth(s);
+			/*
+			 * A round can cover all of guest memory and,
+			 * on a fast link, never block in the socket:
+			 * let the guest's vCPU threads run.
+			 */
+			cond_resched();
+		}
+	}
+	return 0;
+}
+
+/*
+ * One pass over the pending set: take a batch of runs (the tracker's lock
+ * is held for that only), send it over every stream, go on. Pages dirtied
+ * meanwhile are pending again and go in this pass or the next; a page
+ * taken twice goes twice on its stream, in order. With @zero_check (round
+ * 0), never-populated ranges go as ZERO records without being pinned.
+ */
+static int send_pending(struct kvmig_xfer *x, bool zero_check)
+{
+	struct kvmig_stream *s0 = &x->streams[0];
+	struct kvmig_dirty *d = x->d;
+	u64 pages, pending;
+	u32 nr, i;
+	int ret;
+
+	x->zero_check = zero_check;
+	x->walk = zero_check && READ_ONCE(holes);
+	x->batch_runs = x->runs;
 	kvmig_dirty_rewind(d);
 	while ((nr = kvmig_dirty_take(d, x->runs, KVMIG_RUNS_BATCH, &pages,
 				      &pending))) {
-		left = pages;
-		for (i = 0; i < nr; i++) {
-			r = &x->runs[i];
-			ks = kvmig_dirty_slot(d, r->slot);
-			for (off = 0; off < r->npages; off += n) {
-				if (READ_ONCE(x->cancelled))
-					return -ECANCELED;
-				n = next_record(ks, r->gfn + off,
-						r->npages - off, walk, &hole);
-				if (hole) {
-					ret = send_rec(x, KVMIG_REC_ZERO, ks->id,
-						       r->gfn + off, n, 0, true);
-					*zeros += n;
-					x->st.zero_pages += n;
-					x->st.hole_pages += n;
-				} else {
-					ret = send_batch(x, ks, r->gfn + off, n,
-							 zero_check, sent,
-							 zeros);
-				}
-				if (ret)
-					return ret;
-				left -= n;
-				x->st.remaining = pending + left;
-				progress(x);
-				cap_bandwidth(x, t0, x->st.bytes_sent - b0);
-				/*
-				 * A round can cover all of guest memory and,
-				 * on a fast link, never block in the socket:
-				 * let the guest's vCPU threads run.
-				 */
-				cond_resched();
-			}
-		}
+		for (i = 0; i < x->nr_streams; i++)
+			WRITE_ONCE(x->streams[i].done, 0);
+		x->batch_nr = nr;
+		x->batch_base = pending + pages;
+		kick_streams(x, send_share);
+		ret = send_share(s0);
+		if (ret)
+			stream_failed(s0, ret);
+		ret = join_streams(x);
+		x->st.remaining = x->batch_base - batch_done(x);
+		x->batch_nr = 0;
+		if (ret)
+			return ret;
 	}
+	/* The pass's last records go now, not with the next pass. */
+	for (i = 0; i < x->nr_streams; i++)
+		x->streams[i].ops->flush(&x->streams[i]);
 	return 0;
 }
 
@@ -277,11 +471,37 @@ static void update_expected(struct kvmig_xfer *x)
 		kvmig_ns_for(x->st.remaining * PAGE_SIZE, x->st.throughput);
 }
 
+/* Start the round's accounts: the bandwidth cap's, per stream. */
+static void round_start(struct kvmig_xfer *x)
+{
+	u32 i;
+
+	x->round_t0 = now_ns();
+	for (i = 0; i < x->nr_streams; i++)
+		x->streams[i].round_bytes = x->streams[i].bytes_sent;
+}
+
+/*
+ * ROUND on every stream, by the worker while the others are idle: a stream
+ * whose shares the guest leaves clean still hears from the source every
+ * round, within the destination's I/O timeout.
+ */
+static int send_round(struct kvmig_xfer *x)
+{
+	int ret = 0;
+	u32 i;
+
+	for (i = 0; i < x->nr_streams && !ret; i++)
+		ret = send_rec(&x->streams[i], KVMIG_REC_ROUND, 0,
+			       x->st.xfer_round, 0, 0, true);
+	return ret;
+}
+
 /* One pre-copy round; see struct kvmig_round. */
 int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 {
 	struct kvmig_dirty *d = x->d;
-	u64 t0, sent = 0, zeros = 0, b0, h0;
+	u64 t0, b0, p0, z0, h0;
 	bool first = !x->st.xfer_round;
 	int ret;
 
@@ -316,14 +536,19 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 			return 0;
 	}
 
+	sum_streams(x);
 	t0 = now_ns();
 	b0 = x->st.bytes_sent;
+	p0 = x->st.pages_sent;
+	z0 = x->st.zero_pages;
 	h0 = x->st.hole_pages;
-	ret = send_rec(x, KVMIG_REC_ROUND, 0, x->st.xfer_round, 0, 0, true);
+	round_start(x);
+	ret = send_round(x);
 	if (!ret)
-		ret = send_pending(x, first, &sent, &zeros);
-	r->pages_sent = sent;
-	r->zero_pages = zeros;
+		ret = send_pending(x, first);
+	sum_streams(x);
+	r->pages_sent = x->st.pages_sent - p0;
+	r->zero_pages = x->st.zero_pages - z0;
 	r->hole_pages = x->st.hole_pages - h0;
 	if (ret)
 		return xfer_fail(x, ret);
@@ -335,9 +560,9 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 	return 0;
 }
 
-static int recv_reply(struct kvmig_xfer *x, struct kvmig_wire_reply *rep)
+static int recv_reply(struct kvmig_stream *s, struct kvmig_wire_reply *rep)
 {
-	int ret = x->ops->recv(x, rep, sizeof(*rep));
+	int ret = s->ops->recv(s, rep, sizeof(*rep));
 
 	if (ret)
 		return ret;
@@ -360,9 +585,11 @@ static int recv_reply(struct kvmig_xfer *x, struct kvmig_wire_reply *rep)
 int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 		     const void *state)
 {
-	u64 t0 = now_ns(), sent = 0, zeros = 0;
+	struct kvmig_stream *s0 = &x->streams[0];
+	u64 t0 = now_ns(), p0;
 	struct kvmig_wire_reply rep;
 	int ret;
+	u32 i;
 
 	x->outcome = KVMIG_STATE_FAILED;
 	ret = harvest(x);
@@ -371,20 +598,29 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 	update_expected(x);
 	trace_kvmig_switchover_start(x->id, x->st.xfer_round, x->st.remaining,
 				     f->state_len);
-	ret = send_rec(x, KVMIG_REC_ROUND, 0, x->st.xfer_round, 0, 0, true);
+	sum_streams(x);
+	p0 = x->st.pages_sent;
+	round_start(x);
+	ret = send_round(x);
 	if (!ret)
-		ret = send_pending(x, false, &sent, &zeros);
-	f->pages_sent = sent;
+		ret = send_pending(x, false);
+	/* Each other stream ends here: its last page went before. */
+	for (i = 1; i < x->nr_streams && !ret; i++)
+		ret = send_rec(&x->streams[i], KVMIG_REC_END, 0, 0, 0, 0,
+			       false);
+	sum_streams(x);
+	f->pages_sent = x->st.pages_sent - p0;
 	if (!ret)
-		ret = send_rec(x, KVMIG_REC_STATE, 0, 0, 0, f->state_len, true);
+		ret = send_rec(s0, KVMIG_REC_STATE, 0, 0, 0, f->state_len, true);
 	if (!ret && f->state_len) {
-		ret = x->ops->send(x, state, f->state_len, true);
-		x->st.bytes_sent += f->state_len;
+		ret = s0->ops->send(s0, state, f->state_len, true);
+		stream_add(&s0->bytes_sent, f->state_len);
 	}
 	if (!ret)
-		ret = send_rec(x, KVMIG_REC_END, 0, 0, 0, 0, false);
+		ret = send_rec(s0, KVMIG_REC_END, 0, 0, 0, 0, false);
 	if (!ret)
-		ret = recv_reply(x, &rep);
+		ret = recv_reply(s0, &rep);
+	sum_streams(x);
 	if (ret)
 		return xfer_fail(x, ret);
 	if (le32_to_cpu(rep.status) != KVMIG_WIRE_OK) {
@@ -402,9 +638,9 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 
 	/* The point of no return: from here on, never FAILED. */
 	x->outcome = KVMIG_STATE_IN_DOUBT;
-	ret = send_rec(x, KVMIG_REC_COMMIT, 0, 0, 0, 0, false);
+	ret = send_rec(s0, KVMIG_REC_COMMIT, 0, 0, 0, 0, false);
 	if (!ret)
-		ret = recv_reply(x, &rep);
+		ret = recv_reply(s0, &rep);
 	if (!ret && le32_to_cpu(rep.status) != KVMIG_WIRE_OK)
 		ret = -EPROTO;
 	if (ret) {
@@ -421,7 +657,7 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 }
 
 /* Best effort: tell the source why, before failing. */
-static void send_status(struct kvmig_xfer *x, u32 status, u64 pages)
+static void send_status(struct kvmig_stream *s, u32 status, u64 pages)
 {
 	struct kvmig_wire_reply rep = {
 		.magic = cpu_to_le32(KVMIG_WIRE_MAGIC),
@@ -429,7 +665,7 @@ static void send_status(struct kvmig_xfer *x, u32 status, u64 pages)
 		.pages = cpu_to_le64(pages),
 	};
 
-	x->ops->send(x, &rep, sizeof(rep), false);
+	s->ops->send(s, &rep, sizeof(rep), false);
 }
 
 /*
@@ -437,9 +673,9 @@ static void send_status(struct kvmig_xfer *x, u32 status, u64 pages)
  * the one the source was promised, and so are the host addresses we write
  * through? Cheap when the generation did not move.
  */
-static int dest_layout_ok(struct kvmig_xfer *x)
+static int dest_layout_ok(struct kvmig_stream *s)
 {
-	struct kvmig_dirty *d = x->d;
+	struct kvmig_dirty *d = s->x->d;
 	int idx, ret;
 
 	mutex_lock(&d->lock);
@@ -449,7 +685,7 @@ static int dest_layout_ok(struct kvmig_xfer *x)
 	mutex_unlock(&d->lock);
 	if (ret) {
 		pr_warn_ratelimited("destination memslots changed during the migration\n");
-		x->fail_reason = KVMIG_FAIL_MEMSLOTS;
+		s->why = KVMIG_FAIL_MEMSLOTS;
 	}
 	return ret;
 }
@@ -464,7 +700,7 @@ static int recv_zero_page(struct kvmig_xfer *x, unsigned long hva)
 	struct page *page;
 	int ret;
 
-	if (READ_ONCE(x->cancelled))
+	if (stopping(x))
 		return -ECANCELED;
 	ret = pin_user_pages_fast(hva, 1, 0, &page);
 	if (ret != 1)
@@ -483,7 +719,7 @@ static int recv_zero_page(struct kvmig_xfer *x, unsigned long hva)
 	return 0;
 }
 
-static int recv_zero(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
+static int recv_zero(struct kvmig_stream *s, struct kvmig_slot *ks, u64 gfn,
 		     u32 n)
 {
 	bool walk = READ_ONCE(holes), hole = false;
@@ -497,12 +733,12 @@ static int recv_zero(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 		if (walk)
 			span = kvmig_hole_span(current->mm, hva, n - i, &hole);
 		if (hole) {
-			x->st.hole_pages += span;
+			stream_add(&s->hole_pages, span);
 			cond_resched();
 			continue;
 		}
 		for (j = 0; j < span; j++) {
-			ret = recv_zero_page(x, hva + (j << PAGE_SHIFT));
+			ret = recv_zero_page(s->x, hva + (j << PAGE_SHIFT));
 			if (ret)
 				return ret;
 		}
@@ -510,23 +746,25 @@ static int recv_zero(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
 	return 0;
 }
 
-static int recv_pages(struct kvmig_xfer *x, struct kvmig_slot *ks, u64 gfn,
+static int recv_pages(struct kvmig_stream *s, struct kvmig_slot *ks, u64 gfn,
 		      u32 n)
 {
 	unsigned long hva = slot_hva(ks, gfn);
 	int ret, got;
 
-	got = pin_user_pages_fast(hva, n, FOLL_WRITE, x->pages);
+	got = pin_user_pages_fast(hva, n, FOLL_WRITE, s->pages);
 	if (got < 0)
 		return got;
-	ret = got < n ? -EFAULT : x->ops->recv_pages(x, x->pages, n);
-	unpin_user_pages_dirty_lock(x->pages, got, !ret);
+	ret = got < n ? -EFAULT : s->ops->recv_pages(s, s->pages, n);
+	unpin_user_pages_dirty_lock(s->pages, got, !ret);
 	return ret;
 }
 
-static int recv_state(struct kvmig_xfer *x, const struct kvmig_rec *rec,
+static int recv_state(struct kvmig_stream *s, const struct kvmig_rec *rec,
 		      u32 cap, u32 *status)
 {
+	struct kvmig_xfer *x = s->x;
+
 	if (x->state) {
 		pr_warn_ratelimited("device state sent twice\n");
 		return -EPROTO;
@@ -539,38 +777,40 @@ static int recv_state(struct kvmig_xfer *x, const struct kvmig_rec *rec,
 	if (!x->state)
 		return -ENOMEM;
 	x->state_len = rec->len;
-	return x->ops->recv(x, x->state, rec->len);
+	return s->ops->recv(s, x->state, rec->len);
 }
 
-/* One record of phase one; returns 1 at END. */
-static int recv_rec(struct kvmig_xfer *x, const struct kvmig_rec *rec, u32 cap,
-		    u32 *status)
+/* One record of phase one on stream @s; returns 1 at END. */
+static int recv_rec(struct kvmig_stream *s, const struct kvmig_rec *rec,
+		    u32 cap, u32 *status)
 {
+	struct kvmig_xfer *x = s->x;
 	struct kvmig_slot *ks = &x->d->slots[rec->slot_index];
 	int ret;
 
 	switch (rec->type) {
 	case KVMIG_REC_PAGES:
-		ret = dest_layout_ok(x);
+		ret = dest_layout_ok(s);
 		if (!ret)
-			ret = recv_pages(x, ks, rec->gfn, rec->npages);
+			ret = recv_pages(s, ks, rec->gfn, rec->npages);
 		if (!ret)
-			x->st.pages_received += rec->npages;
+			stream_add(&s->pages_received, rec->npages);
 		return ret;
 	case KVMIG_REC_ZERO:
-		ret = dest_layout_ok(x);
+		ret = dest_layout_ok(s);
 		if (!ret)
-			ret = recv_zero(x, ks, rec->gfn, rec->npages);
+			ret = recv_zero(s, ks, rec->gfn, rec->npages);
 		if (!ret)
-			x->st.zero_pages += rec->npages;
+			stream_add(&s->zero_pages, rec->npages);
 		return ret;
 	case KVMIG_REC_ROUND:
-		x->st.xfer_round = rec->gfn;
+		if (!s->index)
+			x->st.xfer_round = rec->gfn;
 		return 0;
 	case KVMIG_REC_STATE:
-		return recv_state(x, rec, cap, status);
+		return recv_state(s, rec, cap, status);
 	case KVMIG_REC_END:
-		if (!x->state) {
+		if (!s->index && !x->state) {
 			pr_warn_ratelimited("end of stream without device state\n");
 			return -EPROTO;
 		}
@@ -581,51 +821,96 @@ static int recv_rec(struct kvmig_xfer *x, const struct kvmig_rec *rec, u32 cap,
 	}
 }
 
-static int recv_decode(struct kvmig_xfer *x, struct kvmig_rec *rec)
+/* Receive a record header on @s and check it: the layout, the share. */
+static int recv_decode(struct kvmig_stream *s, struct kvmig_rec *rec)
 {
+	struct kvmig_xfer *x = s->x;
 	struct kvmig_wire_rec w;
 	int ret;
 
-	ret = x->ops->recv(x, &w, sizeof(w));
+	ret = s->ops->recv(s, &w, sizeof(w));
 	if (ret)
 		return ret;
 	ret = kvmig_wire_decode_rec(&w, x->layout, x->d->nr_slots, rec);
+	if (!ret)
+		ret = kvmig_wire_check_share(rec, s->index, x->nr_streams);
 	if (ret)
-		pr_warn_ratelimited("malformed record from the source (type %u, slot %u, gfn %llu, %u pages, len %u)\n",
-				    le16_to_cpu(w.type), le32_to_cpu(w.slot),
-				    le64_to_cpu(w.gfn), le32_to_cpu(w.npages),
-				    le32_to_cpu(w.len));
+		pr_warn_ratelimited("malformed record from the source on stream %u (type %u, slot %u, gfn %llu, %u pages, len %u)\n",
+				    s->index, le16_to_cpu(w.type),
+				    le32_to_cpu(w.slot), le64_to_cpu(w.gfn),
+				    le32_to_cpu(w.npages), le32_to_cpu(w.len));
 	return ret;
 }
 
 /*
+ * Records on stream @s until its END (1), an error (< 0), or, for the
+ * first stream, never 0: ROUND, STATE and the pages of its share.
+ */
+static int recv_records(struct kvmig_stream *s, u32 cap, u32 *status)
+{
+	struct kvmig_xfer *x = s->x;
+	struct kvmig_rec rec;
+	int ret;
+
+	do {
+		ret = stopping(x) ? -ECANCELED : 0;
+		if (!ret)
+			ret = recv_decode(s, &rec);
+		if (!ret)
+			ret = recv_rec(s, &rec, cap, status);
+		if (!ret && !s->index)
+			progress(x);
+		cond_resched();	/* records may be queued faster than taken */
+	} while (!ret);
+	return ret;
+}
+
+/* A stream's job on the destination: its share, until its END. */
+static int recv_share(struct kvmig_stream *s)
+{
+	u32 status;
+	int ret;
+
+	ret = recv_records(s, 0, &status);
+	return ret < 0 ? ret : 0;
+}
+
+/* The reply's status for the first failure, @err. */
+static u32 fail_status(int err, u32 status)
+{
+	if (err == -EFAULT || err == -ENOMEM)
+		return KVMIG_WIRE_E_LOCAL;
+	return status;
+}
+
+/*
  * Reception on the destination; see struct kvmig_recv. Phase one takes
- * records until END and answers PREPARED; a failure before that answer
- * is FAILED (and the source told why, if the link still works). From the
- * moment PREPARED may have left, the source may have committed: a failure
- * then is IN_DOUBT, never FAILED. Only COMMIT makes the outcome DONE.
+ * records until END on every stream and answers PREPARED; a failure before
+ * that answer is FAILED (and the source told why, if the link still
+ * works). From the moment PREPARED may have left, the source may have
+ * committed: a failure then is IN_DOUBT, never FAILED. Only COMMIT makes
+ * the outcome DONE.
  */
 int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r)
 {
+	struct kvmig_stream *s0 = &x->streams[0];
 	u32 status = KVMIG_WIRE_E_PROTO;
 	struct kvmig_rec rec;
 	int ret;
 
 	x->outcome = KVMIG_STATE_FAILED;
-	do {
-		ret = READ_ONCE(x->cancelled) ? -ECANCELED : 0;
-		if (!ret)
-			ret = recv_decode(x, &rec);
-		if (!ret)
-			ret = recv_rec(x, &rec, r->state_cap, &status);
-		if (!ret)
-			progress(x);
-		cond_resched();	/* records may be queued faster than taken */
-	} while (!ret);
-	if (ret < 0) {
-		if (ret == -EFAULT || ret == -ENOMEM)
-			status = KVMIG_WIRE_E_LOCAL;
-		send_status(x, status, x->st.pages_received);
+	kick_streams(x, recv_share);
+	ret = recv_records(s0, r->state_cap, &status);
+	if (ret < 0)
+		stream_failed(s0, ret);
+	/* Every stream has had its END, or stops now. */
+	ret = join_streams(x);
+	sum_streams(x);
+	if (ret) {
+		if (x->failed != s0)
+			status = KVMIG_WIRE_E_PROTO;
+		send_status(s0, fail_status(ret, status),
+			    x->st.pages_received);
 		return xfer_fail(x, ret);
 	}
 
@@ -636,13 +921,14 @@ int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r)
 
 	/* Phase two: from here on, never FAILED. */
 	x->outcome = KVMIG_STATE_IN_DOUBT;
-	ret = x->ops->send(x, &(struct kvmig_wire_reply) {
+	ret = s0->ops->send(s0, &(struct kvmig_wire_reply) {
 			.magic = cpu_to_le32(KVMIG_WIRE_MAGIC),
 			.status = cpu_to_le32(KVMIG_WIRE_OK),
 			.pages = cpu_to_le64(x->st.pages_received),
 		}, sizeof(struct kvmig_wire_reply), false);
 	if (!ret)
-		ret = READ_ONCE(x->cancelled) ? -ECANCELED : recv_decode(x, &rec);
+		ret = READ_ONCE(x->cancelled) ? -ECANCELED :
+						recv_decode(s0, &rec);
 	if (!ret && rec.type != KVMIG_REC_COMMIT)
 		ret = -EPROTO;
 	if (ret) {
@@ -653,13 +939,14 @@ int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r)
 	}
 	x->outcome = KVMIG_STATE_DONE;
 	/* The source is done either way; it may miss this if the link fails. */
-	send_status(x, KVMIG_WIRE_OK, x->st.pages_received);
+	send_status(s0, KVMIG_WIRE_OK, x->st.pages_received);
 	return 0;
 }
 
-/* Source: send the layout, wait for the verdict. */
+/* Source: send the layout and open every stream, wait for the verdict. */
 static int handshake_source(struct kvmig_xfer *x)
 {
+	struct kvmig_stream *s0 = &x->streams[0];
 	struct kvmig_dirty *d = x->d;
 	struct kvmig_wire_hello h = {
 		.magic = cpu_to_le32(KVMIG_WIRE_MAGIC),
@@ -668,22 +955,34 @@ static int handshake_source(struct kvmig_xfer *x)
 		.nr_slots = cpu_to_le32(d->nr_slots),
 		.flags = cpu_to_le32(d->regions ? KVMIG_WIRE_HELLO_REGIONS : 0),
 		.guest_pages = cpu_to_le64(d->guest_pages),
+		.nr_streams = cpu_to_le32(x->nr_streams),
+		.token = cpu_to_le64(x->token),
 	};
-	struct kvmig_wire_slot ws;
+	struct kvmig_wire_stream ws = {
+		.magic = cpu_to_le32(KVMIG_WIRE_MAGIC),
+		.version = cpu_to_le16(KVMIG_WIRE_VERSION),
+		.token = cpu_to_le64(x->token),
+	};
+	struct kvmig_wire_slot sl;
 	struct kvmig_wire_reply rep;
 	int ret;
 	u32 i;
 
-	ret = x->ops->send(x, &h, sizeof(h), true);
+	ret = s0->ops->send(s0, &h, sizeof(h), true);
 	for (i = 0; i < d->nr_slots && !ret; i++) {
-		ws.id = cpu_to_le32(d->slots[i].id);
-		ws.flags = cpu_to_le32(d->slots[i].flags);
-		ws.base_gfn = cpu_to_le64(d->slots[i].base_gfn);
-		ws.npages = cpu_to_le64(d->slots[i].npages);
-		ret = x->ops->send(x, &ws, sizeof(ws), i + 1 < d->nr_slots);
+		sl.id = cpu_to_le32(d->slots[i].id);
+		sl.flags = cpu_to_le32(d->slots[i].flags);
+		sl.base_gfn = cpu_to_le64(d->slots[i].base_gfn);
+		sl.npages = cpu_to_le64(d->slots[i].npages);
+		ret = s0->ops->send(s0, &sl, sizeof(sl), i + 1 < d->nr_slots);
+	}
+	for (i = 1; i < x->nr_streams && !ret; i++) {
+		ws.index = cpu_to_le16(i);
+		ret = x->streams[i].ops->send(&x->streams[i], &ws, sizeof(ws),
+					      false);
 	}
 	if (!ret)
-		ret = recv_reply(x, &rep);
+		ret = recv_reply(s0, &rep);
 	if (ret)
 		return ret;
 	switch (le32_to_cpu(rep.status)) {
@@ -693,6 +992,10 @@ static int handshake_source(struct kvmig_xfer *x)
 		pr_warn_ratelimited("destination refused: its memslot layout differs\n");
 		x->fail_reason = KVMIG_FAIL_LAYOUT;
 		return -EPROTO;
+	case KVMIG_WIRE_E_STREAMS:
+		pr_warn_ratelimited("destination refused: its streams differ\n");
+		x->fail_reason = KVMIG_FAIL_STREAMS;
+		return -EPROTO;
 	default:
 		pr_warn_ratelimited("destination refused the handshake (status %u)\n",
 				    le32_to_cpu(rep.status));
@@ -701,62 +1004,123 @@ static int handshake_source(struct kvmig_xfer *x)
 	}
 }
 
-/* Destination: check the source's layout against ours, answer. */
+/*
+ * Destination: check the source's layout against ours, then that each
+ * other stream belongs to this migration and is in its place; answer.
+ */
 static int handshake_dest(struct kvmig_xfer *x)
 {
+	struct kvmig_stream *s0 = &x->streams[0];
 	struct kvmig_dirty *d = x->d;
 	struct kvmig_wire_hello h;
-	struct kvmig_wire_slot ws;
+	struct kvmig_wire_stream ws;
+	struct kvmig_wire_slot sl;
 	u32 i, nr, status;
 	int ret;
 
-	ret = x->ops->recv(x, &h, sizeof(h));
+	ret = s0->ops->recv(s0, &h, sizeof(h));
 	if (ret)
 		return ret;
 	status = kvmig_wire_check_hello(&h);
 	if (status) {
 		pr_warn_ratelimited("bad handshake from the source (status %u)\n",
 				    status);
-		send_status(x, status, 0);
+		send_status(s0, status, 0);
 		x->fail_reason = status == KVMIG_WIRE_E_VERSION ?
 				 KVMIG_FAIL_PEER : KVMIG_FAIL_PROTOCOL;
 		return -EPROTO;
 	}
 	nr = le32_to_cpu(h.nr_slots);
 	for (i = 0; i < nr; i++) {
-		ret = x->ops->recv(x, &ws, sizeof(ws));
+		ret = s0->ops->recv(s0, &sl, sizeof(sl));
 		if (ret)
 			return ret;
 		if (!status && (i >= d->nr_slots ||
-				kvmig_wire_compare_slot(&ws, &x->layout[i])))
+				kvmig_wire_compare_slot(&sl, &x->layout[i])))
 			status = KVMIG_WIRE_E_LAYOUT;
 	}
 	if (nr != d->nr_slots ||
 	    le64_to_cpu(h.guest_pages) != d->guest_pages ||
 	    !!(le32_to_cpu(h.flags) & KVMIG_WIRE_HELLO_REGIONS) != d->regions)
 		status = KVMIG_WIRE_E_LAYOUT;
-	send_status(x, status, 0);
-	if (status) {
+	if (!status && le32_to_cpu(h.nr_streams) != x->nr_streams)
+		status = KVMIG_WIRE_E_STREAMS;
+	x->token = le64_to_cpu(h.token);
+	for (i = 1; i < x->nr_streams && !status; i++) {
+		ret = x->streams[i].ops->recv(&x->streams[i], &ws, sizeof(ws));
+		if (ret)
+			return ret;
+		status = kvmig_wire_check_stream(&ws, i, x->token);
+	}
+	send_status(s0, status, 0);
+	switch (status) {
+	case KVMIG_WIRE_OK:
+		return 0;
+	case KVMIG_WIRE_E_STREAMS:
+		pr_warn_ratelimited("refused the source: its streams differ (%u, here %u) or are out of place\n",
+				    le32_to_cpu(h.nr_streams), x->nr_streams);
+		x->fail_reason = KVMIG_FAIL_STREAMS;
+		return -EPROTO;
+	default:
 		pr_warn_ratelimited("refused the source: memslot layout differs\n");
 		x->fail_reason = KVMIG_FAIL_LAYOUT;
 		return -EPROTO;
 	}
+}
+
+/* Give stream @i its connection, and its thread (all but the first). */
+static int stream_init(struct kvmig_xfer *x, u32 i, int fd, u32 io_timeout_ms)
+{
+	struct kvmig_stream *s = &x->streams[i];
+	int ret;
+
+	s->x = x;
+	s->index = i;
+	ret = kvmig_tcp_attach(s, fd, io_timeout_ms);
+	if (ret || !i)
+		return ret;
+	s->task = kthread_create(stream_fn, s, "kvmig-%llu-%u", x->id, i);
+	if (IS_ERR(s->task)) {
+		ret = PTR_ERR(s->task);
+		s->task = NULL;
+		s->ops->release(s);
+		return ret;
+	}
+	wake_up_process(s->task);
 	return 0;
 }
 
-struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
-				     const struct kvmig_xfer_setup *setup)
+/* Undo stream_init(): stop the thread, then drop the connection. */
+static void stream_fini(struct kvmig_stream *s)
 {
+	if (s->task)
+		kthread_stop(s->task);
+	s->ops->release(s);
+}
+
+/*
+ * @fds: the setup's other sockets, setup->nr_streams - 1 of them (none
+ * without KVMIG_XFER_SETUP_STREAMS), checked to be in range.
+ */
+struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
+				     const struct kvmig_xfer_setup *setup,
+				     const u32 *fds, u64 id)
+{
+	u32 i, timeout = setup->io_timeout_ms ?: 10000;
 	struct kvmig_xfer *x;
-	u32 i;
 	int ret;
 
 	x = kzalloc(sizeof(*x), GFP_KERNEL_ACCOUNT);
 	if (!x)
 		return ERR_PTR(-ENOMEM);
-	spin_lock_init(&x->sock_lock);
 	x->d = d;
 	x->role = role;
+	x->id = id;
+	x->nr_streams = setup->nr_streams ?: 1;
+	x->token = get_random_u64();
+	atomic_set(&x->busy, 0);
+	init_waitqueue_head(&x->stream_wq);
+	init_waitqueue_head(&x->done_wq);
 	x->max_rounds = setup->max_rounds ?: 30;
 	x->downtime_ns = setup->downtime_ns ?: 300 * NSEC_PER_MSEC;
 	x->bandwidth = setup->bandwidth;
@@ -768,7 +1132,9 @@ struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
 			     GFP_KERNEL_ACCOUNT);
 	x->runs = kvcalloc(KVMIG_RUNS_BATCH, sizeof(*x->runs),
 			   GFP_KERNEL_ACCOUNT);
-	if (!x->layout || !x->runs)
+	x->streams = kvcalloc(x->nr_streams, sizeof(*x->streams),
+			      GFP_KERNEL_ACCOUNT);
+	if (!x->layout || !x->runs || !x->streams)
 		goto err_free;
 	for (i = 0; i < d->nr_slots; i++) {
 		x->layout[i].id = d->slots[i].id;
@@ -777,13 +1143,28 @@ struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
 		x->layout[i].npages = d->slots[i].npages;
 	}
 
-	ret = kvmig_tcp_attach(x, setup->sock_fd,
-			       setup->io_timeout_ms ?: 10000);
-	if (ret)
-		goto err_free;
+	/* The streams' threads work in the VM's mm, as the worker does. */
+	if (x->nr_streams > 1) {
+		ret = -ESRCH;
+		if (!mmget_not_zero(d->kvm->mm))
+			goto err_free;
+		x->mm = d->kvm->mm;
+	}
+	for (i = 0; i < x->nr_streams; i++) {
+		ret = stream_init(x, i, i ? fds[i - 1] : setup->sock_fd,
+				  timeout);
+		if (ret)
+			goto err_streams;
+	}
 	return x;
 
+err_streams:
+	while (i--)
+		stream_fini(&x->streams[i]);
+	if (x->mm)
+		mmput(x->mm);
 err_free:
+	kvfree(x->streams);
 	kvfree(x->runs);
 	kvfree(x->layout);
 	kfree(x);
@@ -800,10 +1181,17 @@ int kvmig_xfer_handshake(struct kvmig_xfer *x)
 	return ret ? xfer_fail(x, ret) : 0;
 }
 
+/* Called once no call runs: every stream is idle. */
 void kvmig_xfer_destroy(struct kvmig_xfer *x)
 {
-	x->ops->release(x);
+	u32 i = x->nr_streams;
+
+	while (i--)
+		stream_fini(&x->streams[i]);
+	if (x->mm)
+		mmput(x->mm);
 	kvfree(x->state);
+	kvfree(x->streams);
 	kvfree(x->runs);
 	kvfree(x->layout);
 	kfree(x);
@@ -811,6 +1199,9 @@ void kvmig_xfer_destroy(struct kvmig_xfer *x)
 
 void kvmig_xfer_cancel(struct kvmig_xfer *x)
 {
+	u32 i;
+
 	WRITE_ONCE(x->cancelled, true);
-	x->ops->shutdown(x);
+	for (i = 0; i < x->nr_streams; i++)
+		x->streams[i].ops->shutdown(&x->streams[i], false);
 }

@@ -1,71 +1,142 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The transfer engine: pre-copy rounds, switchover and reception over a
- * transport (TCP now, RDMA later) behind one ops table.
+ * The transfer engine: pre-copy rounds, switchover and reception over one
+ * or more streams, each a transport (TCP now, RDMA later) behind one ops
+ * table.
  */
 #ifndef _KVMIG_XFER_H
 #define _KVMIG_XFER_H
 
+#include <linux/atomic.h>
 #include <linux/bvec.h>
 #include <linux/limits.h>
 #include <linux/math64.h>
 #include <linux/overflow.h>
-#include <linux/spinlock.h>
 #include <linux/time64.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 
 #include <kvmig.h>
 #include "../compat.h"
 #include "wire.h"
 
 struct kvmig_dirty;
+struct kvmig_stream;
 struct kvmig_xfer;
+struct mm_struct;
 struct page;
-struct socket;
+struct task_struct;
 
 /**
- * struct kvmig_transport_ops - moving bytes and pages to the peer
+ * struct kvmig_transport_ops - moving bytes and pages over one stream
  * @name: for messages
  * @send: send @len bytes of @buf; @more: more follows at once
- * @send_pages: send @n whole pages, zero-copy where the socket allows;
+ * @send_pages: send @n whole pages, zero-copy where the transport allows;
  *	*@spliced counts the pages that went without a copy
  * @recv: receive exactly @len bytes into @buf
  * @recv_pages: receive exactly @n whole pages, straight into them
- * @shutdown: make blocked and future calls fail (cancel); may be called
- *	from any context that can sleep, without the session lock
- * @release: drop the connection
+ * @flush: send now what @send and @send_pages held back (@more): the
+ *	end of a pass
+ * @shutdown: make blocked and future calls fail: receiving only with
+ *	@recv_only, else both ways; may be called from any context that
+ *	can sleep, by any thread
+ * @release: drop the connection and the transport's state
  *
- * All but @shutdown run on the session's worker. Each returns 0 or -errno;
- * after an error the stream is broken and the session fails.
+ * All but @shutdown run on the thread that owns the stream (struct
+ * kvmig_stream). Each returns 0 or -errno; after an error the stream is
+ * broken and the session fails.
  */
 struct kvmig_transport_ops {
 	const char *name;
-	int (*send)(struct kvmig_xfer *x, const void *buf, size_t len,
+	int (*send)(struct kvmig_stream *s, const void *buf, size_t len,
 		    bool more);
-	int (*send_pages)(struct kvmig_xfer *x, struct page **pages, u32 n,
+	int (*send_pages)(struct kvmig_stream *s, struct page **pages, u32 n,
 			  bool more, u32 *spliced);
-	int (*recv)(struct kvmig_xfer *x, void *buf, size_t len);
-	int (*recv_pages)(struct kvmig_xfer *x, struct page **pages, u32 n);
-	void (*shutdown)(struct kvmig_xfer *x);
-	void (*release)(struct kvmig_xfer *x);
+	int (*recv)(struct kvmig_stream *s, void *buf, size_t len);
+	int (*recv_pages)(struct kvmig_stream *s, struct page **pages, u32 n);
+	void (*flush)(struct kvmig_stream *s);
+	void (*shutdown)(struct kvmig_stream *s, bool recv_only);
+	void (*release)(struct kvmig_stream *s);
 };
 
-extern const struct kvmig_transport_ops kvmig_tcp_ops;
+int kvmig_tcp_attach(struct kvmig_stream *s, int fd, u32 io_timeout_ms);
 
-int kvmig_tcp_attach(struct kvmig_xfer *x, int fd, u32 io_timeout_ms);
+/**
+ * struct kvmig_stream - one connection of a transfer
+ *
+ * Owned by its thread while it runs a job (streams but the first), by the
+ * session's worker otherwise: the worker runs the first stream's share of
+ * every job itself, and the handshake and END on every stream while
+ * their threads are idle. The counters are written by the owner only and
+ * read by the worker (READ_ONCE) to sum them into the transfer's stats.
+ *
+ * @x: the transfer
+ * @index: 0 (control records and its share of pages) .. nr_streams - 1
+ * @ops: its transport
+ * @conn: the transport's state
+ * @task: streams but the first: the thread that runs its jobs
+ * @job: the worker bumps it (release) to hand the thread a job
+ * @err: why its last job failed
+ * @why: KVMIG_FAIL_* for @err, when the error alone does not tell
+ * @pages_sent: pages sent with contents
+ * @bytes_sent: bytes written
+ * @zero_pages: pages sent or received as ZERO records
+ * @hole_pages: of those, pages never populated
+ * @pages_spliced: pages sent zero-copy
+ * @pages_received: pages written into the guest (destination)
+ * @done: pages of the current batch it has passed (source)
+ * @round_bytes: @bytes_sent when the round started (source)
+ * @pages: pages pinned for one record
+ * @bvec: the transport's vector over @pages
+ */
+struct kvmig_stream {
+	struct kvmig_xfer *x;
+	u32 index;
+	const struct kvmig_transport_ops *ops;
+	void *conn;
+	struct task_struct *task;
+	u32 job;
+	int err;
+	u32 why;
+	u64 pages_sent;
+	u64 bytes_sent;
+	u64 zero_pages;
+	u64 hole_pages;
+	u64 pages_spliced;
+	u64 pages_received;
+	u64 done;
+	u64 round_bytes;
+	struct page *pages[KVMIG_WIRE_MAX_RUN];
+	struct bio_vec bvec[KVMIG_WIRE_MAX_RUN];
+};
 
 /**
  * struct kvmig_xfer - a session's transfer
  *
  * Owned by the session's worker while it runs a call (handshake, round,
  * final, receive); by the session's ioctls, under the session's lock, when
- * it does not. The worker runs one call at a time. Only @cancelled and
- * @sock (under @sock_lock) are touched by others while a call runs.
+ * it does not. The worker runs one call at a time and hands the other
+ * streams their share of it (the job fields below, set before the streams
+ * are kicked); a call returns only once every stream is idle again. Only
+ * @cancelled, @failed and the transports' shutdown are touched by others
+ * while a call runs.
  *
- * @sock_lock: protects @sock against KVMIG_XFER_CANCEL
  * @cancelled: set once by KVMIG_XFER_CANCEL, from any thread
- * @ops: the transport
- * @sock: the connection (TCP), with a file reference
+ * @failed: the stream whose job failed first (cmpxchg), or NULL
+ * @nr_streams: streams in @streams, 1..KVMIG_MAX_STREAMS
+ * @streams: the connections
+ * @token: the source's random number, in HELLO and every STREAM
+ * @mm: with more than one stream: the VM's mm (mmget), for their threads
+ * @busy: streams but the first still running the current job
+ * @stream_wq: where idle stream threads wait for a job
+ * @done_wq: where the worker waits for @busy to drop to 0
+ * @job_fn: the current job, run by every stream
+ * @walk: source job: round 0 passes over holes (see send_pending())
+ * @zero_check: source job: round 0 sends zero pages as ZERO records
+ * @batch_runs: source job: the runs to send
+ * @batch_nr: source job: how many; 0 outside a pass
+ * @batch_base: source: pages pending, with the batch's, when it was taken
+ * @round_t0: source: when the round started, for the bandwidth cap
  * @d: the session's layout and, for a source, its dirty tracker
  * @layout: @d's memslots as the wire describes them
  * @role: KVMIG_ROLE_*
@@ -74,11 +145,10 @@ int kvmig_tcp_attach(struct kvmig_xfer *x, int fd, u32 io_timeout_ms);
  * @bandwidth: bytes per second at most, 0: no cap
  * @deadline_ns: ktime after which pre-copy stops converging, 0: none
  * @runs: a batch of runs taken from the pending set
- * @pages: pages pinned for one record
- * @bvec: the transport's vector over @pages
  * @state: destination: the device state received
  * @state_len: its length
- * @st: statistics, reported by KVMIG_GET_STATS
+ * @st: statistics, reported by KVMIG_GET_STATS; the streams' counters
+ *	are summed into it by the worker
  * @last_harvest_ns: ktime of the last harvest, for the dirty rate
  * @last_dirtied: the tracker's pages_dirtied at that harvest
  * @last_bytes: @st.bytes_sent at that harvest
@@ -91,10 +161,22 @@ int kvmig_tcp_attach(struct kvmig_xfer *x, int fd, u32 io_timeout_ms);
  * @progress_arg: its argument
  */
 struct kvmig_xfer {
-	spinlock_t sock_lock; /* see above */
 	bool cancelled;
-	const struct kvmig_transport_ops *ops;
-	struct socket *sock;
+	struct kvmig_stream *failed;
+	u32 nr_streams;
+	struct kvmig_stream *streams;
+	u64 token;
+	struct mm_struct *mm;
+	atomic_t busy;
+	wait_queue_head_t stream_wq;
+	wait_queue_head_t done_wq;
+	int (*job_fn)(struct kvmig_stream *s);
+	bool walk;
+	bool zero_check;
+	struct kvmig_dirty_run *batch_runs;
+	u32 batch_nr;
+	u64 batch_base;
+	u64 round_t0;
 	struct kvmig_dirty *d;
 	struct kvmig_wire_layout_slot *layout;
 	u32 role;
@@ -103,8 +185,6 @@ struct kvmig_xfer {
 	u64 bandwidth;
 	u64 deadline_ns;
 	struct kvmig_dirty_run *runs;
-	struct page *pages[KVMIG_WIRE_MAX_RUN];
-	struct bio_vec bvec[KVMIG_WIRE_MAX_RUN];
 	void *state;
 	u32 state_len;
 	struct kvmig_stats st;
@@ -119,7 +199,8 @@ struct kvmig_xfer {
 };
 
 struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
-				     const struct kvmig_xfer_setup *setup);
+				     const struct kvmig_xfer_setup *setup,
+				     const u32 *fds, u64 id);
 int kvmig_xfer_handshake(struct kvmig_xfer *x);
 void kvmig_xfer_destroy(struct kvmig_xfer *x);
 int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r);
@@ -128,7 +209,6 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r);
 void kvmig_xfer_cancel(struct kvmig_xfer *x);
 
-struct mm_struct;
 unsigned long kvmig_hole_span(struct mm_struct *mm, unsigned long addr,
 			      unsigned long n, bool *hole);
 

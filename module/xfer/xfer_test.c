@@ -70,13 +70,15 @@ static void uapi_layout_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, _IOC_SIZE(KVMIG_XFER_RESOLVE),
 			sizeof(struct kvmig_resolve));
 	KUNIT_EXPECT_EQ(test, _IOC_DIR(KVMIG_XFER_RESOLVE), _IOC_WRITE);
-	/* event_fd took reserved[0]: same size, same offsets before it. */
+	/* event_fd and nr_streams took pad and reserved[0]: same size. */
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_xfer_setup), 72);
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, event_fd), 40);
-	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, reserved), 48);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, nr_streams), 44);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, streams_ptr), 48);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, reserved), 56);
 	KUNIT_EXPECT_EQ(test, KVMIG_STATE_IN_DOUBT, 7);
 	KUNIT_EXPECT_EQ(test, KVMIG_REC_COMMIT, 6);
-	KUNIT_EXPECT_EQ(test, KVMIG_WIRE_VERSION, 3);
+	KUNIT_EXPECT_EQ(test, KVMIG_WIRE_VERSION, 4);
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_round), 80);
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_round, hole_pages), 48);
 }

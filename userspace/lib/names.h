@@ -19,4 +19,34 @@ static inline const char *kvmig_throttle_name(uint32_t policy)
 	return "?";
 }
 
+/* Why a session failed (struct kvmig_stats.fail_reason), KVMIG_FAIL_*. */
+static inline const char *kvmig_fail_name(uint32_t reason)
+{
+	switch (reason) {
+	case KVMIG_FAIL_NONE:
+		return "none";
+	case KVMIG_FAIL_MEMSLOTS:
+		return "memslots changed";
+	case KVMIG_FAIL_RING_STOLEN:
+		return "dirty ring reaped by another harvester";
+	case KVMIG_FAIL_LAYOUT:
+		return "peer memslot layout differs";
+	case KVMIG_FAIL_PROTOCOL:
+		return "malformed stream from the peer";
+	case KVMIG_FAIL_IO:
+		return "connection failed or timed out";
+	case KVMIG_FAIL_CANCELLED:
+		return "cancelled";
+	case KVMIG_FAIL_PEER:
+		return "the peer failed";
+	case KVMIG_FAIL_LOCAL:
+		return "guest memory not accessible";
+	case KVMIG_FAIL_ABORTED:
+		return "aborted";
+	case KVMIG_FAIL_STREAMS:
+		return "peer streams differ in number or order";
+	}
+	return "?";
+}
+
 #endif /* KVMIG_NAMES_H */
