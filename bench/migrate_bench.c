@@ -37,6 +37,18 @@
  * median / max of the time, downtime and system CPU, medians elsewhere, and
  * the ratios are those of medians.
  *
+ * kvmig migrates over one TCP connection, or with -s N over N of them
+ * (KVMIG_XFER_SETUP_STREAMS; the path is then named kvmig-N). -s takes a
+ * list, one kvmig path per count, run in turn with the others: -s 1,4
+ * --kvmig-only compares one connection with four. -r picks the rates.
+ *
+ * --ktls runs each kvmig path twice, over plain TCP and over kTLS (path
+ * kvmig-ktls, kvmig-N-ktls), side by side: every connection gets random
+ * AES-128-GCM keys at both ends (TLS 1.3, a key per direction), installed
+ * with TCP_ULP "tls" and SOL_TLS, as a VMM does after its handshake; no
+ * handshake here, since this measures the data path, what encrypting and
+ * decrypting each page costs the CPU next to plain TCP.
+ *
  * With --ring-stall, the same two migrations (the user migrator with one
  * sender thread) measure instead what a vCPU pays when its dirty ring fills
  * during pre-copy: for each ring size, the time from each
@@ -69,6 +81,7 @@
 #include <unistd.h>
 
 #include "kvmig.h"
+#include "ktls.h"
 #include "vmm.h"
 #include "../module/xfer/wire.h"
 
@@ -104,6 +117,12 @@ extern const char guest_sweep2[], guest_sweep2_end[];
 #define DOWNTIME_NS	300000000ULL
 #define STALL_CAP	(1UL << 20)	/* ring-full exits timed per run */
 #define MAX_CHANNELS	8		/* the user migrator's sender threads */
+#define MAX_CONNS	KVMIG_MAX_STREAMS	/* connections of one end */
+#define MAX_KVMIG_PATHS	4		/* -s counts */
+/* each kvmig path also over kTLS (--ktls), and the user migrator */
+#define MAX_PATHS	(2 * MAX_KVMIG_PATHS + 1)
+#define MAX_RATES	8		/* -r rates */
+_Static_assert(MAX_CHANNELS <= MAX_CONNS, "struct side's ch[] holds both");
 #define MAX_RUNS	15		/* migrations per point and path */
 #define ZC_REAP		64		/* MSG_ZEROCOPY sends between reaps */
 
@@ -205,6 +224,8 @@ struct params {
 	uint64_t *stall_ns;	/* STALL_CAP entries, or NULL */
 	unsigned int threads;	/* user migrator: sender threads, connections */
 	bool zerocopy;		/* user migrator: MSG_ZEROCOPY */
+	unsigned int streams;	/* kvmig: TCP connections (0: 1) */
+	bool ktls;		/* kvmig: every connection kTLS */
 };
 
 struct result {
@@ -222,6 +243,8 @@ struct result {
 	unsigned long precopy_exits, stall_first;
 	/* MSG_ZEROCOPY sends, and those the kernel says it copied */
 	unsigned long zc_sends, zc_copied;
+	/* kvmig: pages sent, of them spliced and copied (KVMIG_GET_STATS) */
+	unsigned long pages_sent, pages_spliced, pages_copied;
 };
 
 struct side;
@@ -258,7 +281,8 @@ struct side {
 	struct vmm vmm;
 	bool has_vmm;		/* vmm_create() was called: destroy it */
 	int dev;
-	struct chan ch[MAX_CHANNELS];	/* kvmig: ch[0] only */
+	/* kvmig: ch[0], or with streams ch[0..nr_ch), sockets only */
+	struct chan ch[MAX_CONNS];
 	unsigned int nr_ch;
 	bool zerocopy;
 	struct sync sync;
@@ -833,15 +857,37 @@ static void *user_dest(void *arg)
 
 /* ---- kvmig on both ends ---- */
 
+/*
+ * The end's connections for KVMIG_XFER_SETUP: ch[0] as sock_fd; with more
+ * than one, the others in @fds, in the same order at both ends (ch[i] of
+ * the source is connected to ch[i] of the destination).
+ */
+static void kvmig_streams(struct kvmig_xfer_setup *su, const struct side *s,
+			  __u32 *fds)
+{
+	unsigned int i;
+
+	su->sock_fd = s->ch[0].sock;
+	if (s->nr_ch < 2)
+		return;
+	for (i = 1; i < s->nr_ch; i++)
+		fds[i - 1] = s->ch[i].sock;
+	su->flags |= KVMIG_XFER_SETUP_STREAMS;
+	su->nr_streams = s->nr_ch;
+	su->streams_ptr = (uintptr_t)fds;
+}
+
 static void *kvmig_dest(void *arg)
 {
 	struct side *s = arg;
-	struct kvmig_xfer_setup su = { .sock_fd = s->ch[0].sock };
+	struct kvmig_xfer_setup su = {};
+	__u32 fds[MAX_CONNS - 1];
 	char state[4096];
 	struct kvmig_recv rv = { .state_ptr = (uintptr_t)state,
 				 .state_cap = sizeof(state) };
 	double c0 = thread_cpu();
 
+	kvmig_streams(&su, s, fds);
 	if (ioctl(s->dev, KVMIG_XFER_SETUP, &su) ||
 	    ioctl(s->dev, KVMIG_XFER_RECV, &rv))
 		s->err = -errno;
@@ -911,7 +957,7 @@ static void side_init(struct side *s, unsigned int nr, bool zerocopy)
 	s->zerocopy = zerocopy;
 	pthread_mutex_init(&s->sync.lock, NULL);
 	pthread_cond_init(&s->sync.cond, NULL);
-	for (i = 0; i < MAX_CHANNELS; i++) {
+	for (i = 0; i < MAX_CONNS; i++) {
 		s->ch[i].s = s;
 		s->ch[i].sock = -1;
 	}
@@ -933,7 +979,11 @@ static void side_exit(struct side *s)
 	pthread_mutex_destroy(&s->sync.lock);
 }
 
-/* One TCP connection per channel; SO_ZEROCOPY on the sender's if asked. */
+/*
+ * One TCP connection per channel, each its own pair (so ch[i] of one end
+ * is always ch[i]'s peer, whatever order connections complete in);
+ * SO_ZEROCOPY on the sender's if asked.
+ */
 static int connect_sides(struct side *src, struct side *dst)
 {
 	unsigned int i;
@@ -962,7 +1012,7 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 		.dirty = VMM_DIRTY_RING, .nr_vcpus = pm->vcpus, .nr_slots = 1,
 		.slot_size = pm->mib << 20, .ring_bytes = pm->ring_bytes,
 	};
-	unsigned int nr = use_kvmig ? 1 : pm->threads;
+	unsigned int nr = use_kvmig ? (pm->streams ?: 1) : pm->threads;
 	struct side src, dst;
 	struct runner run = { .rate = pm->rate,
 			      .step = (unsigned long)pm->batch * pm->vcpus };
@@ -1010,6 +1060,17 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 	}
 	if (connect_sides(&src, &dst))
 		goto out;
+	/* kTLS with random keys: what the VMMs' handshakes would install. */
+	for (i = 0; use_kvmig && pm->ktls && i < nr; i++) {
+		ret = ktls_random_pair(src.ch[i].sock, dst.ch[i].sock);
+		if (ret) {
+			fprintf(stderr, "kTLS on connection %u: %s\n", i,
+				ret == -ENOENT ? "this kernel has no kTLS (modprobe tls)" :
+				strerror(-ret));
+			goto out;
+		}
+	}
+	ret = -EIO;
 
 	if (use_kvmig) {
 		src.dev = session(&src.vmm, KVMIG_ROLE_SOURCE, KVMIG_DIRTY_RING);
@@ -1039,13 +1100,15 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 	e0 = __atomic_load_n(&src.vmm.ring_full_exits, __ATOMIC_RELAXED);
 	if (use_kvmig) {
 		struct kvmig_xfer_setup su = {
-			.sock_fd = src.ch[0].sock, .downtime_ns = DOWNTIME_NS,
+			.downtime_ns = DOWNTIME_NS,
 			.max_rounds = MAX_ROUNDS, .bandwidth = pm->bandwidth,
 		};
+		__u32 fds[MAX_CONNS - 1];
 		struct kvmig_round r = { .status = KVMIG_ROUND_SENT };
 		struct kvmig_final f = { .state_ptr = (uintptr_t)state,
 					 .state_len = sizeof(state) };
 
+		kvmig_streams(&su, &src, fds);
 		if (ioctl(src.dev, KVMIG_XFER_SETUP, &su))
 			goto stop;
 		do {
@@ -1068,6 +1131,9 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 		memset(&st, 0, sizeof(st));
 		ioctl(src.dev, KVMIG_GET_STATS, &st);
 		res->bytes = st.bytes_sent;
+		res->pages_sent = st.pages_sent;
+		res->pages_spliced = st.pages_spliced;
+		res->pages_copied = st.pages_copied;
 		/* The worker's share, counted below with this thread's. */
 		c0 -= worker_cpu(src.dev);
 	} else {
@@ -1180,6 +1246,7 @@ struct spread {
 	double min[NR_METRICS], med[NR_METRICS], max[NR_METRICS];
 	unsigned int converged;
 	unsigned long zc_sends, zc_copied;
+	unsigned long pages_sent, pages_spliced, pages_copied;
 };
 
 static void spread(const struct result *r, unsigned int n, struct spread *s)
@@ -1195,6 +1262,9 @@ static void spread(const struct result *r, unsigned int n, struct spread *s)
 		s->converged += r[i].converged;
 		s->zc_sends += r[i].zc_sends;
 		s->zc_copied += r[i].zc_copied;
+		s->pages_sent += r[i].pages_sent;
+		s->pages_spliced += r[i].pages_spliced;
+		s->pages_copied += r[i].pages_copied;
 	}
 	for (k = 0; k < NR_METRICS; k++) {
 		qsort(v[k], n, sizeof(double), cmp_double);
@@ -1218,13 +1288,13 @@ static const char *mmm(char *buf, size_t len, const struct spread *s, int k,
 	return buf;
 }
 
-static void print_spread(double rate, const char *path, const struct spread *s,
-			 unsigned int runs)
+static void print_spread(double rate, const char *path, int width,
+			 const struct spread *s, unsigned int runs)
 {
 	char t[64], d[64], y[64];
 
-	printf("%-8.0f %-6s %9.0f %3u/%-2u %6.0f %-17s %-17s %8.1f %8.2f %8.2f %-17s %8.2f %8.2f %8.0f %7.2f\n",
-	       rate, path, s->med[M_RATE], s->converged, runs,
+	printf("%-8.0f %-*s %9.0f %3u/%-2u %6.0f %-17s %-17s %8.1f %8.2f %8.2f %-17s %8.2f %8.2f %8.0f %7.2f\n",
+	       rate, width, path, s->med[M_RATE], s->converged, runs,
 	       s->med[M_ROUNDS], mmm(t, sizeof(t), s, M_TOTAL, "%.2f"),
 	       mmm(d, sizeof(d), s, M_DOWN, "%.0f"), s->med[M_MIB],
 	       s->med[M_SRC], s->med[M_DST],
@@ -1232,61 +1302,152 @@ static void print_spread(double rate, const char *path, const struct spread *s,
 	       s->med[M_SOFTIRQ], s->med[M_RING], s->med[M_WAIT]);
 }
 
+/* "ratios A/B (medians): ..." of two paths' spreads. */
+static void print_ratios(const char *a, const struct spread *sa,
+			 const char *b, const struct spread *sb)
+{
+	printf("%-8s ratios %s/%s (medians): total time %.2fx, downtime %.2fx, source CPU/GiB %.2fx, destination CPU/GiB %.2fx, system CPU/GiB %.2fx, host CPU/GiB %.2fx\n",
+	       "", a, b, sa->med[M_TOTAL] / sb->med[M_TOTAL],
+	       sa->med[M_DOWN] / sb->med[M_DOWN],
+	       sa->med[M_SRC] / sb->med[M_SRC],
+	       sa->med[M_DST] / sb->med[M_DST],
+	       sa->med[M_SYS] / sb->med[M_SYS],
+	       sa->med[M_HOST] / sb->med[M_HOST]);
+}
+
+/* What the rate table runs: rate_main()'s options. */
+struct rate_opts {
+	unsigned long mib;
+	unsigned int runs;
+	unsigned int threads;	/* user migrator */
+	bool zerocopy;		/* user migrator */
+	bool user;		/* run the user migrator at all */
+	bool ktls;		/* each kvmig path also over kTLS */
+	unsigned int streams[MAX_KVMIG_PATHS], nr_streams;	/* kvmig paths */
+	double rates[MAX_RATES];
+	unsigned int nr_rates;
+};
+
+/*
+ * One path of the rate table: kvmig over @streams connections, over kTLS
+ * if @ktls, or user.
+ */
+struct path {
+	bool kvmig, ktls;
+	unsigned int streams;
+	char name[24];
+};
+
 /*
  * Live migration at several dirty rates, the table make bench started
- * with: @runs migrations per path at each rate, kvmig's and the user
- * migrator's in turn.
+ * with: @runs migrations per path at each rate, each kvmig path's (one per
+ * stream count) and the user migrator's in turn.
  */
-static int rate_table(unsigned long mib, unsigned int runs,
-		      unsigned int threads, bool zerocopy)
+static int rate_table(const struct rate_opts *o)
 {
-	static const double rates[] = { 5000, 20000, 50000, 100000, 0 };
 	struct params pm = {
-		.mib = mib, .vcpus = 1, .batch = BATCH, .ring_bytes = 1 << 20,
-		.threads = threads, .zerocopy = zerocopy,
+		.mib = o->mib, .vcpus = 1, .batch = BATCH, .ring_bytes = 1 << 20,
+		.threads = o->threads, .zerocopy = o->zerocopy,
 	};
-	struct result r[2][MAX_RUNS];
-	struct spread s[2];
-	unsigned int i, n;
-	int m;
+	static struct result r[MAX_PATHS][MAX_RUNS];
+	struct spread s[MAX_PATHS];
+	struct path paths[MAX_PATHS];
+	unsigned int i, k, n, p, np = 0, user = MAX_PATHS;
+	int width = 6;
+
+	/* Each stream count's path, and with --ktls its kTLS twin after it. */
+	for (i = 0; i < o->nr_streams; i++) {
+		for (k = 0; k <= o->ktls; k++, np++) {
+			paths[np].kvmig = true;
+			paths[np].ktls = k;
+			paths[np].streams = o->streams[i];
+			if (o->streams[i] == 1)
+				snprintf(paths[np].name, sizeof(paths[np].name),
+					 "kvmig%s", k ? "-ktls" : "");
+			else
+				snprintf(paths[np].name, sizeof(paths[np].name),
+					 "kvmig-%u%s", o->streams[i],
+					 k ? "-ktls" : "");
+			if ((int)strlen(paths[np].name) > width)
+				width = strlen(paths[np].name);
+		}
+	}
+	if (o->user) {
+		user = np;
+		paths[np].kvmig = false;
+		paths[np].ktls = false;
+		paths[np].streams = 0;
+		snprintf(paths[np].name, sizeof(paths[np].name), "user");
+		np++;
+	}
 
 	printf("live migration, %lu MiB guest, 1 vCPU, loopback TCP, downtime budget 300 ms, max %d rounds, %u runs per path\n",
-	       mib, MAX_ROUNDS, runs);
-	printf("user: %u sender thread%s and TCP connection%s, %s\n", threads,
-	       threads == 1 ? "" : "s", threads == 1 ? "" : "s",
-	       zerocopy ? "MSG_ZEROCOPY" : "send() copies");
-	printf("%-8s %-6s %9s %6s %6s %-17s %-17s %8s %8s %8s %-17s %8s %8s %8s %7s\n",
-	       "rate cap", "path", "guest pg/s", "conv", "rounds",
+	       o->mib, MAX_ROUNDS, o->runs);
+	for (p = 0; p < np; p++)
+		if (paths[p].kvmig)
+			printf("%s: %u TCP connection%s%s%s\n", paths[p].name,
+			       paths[p].streams, paths[p].streams == 1 ? "" : "s",
+			       paths[p].streams == 1 ? "" :
+			       " (KVMIG_XFER_SETUP_STREAMS)",
+			       paths[p].ktls ? ", kTLS: TLS 1.3 AES-128-GCM records, random keys at both ends (no handshake)" :
+			       "");
+	if (o->user)
+		printf("user: %u sender thread%s and TCP connection%s, %s\n",
+		       o->threads, o->threads == 1 ? "" : "s",
+		       o->threads == 1 ? "" : "s",
+		       o->zerocopy ? "MSG_ZEROCOPY" : "send() copies");
+	printf("%-8s %-*s %9s %6s %6s %-17s %-17s %8s %8s %8s %-17s %8s %8s %8s %7s\n",
+	       "rate cap", width, "path", "guest pg/s", "conv", "rounds",
 	       "total s", "downtime ms", "MiB sent", "src s/GiB",
 	       "dst s/GiB", "system s/GiB", "host/GiB", "sirq/GiB",
 	       "ring full", "wait s");
-	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
-		pm.rate = rates[i];
-		/* Alternate the paths, so that drift hits both alike. */
-		for (n = 0; n < runs; n++) {
-			for (m = 1; m >= 0; m--) {
-				if (migrate(m, &pm, &r[m][n]) || !r[m][n].ok)
+	for (i = 0; i < o->nr_rates; i++) {
+		pm.rate = o->rates[i];
+		/* Alternate the paths, so that drift hits all alike. */
+		for (n = 0; n < o->runs; n++) {
+			for (p = 0; p < np; p++) {
+				pm.streams = paths[p].streams;
+				pm.ktls = paths[p].ktls;
+				if (migrate(paths[p].kvmig, &pm, &r[p][n]) ||
+				    !r[p][n].ok)
 					return 1;
 			}
 		}
-		for (m = 1; m >= 0; m--) {
-			spread(r[m], runs, &s[m]);
-			print_spread(rates[i], m ? "kvmig" : "user", &s[m], runs);
+		for (p = 0; p < np; p++) {
+			spread(r[p], o->runs, &s[p]);
+			print_spread(o->rates[i], paths[p].name, width, &s[p],
+				     o->runs);
 		}
-		if (zerocopy)
+		if (o->user && o->zerocopy)
 			printf("%-8s user MSG_ZEROCOPY: %lu sends completed, %lu of them copied by the kernel (SO_EE_CODE_ZEROCOPY_COPIED)\n",
-			       "", s[0].zc_sends, s[0].zc_copied);
-		printf("%-8s ratios user/kvmig (medians): total time %.2fx, downtime %.2fx, source CPU/GiB %.2fx, destination CPU/GiB %.2fx, system CPU/GiB %.2fx, host CPU/GiB %.2fx\n",
-		       "", s[0].med[M_TOTAL] / s[1].med[M_TOTAL],
-		       s[0].med[M_DOWN] / s[1].med[M_DOWN],
-		       s[0].med[M_SRC] / s[1].med[M_SRC],
-		       s[0].med[M_DST] / s[1].med[M_DST],
-		       s[0].med[M_SYS] / s[1].med[M_SYS],
-		       s[0].med[M_HOST] / s[1].med[M_HOST]);
+			       "", s[user].zc_sends, s[user].zc_copied);
+		/* The user migrator against each kvmig path... */
+		for (p = 0; o->user && p < user; p++)
+			print_ratios("user", &s[user], paths[p].name, &s[p]);
+		/* ... the first kvmig path against the other plain ones... */
+		for (p = 1; p < np; p++)
+			if (paths[p].kvmig && !paths[p].ktls)
+				print_ratios(paths[0].name, &s[0],
+					     paths[p].name, &s[p]);
+		/* ... and each kTLS path against its plain twin, before it. */
+		for (p = 1; p < np; p++)
+			if (paths[p].ktls)
+				print_ratios(paths[p].name, &s[p],
+					     paths[p - 1].name, &s[p - 1]);
+		for (p = 0; o->ktls && p < np; p++)
+			if (paths[p].kvmig)
+				printf("%-8s %s: %lu pages sent, %lu spliced zero-copy, %lu copied (KVMIG_GET_STATS, all runs)\n",
+				       "", paths[p].name, s[p].pages_sent,
+				       s[p].pages_spliced, s[p].pages_copied);
 		fflush(stdout);
 	}
 	printf("rate cap 0 = the guest writes as fast as it can; conv: runs that converged; min/median/max where three, medians elsewhere;\n"
 	       "system: /proc/stat busy (both ends, the guest, everything), host: the same without guest mode, sirq: softirq\n");
+	if (o->nr_streams > 1 || o->streams[0] != 1)
+		printf("kvmig-N: kvmig over N TCP connections (KVMIG_XFER_SETUP_STREAMS), kvmig: over one\n");
+	if (o->ktls)
+		printf("-ktls: the same over kTLS, which encrypts each page into a record of its own (a copy, counted as copied);\n"
+		       "ratios X-ktls/X above 1: kTLS took that much more time or CPU\n");
 	return 0;
 }
 
@@ -1409,29 +1570,91 @@ static int stall_table(unsigned long mib, unsigned int vcpus, double secs,
 static void usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s [-n runs] [-t threads] [--zerocopy] [guest MiB <= 512]\n"
+		"usage: %s [-n runs] [-t threads] [--zerocopy] [-s streams[,streams...]]\n"
+		"          [--kvmig-only] [--ktls] [-r rate[,rate...]] [guest MiB <= 512]\n"
 		"       %s --ring-stall [-m MiB] [-v vCPUs] [-s seconds] [-b MiB/s] [ring entries...]\n"
 		"  -n, --runs N     migrations per point and path (1..%d, default 3)\n"
 		"  -t, --threads N  user migrator's sender threads and TCP connections\n"
 		"                   (1..%d, default 2, as QEMU's multifd-channels)\n"
-		"  --zerocopy       user migrator sends pages with MSG_ZEROCOPY\n",
-		argv0, argv0, MAX_RUNS, MAX_CHANNELS);
+		"  --zerocopy       user migrator sends pages with MSG_ZEROCOPY\n"
+		"  -s, --streams N[,N...]\n"
+		"                   kvmig's TCP connections (1..%d, default 1); more than\n"
+		"                   one: KVMIG_XFER_SETUP_STREAMS, path kvmig-N; a list\n"
+		"                   (up to %d counts) runs one kvmig path per count\n"
+		"  --kvmig-only     no user migrator: only the kvmig paths\n"
+		"  --ktls           each kvmig path also over kTLS, random keys installed\n"
+		"                   at both ends (no handshake), path kvmig-ktls, kvmig-N-ktls\n"
+		"  -r, --rates R[,R...]\n"
+		"                   the guest's rate caps, pages/s, 0: as fast as it can\n"
+		"                   (up to %d; default 5000,20000,50000,100000,0)\n",
+		argv0, argv0, MAX_RUNS, MAX_CHANNELS, KVMIG_MAX_STREAMS,
+		MAX_KVMIG_PATHS, MAX_RATES);
+}
+
+/* A comma-separated list of numbers >= 0 into @v; how many, or -1. */
+static int parse_list(const char *arg, double *v, unsigned int max)
+{
+	const char *p = arg;
+	unsigned int n = 0;
+	char *end;
+
+	for (;;) {
+		if (n == max || *p < '0' || *p > '9')
+			return -1;
+		v[n++] = strtod(p, &end);
+		if (end == p)
+			return -1;
+		if (!*end)
+			return n;
+		if (*end != ',')
+			return -1;
+		p = end + 1;
+	}
+}
+
+/* Whether the loaded module takes several connections (KVMIG_F0_STREAMS). */
+static bool kvmig_has_streams(void)
+{
+	uint64_t feat = 0;
+	struct kvmig_api api = { .nr_features = 1,
+				 .features_ptr = (uintptr_t)&feat };
+	int fd = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return true;	/* let the migration say what is wrong */
+	ok = !ioctl(fd, KVMIG_GET_API, &api) && (feat & KVMIG_F0_STREAMS);
+	close(fd);
+	return ok;
 }
 
 static int rate_main(int argc, char **argv)
 {
+	static const double def_rates[] = { 5000, 20000, 50000, 100000, 0 };
 	static const struct option opts[] = {
 		{ "runs", required_argument, NULL, 'n' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "zerocopy", no_argument, NULL, 'z' },
+		{ "streams", required_argument, NULL, 's' },
+		{ "kvmig-only", no_argument, NULL, 'k' },
+		{ "ktls", no_argument, NULL, 'K' },
+		{ "rates", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	unsigned long mib = 128, runs = 3, threads = 2;
-	bool zerocopy = false;
-	int c;
+	struct rate_opts o = {
+		.mib = 128, .runs = 3, .threads = 2, .user = true,
+		.streams = { 1 }, .nr_streams = 1,
+	};
+	unsigned long runs = 3, threads = 2;
+	double v[MAX_KVMIG_PATHS];
+	unsigned int i;
+	bool multi = false;
+	int c, n;
 
-	while ((c = getopt_long(argc, argv, "n:t:h", opts, NULL)) != -1) {
+	memcpy(o.rates, def_rates, sizeof(def_rates));
+	o.nr_rates = sizeof(def_rates) / sizeof(def_rates[0]);
+	while ((c = getopt_long(argc, argv, "n:t:s:r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			runs = strtoul(optarg, NULL, 0);
@@ -1440,7 +1663,38 @@ static int rate_main(int argc, char **argv)
 			threads = strtoul(optarg, NULL, 0);
 			break;
 		case 'z':
-			zerocopy = true;
+			o.zerocopy = true;
+			break;
+		case 's':
+			n = parse_list(optarg, v, MAX_KVMIG_PATHS);
+			for (i = 0; n > 0 && i < (unsigned int)n; i++)
+				if (v[i] < 1 || v[i] > KVMIG_MAX_STREAMS ||
+				    v[i] != (unsigned int)v[i])
+					n = -1;
+			if (n < 0) {
+				fprintf(stderr, "%s: --streams takes up to %d counts of 1 to %d TCP connections, not '%s'\n",
+					argv[0], MAX_KVMIG_PATHS,
+					KVMIG_MAX_STREAMS, optarg);
+				return 2;
+			}
+			for (i = 0; i < (unsigned int)n; i++)
+				o.streams[i] = v[i];
+			o.nr_streams = n;
+			break;
+		case 'k':
+			o.user = false;
+			break;
+		case 'K':
+			o.ktls = true;
+			break;
+		case 'r':
+			n = parse_list(optarg, o.rates, MAX_RATES);
+			if (n < 0) {
+				fprintf(stderr, "%s: --rates takes up to %d rates in pages/s, not '%s'\n",
+					argv[0], MAX_RATES, optarg);
+				return 2;
+			}
+			o.nr_rates = n;
 			break;
 		default:
 			usage(argv[0]);
@@ -1448,13 +1702,27 @@ static int rate_main(int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		mib = strtoul(argv[optind++], NULL, 0);
-	if (optind < argc || !mib || mib > 512 || !runs || runs > MAX_RUNS ||
-	    !threads || threads > MAX_CHANNELS) {
+		o.mib = strtoul(argv[optind++], NULL, 0);
+	if (optind < argc || !o.mib || o.mib > 512 || !runs ||
+	    runs > MAX_RUNS || !threads || threads > MAX_CHANNELS) {
 		usage(argv[0]);
 		return 2;
 	}
-	return rate_table(mib, runs, threads, zerocopy);
+	o.runs = runs;
+	o.threads = threads;
+	for (i = 0; i < o.nr_streams; i++)
+		multi |= o.streams[i] > 1;
+	if (multi && !kvmig_has_streams()) {
+		fprintf(stderr, "%s: --streams: the loaded kvmig module migrates over one connection only (no KVMIG_F0_STREAMS)\n",
+			argv[0]);
+		return 1;
+	}
+	if (o.ktls && !ktls_available()) {
+		fprintf(stderr, "%s: --ktls: this kernel has no kTLS (modprobe tls)\n",
+			argv[0]);
+		return 1;
+	}
+	return rate_table(&o);
 }
 
 int main(int argc, char **argv)

@@ -1,9 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Install the Debian packages the lab needs; a no-op when all are present.
-# deps.sh bench: also what make bench needs (its plots).
+# deps.sh bench: also what make bench needs (its plots, iperf3 for the
+# link's ceiling).
 set -euo pipefail
 
+# libssl-dev: kernel builds, and userspace's OpenSSL (lib/ktls.c: the demo's
+# --tls-psk handshake, ktls_test). All are installed before any build.
 pkgs=(
 	build-essential bc bison flex libelf-dev libssl-dev dwarves cpio kmod
 	xz-utils python3 qemu-system-x86 linux-source-6.12 busybox-static
@@ -12,7 +15,7 @@ pkgs=(
 	git dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	libslirp-dev seabios ipxe-qemu
 )
-[ "${1:-}" = bench ] && pkgs+=(python3-matplotlib)
+[ "${1:-}" = bench ] && pkgs+=(python3-matplotlib iperf3)
 
 missing=()
 for p in "${pkgs[@]}"; do

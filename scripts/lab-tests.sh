@@ -35,8 +35,10 @@ kmemleak=/sys/kernel/debug/kmemleak
 [ -n "$debug" ] && [ -w $kmemleak ] && echo clear >$kmemleak
 
 if [ -z "$debug" ]; then
-	step "modprobe kvm_amd (with ccp, irqbypass), veth, sch_ingress, cls_bpf, tls" \
-		sh -c 'scripts/lab-modprobe ccp && scripts/lab-modprobe kvm_amd && scripts/lab-modprobe veth && scripts/lab-modprobe sch_ingress && scripts/lab-modprobe cls_bpf && scripts/lab-modprobe tls'
+	# kTLS (tls) needs gcm(aes): the kernel would ask modprobe for its
+	# pieces, which cannot find the lab's modules, so they go in first.
+	step "modprobe kvm_amd (with ccp, irqbypass), veth, sch_ingress, cls_bpf, tls (with gcm, ctr, ghash)" \
+		sh -c 'for m in ccp kvm_amd veth sch_ingress cls_bpf tls gcm ctr ghash_generic; do scripts/lab-modprobe $m || exit 1; done'
 fi
 step "/dev/kvm present" test -c /dev/kvm
 step "insmod kvmig.ko" insmod "$mod/kvmig.ko"

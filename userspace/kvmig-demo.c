@@ -3,11 +3,13 @@
  * kvmig-demo: a small VMM that live-migrates its guest through kvmig.
  *
  *   kvmig-demo dest   --listen ADDR:PORT [--mem MIB] [--io-timeout MS]
+ *                     [--streams N] [--tls-psk FILE]
  *   kvmig-demo source --connect ADDR:PORT [--mem MIB] [--touch MIB]
  *                     [--rate PAGES/S]
  *                     [--downtime MS] [--max-rounds N] [--bandwidth MB/S]
  *                     [--io-timeout MS] [--dirty ring|bitmap]
- *                     [--throttle off|auto|rate=PAGES/S]
+ *                     [--throttle off|auto|rate=PAGES/S] [--streams N]
+ *                     [--tls-psk FILE]
  *
  * If the migration fails, the source resumes its guest and shows it runs;
  * the destination discards its partial VM. If its outcome is in doubt (the
@@ -35,6 +37,23 @@
  * rate target. With --dirty ring kvmig makes the vCPU thread sleep
  * itself; with --dirty bitmap it publishes the share of vCPU time to take
  * away, and this VMM applies it (vmm_throttle_start()).
+ *
+ * --streams N (both ends, the same N; default 1) migrates over N TCP
+ * connections (KVMIG_XFER_SETUP_STREAMS when N > 1). The source opens them
+ * one after the other, each connect() done before the next starts; the
+ * destination listens with a backlog of N and accepts them in turn, so
+ * that both ends name them in the same order. Should they still arrive
+ * out of order (a lost ACK lets a later connection be queued first), the
+ * handshake says so: the session fails with KVMIG_FAIL_STREAMS.
+ *
+ * --tls-psk FILE (both ends, the same key) encrypts every connection with
+ * kTLS: FILE holds a pre-shared key in hex, 32 to 128 bytes (openssl rand
+ * -hex 32). Once all connections are up, each in turn gets its own TLS 1.3
+ * handshake (lib/ktls.c: the source is the client, the key authenticates
+ * both ends, an (EC)DHE exchange makes each connection's keys), and its
+ * keys go into the kernel (TCP_ULP "tls") before KVMIG_XFER_SETUP hands
+ * the connections to kvmig, which sends and receives through kTLS as
+ * through plain TCP.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,6 +61,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,6 +74,7 @@
 #include <unistd.h>
 
 #include "kvmig.h"
+#include "ktls.h"
 #include "names.h"
 #include "vmm.h"
 
@@ -90,6 +111,12 @@ extern const char guest_sweeper[], guest_sweeper_end[];
 #define BATCH		64
 #define STATE_MAGIC	0x6b766d67
 #define EXIT_IN_DOUBT	3
+
+/* --tls-psk: the pre-shared key; len 0, no TLS. */
+struct psk {
+	unsigned char key[KTLS_PSK_MAX];
+	int len;
+};
 
 struct state {
 	uint32_t magic;
@@ -224,6 +251,88 @@ static void parse_addr(const char *s, struct sockaddr_in *sa)
 	}
 }
 
+/* Whether the module has feature bit @bit of word 0 (KVMIG_F0_*). */
+static bool has_feature(int dev, uint64_t bit)
+{
+	uint64_t feat = 0;
+	struct kvmig_api api = { .nr_features = 1,
+				 .features_ptr = (uintptr_t)&feat };
+
+	return !ioctl(dev, KVMIG_GET_API, &api) && (feat & bit);
+}
+
+/*
+ * --streams: more than one connection needs KVMIG_F0_STREAMS. Checked
+ * before any connection is made, so that the peer is not left waiting.
+ */
+static void check_streams(int dev, unsigned int nr)
+{
+	if (nr > 1 && !has_feature(dev, KVMIG_F0_STREAMS)) {
+		fprintf(stderr, "kvmig-demo: --streams %u: this kvmig module migrates over one connection only (no KVMIG_F0_STREAMS)\n",
+			nr);
+		exit(2);
+	}
+}
+
+/*
+ * The connections @socks[0..@nr) into @su: the first as @sock_fd, the
+ * others, with KVMIG_XFER_SETUP_STREAMS, in @fds, in order. One
+ * connection: no flag, as before streams.
+ */
+static void set_streams(struct kvmig_xfer_setup *su, const int *socks,
+			unsigned int nr, uint32_t *fds)
+{
+	unsigned int i;
+
+	su->sock_fd = socks[0];
+	if (nr < 2)
+		return;
+	for (i = 1; i < nr; i++)
+		fds[i - 1] = socks[i];
+	su->flags |= KVMIG_XFER_SETUP_STREAMS;
+	su->nr_streams = nr;
+	su->streams_ptr = (uintptr_t)fds;
+}
+
+/*
+ * --tls-psk: a TLS 1.3 handshake on each connection, in the order both
+ * ends name them, the source as the client; then kTLS on it. Before
+ * KVMIG_XFER_SETUP: from then on the kernel alone reads and writes them.
+ */
+static void tls_streams(const char *who, const struct psk *psk,
+			const int *socks, unsigned int nr, uint32_t io_ms)
+{
+	struct ktls_opts o = { .timeout_ms = io_ms };
+	bool server = !strcmp(who, "dest");
+	double t0 = now();
+	char err[512];
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < nr; i++) {
+		ret = ktls_handshake_opts(socks[i], server, psk->key, psk->len,
+					  &o, err, sizeof(err));
+		if (!ret)
+			continue;
+		fprintf(stderr, "kvmig-demo: %s: ", who);
+		if (nr > 1)
+			fprintf(stderr, "connection %u of %u: ", i + 1, nr);
+		fprintf(stderr, "%s%s\n", err, ret == -ENOENT ? "" :
+			"; both ends need --tls-psk, with the same key");
+		exit(1);
+	}
+	printf("%s: tls: " KTLS_DESCRIPTION ", %u handshake%s (pre-shared key) in %.1f ms\n",
+	       who, nr, nr == 1 ? "" : "s", (now() - t0) * 1e3);
+}
+
+static void close_streams(const int *socks, unsigned int nr)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		close(socks[i]);
+}
+
 struct runner {
 	struct vmm *vmm;
 	double rate;
@@ -319,7 +428,8 @@ static bool parse_throttle(const char *s, struct kvmig_throttle *t)
 	return s[5] && !*end && t->dirty_rate;
 }
 
-static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
+static int dest(const char *addr, unsigned long mib, uint32_t io_ms,
+		unsigned int nr_streams, const struct psk *psk)
 {
 	struct vmm_config cfg = config(mib, VMM_DIRTY_BITMAP);
 	struct sockaddr_in sa;
@@ -329,7 +439,10 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 	struct state state;
 	struct runner run = {};
 	struct vmm vmm;
-	int l, sock, dev, one = 1, ret, err;
+	int socks[KVMIG_MAX_STREAMS] = {};
+	uint32_t fds[KVMIG_MAX_STREAMS - 1];
+	int l, dev, one = 1, ret, err;
+	unsigned int i;
 	double t_resume;
 	uint32_t ebp, edi;
 
@@ -340,16 +453,46 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 		die("creating the destination VM");
 	}
 	dev = session(&vmm, KVMIG_ROLE_DEST, KVMIG_DIRTY_AUTO);
+	check_streams(dev, nr_streams);
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (l < 0 || bind(l, (void *)&sa, sizeof(sa)) || listen(l, 1))
+	/* A backlog of all of them: the source connects without waiting. */
+	if (l < 0 || bind(l, (void *)&sa, sizeof(sa)) || listen(l, nr_streams))
 		die("listen");
-	printf("dest: listening on %s, %lu MiB guest\n", addr, mib);
+	if (nr_streams > 1)
+		printf("dest: listening on %s, %lu MiB guest, %u TCP connections\n",
+		       addr, mib, nr_streams);
+	else
+		printf("dest: listening on %s, %lu MiB guest\n", addr, mib);
 	fflush(stdout);
-	sock = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (sock < 0)
-		die("accept");
-	su.sock_fd = sock;
+	for (i = 0; i < nr_streams; i++) {
+		/*
+		 * The first may come any time; each other follows at once
+		 * from a source with as many, so waiting longer than the
+		 * I/O timeout for it means the source opens fewer.
+		 */
+		struct pollfd pfd = { .fd = l, .events = POLLIN };
+
+		if (i) {
+			ret = poll(&pfd, 1, io_ms ?: 10000);
+			if (ret < 0)
+				die("poll");
+			if (!ret) {
+				fprintf(stderr, "kvmig-demo: dest: %u of %u connections came in %u ms: does the source use --streams %u?\n",
+					i, nr_streams, io_ms ?: 10000,
+					nr_streams);
+				exit(1);
+			}
+		}
+		socks[i] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		if (socks[i] < 0)
+			die("accept");
+	}
+	/* A source with more connections is refused, not left queued. */
+	close(l);
+	if (psk->len)
+		tls_streams("dest", psk, socks, nr_streams, io_ms);
+	set_streams(&su, socks, nr_streams, fds);
 	su.io_timeout_ms = io_ms;
 	if (xfer(dev, KVMIG_XFER_SETUP, &su))
 		die("KVMIG_XFER_SETUP");
@@ -369,8 +512,9 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 	}
 	if (err) {
 		ioctl(dev, KVMIG_GET_STATS, &st);
-		printf("dest: KVMIG_XFER_RECV failed: %s (reason %u); discarding the partial VM\n",
-		       strerror(err), st.fail_reason);
+		printf("dest: KVMIG_XFER_RECV failed: %s (reason %u, %s); discarding the partial VM\n",
+		       strerror(err), st.fail_reason,
+		       kvmig_fail_name(st.fail_reason));
 		vmm_destroy(&vmm);
 		return 1;
 	}
@@ -411,8 +555,7 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms)
 	       (unsigned long long)state.regs.rdi, ebp, edi);
 	ioctl(dev, KVMIG_GET_STATS, &st);
 	close(dev);
-	close(sock);
-	close(l);
+	close_streams(socks, nr_streams);
 	vmm_destroy(&vmm);
 	(void)run;
 	return 0;
@@ -430,8 +573,9 @@ static int source_failed(struct runner *run, pthread_t *t, int dev,
 	int err = errno;
 
 	ioctl(dev, KVMIG_GET_STATS, &st);
-	printf("source: %s failed: %s (session state %u, reason %u)\n", what,
-	       strerror(err), st.state, st.fail_reason);
+	printf("source: %s failed: %s (session state %u, reason %u, %s)\n",
+	       what, strerror(err), st.state, st.fail_reason,
+	       kvmig_fail_name(st.fail_reason));
 	/* No migration left to converge: the guest runs at full speed. */
 	vmm_throttle_stop(run->vmm);
 	if (atomic_load(&run->pause)) {
@@ -469,7 +613,8 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 		  double rate,
 		  uint64_t downtime_ms, uint32_t max_rounds, uint64_t bw,
 		  uint32_t io_ms, enum vmm_dirty mode,
-		  const struct kvmig_throttle *thr)
+		  const struct kvmig_throttle *thr, unsigned int nr_streams,
+		  const struct psk *psk)
 {
 	struct vmm_config cfg = config(mib, mode);
 	struct kvmig_xfer_setup su = {};
@@ -485,7 +630,10 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	pthread_t t;
 	double t0, t_pause, t_done, t_round0 = 0;
 	uint64_t sum, slept_ns, pages = (touch ?: mib) << 8;
-	int sock, dev, one = 1, ret, tries;
+	int socks[KVMIG_MAX_STREAMS] = {};
+	uint32_t fds[KVMIG_MAX_STREAMS - 1];
+	int dev, one = 1, ret, tries;
+	unsigned int i;
 
 	parse_addr(addr, &sa);
 	/*
@@ -507,6 +655,7 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	mbox[2] = BATCH;
 	dev = session(&vmm, KVMIG_ROLE_SOURCE, mode == VMM_DIRTY_RING ?
 		      KVMIG_DIRTY_RING : KVMIG_DIRTY_BITMAP);
+	check_streams(dev, nr_streams);
 	if (ioctl(dev, KVMIG_DIRTY_START, &ds))
 		die("KVMIG_DIRTY_START");
 	if (thr) {
@@ -543,14 +692,34 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	printf("source: guest has written %llu of %lu pages once, migrating\n",
 	       (unsigned long long)pages, cfg.slot_size / 4096);
 
-	sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	for (tries = 0; connect(sock, (void *)&sa, sizeof(sa)); tries++) {
-		if (tries > 50)
-			die("connect");
-		usleep(100000);
+	/*
+	 * One connection after the other, each connected before the next
+	 * starts, so that the destination accepts them in this order. The
+	 * destination may not be listening yet when the first is tried; once
+	 * it accepted that one, it listens for all of them.
+	 */
+	for (i = 0; i < nr_streams; i++) {
+		socks[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (socks[i] < 0)
+			die("socket");
+		setsockopt(socks[i], IPPROTO_TCP, TCP_NODELAY, &one,
+			   sizeof(one));
+		for (tries = 0; connect(socks[i], (void *)&sa, sizeof(sa));
+		     tries++) {
+			if (i) {
+				fprintf(stderr, "kvmig-demo: connection %u of %u: %s: does the destination use --streams %u?\n",
+					i + 1, nr_streams, strerror(errno),
+					nr_streams);
+				exit(1);
+			}
+			if (tries > 50)
+				die("connect");
+			usleep(100000);
+		}
 	}
-	su.sock_fd = sock;
+	if (psk->len)
+		tls_streams("source", psk, socks, nr_streams, io_ms);
+	set_streams(&su, socks, nr_streams, fds);
 	su.downtime_ns = downtime_ms * 1000000ULL;
 	su.max_rounds = max_rounds;
 	su.bandwidth = bw;
@@ -558,7 +727,12 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	if (xfer(dev, KVMIG_XFER_SETUP, &su))
 		return source_failed(&run, &t, dev, "KVMIG_XFER_SETUP");
 	t0 = now();
-	printf("source: connected to %s, memslot layout accepted\n", addr);
+	if (nr_streams > 1)
+		printf("source: connected to %s over %u TCP connections, memslot layout accepted\n",
+		       addr, nr_streams);
+	else
+		printf("source: connected to %s, memslot layout accepted\n",
+		       addr);
 	printf("source: round     sent    zero  remaining  dirty pg/s   MB/s  thr%%  expected downtime\n");
 	for (;;) {
 		memset(&r, 0, sizeof(r));
@@ -622,6 +796,11 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	memset(&st, 0, sizeof(st));
 	ioctl(dev, KVMIG_GET_STATS, &st);
 	printf("\nsource: migration report\n");
+	printf("  streams             %u TCP connection%s%s\n", nr_streams,
+	       nr_streams == 1 ? "" : "s",
+	       nr_streams == 1 ? "" : " (KVMIG_XFER_SETUP_STREAMS)");
+	if (psk->len)
+		printf("  tls                 " KTLS_DESCRIPTION ", a handshake per connection (pre-shared key)\n");
 	printf("  rounds              %llu pre-copy + final\n",
 	       (unsigned long long)st.xfer_round);
 	printf("  pages sent          %llu (%llu spliced zero-copy, %llu copied), %llu zero pages skipped (%llu never populated)\n",
@@ -648,7 +827,7 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 		       slept_ns / 1e6, mode == VMM_DIRTY_RING ?
 		       "in kvmig" : "in this VMM");
 	close(dev);
-	close(sock);
+	close_streams(socks, nr_streams);
 	vmm_destroy(&vmm);
 	return 0;
 }
@@ -667,6 +846,8 @@ int main(int argc, char **argv)
 		{ "io-timeout", required_argument, NULL, 't' },
 		{ "dirty", required_argument, NULL, 'D' },
 		{ "throttle", required_argument, NULL, 'T' },
+		{ "streams", required_argument, NULL, 's' },
+		{ "tls-psk", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -678,12 +859,15 @@ int main(int argc, char **argv)
 	enum vmm_dirty mode = VMM_DIRTY_RING;
 	struct kvmig_throttle thr;
 	bool throttle = false;
+	unsigned long streams = 1;
+	static struct psk psk;
+	char *end, err[512];
 	int c;
 
 	/* Line by line even into a file: tests and scripts follow progress. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	while ((c = getopt_long(argc, argv, "l:c:m:u:r:d:n:b:t:D:T:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:c:m:u:r:d:n:b:t:D:T:s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 		case 'c':
@@ -727,12 +911,32 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 's':
+			errno = 0;
+			streams = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || streams < 1 ||
+			    streams > KVMIG_MAX_STREAMS) {
+				fprintf(stderr, "kvmig-demo: --streams takes 1 to %d TCP connections, not '%s'\n",
+					KVMIG_MAX_STREAMS, optarg);
+				return 2;
+			}
+			break;
+		case 'K':
+			psk.len = ktls_read_psk(optarg, psk.key, err,
+						sizeof(err));
+			if (psk.len < 0) {
+				fprintf(stderr, "kvmig-demo: --tls-psk %s\n", err);
+				return 2;
+			}
+			break;
 		case 'h':
-			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB] [--io-timeout MS]\n"
+			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB] [--io-timeout MS] [--streams N]\n"
+			       "                  [--tls-psk FILE]\n"
 			       "       kvmig-demo source --connect ADDR:PORT [--mem MIB] [--touch MIB] [--rate PAGES/S]\n"
 			       "                  [--downtime MS] [--max-rounds N] [--bandwidth MB/S]\n"
 			       "                  [--io-timeout MS] [--dirty ring|bitmap]\n"
-			       "                  [--throttle off|auto|rate=PAGES/S]\n"
+			       "                  [--throttle off|auto|rate=PAGES/S] [--streams N]\n"
+			       "                  [--tls-psk FILE]\n"
 			       "\n"
 			       "--mem: guest RAM, up to 65536 MiB (reserved, populated as written)\n"
 			       "--touch: the guest writes only its first MIB (up to 3072): a sparse guest\n"
@@ -742,7 +946,14 @@ int main(int argc, char **argv)
 			       "  auto         QEMU's auto-converge: 20 %% of vCPU time, +10 %% a step, at most 99 %%\n"
 			       "  rate=N       hold the guest at N dirty pages/s (at most 99 %% of vCPU time)\n"
 			       "  off          never (kvmig's default)\n"
-			       "  In ring mode kvmig sleeps the vCPU thread; in bitmap mode this VMM does.\n");
+			       "  In ring mode kvmig sleeps the vCPU thread; in bitmap mode this VMM does.\n"
+			       "--streams: migrate over N TCP connections, 1 to %d (default 1); both ends\n"
+			       "  must give the same N\n"
+			       "--tls-psk: encrypt every connection with kTLS after a TLS 1.3 handshake\n"
+			       "  authenticated by the pre-shared key in FILE, in hex, %d to %d bytes\n"
+			       "  (openssl rand -hex %d > FILE); both ends must give the same key\n",
+			       KVMIG_MAX_STREAMS, KTLS_PSK_MIN, KTLS_PSK_MAX,
+			       KTLS_PSK_MIN);
 			return 0;
 		default:
 			return 2;
@@ -754,11 +965,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvmig-demo: see --help\n");
 		return 2;
 	}
+	/* Before any connection: the peer is not left waiting. */
+	if (psk.len && !ktls_available()) {
+		fprintf(stderr, "kvmig-demo: --tls-psk: this kernel has no kTLS (modprobe tls)\n");
+		return 1;
+	}
 	if (!strcmp(argv[optind], "dest"))
-		return dest(addr, mib, io_ms);
+		return dest(addr, mib, io_ms, streams, &psk);
 	if (!strcmp(argv[optind], "source"))
 		return source(addr, mib, touch, rate, downtime, rounds, bw, io_ms,
-			      mode, throttle ? &thr : NULL);
+			      mode, throttle ? &thr : NULL, streams, &psk);
 	fprintf(stderr, "kvmig-demo: dest or source?\n");
 	return 2;
 }
