@@ -177,25 +177,47 @@ wjpid=$!
 wait_until 300 has "$tmp/s" 'layout accepted'
 "$ctl" list >"$tmp/list.txt" 2>&1
 "$ctl" list --json >"$tmp/list.json" 2>&1
-wait $spid
+# reap SECONDS NAME PID: wait for the background job PID, SECONDS at most:
+# its exit status, or 124 once killed. A job that hangs fails this test
+# with what it was waiting on, rather than holding the whole lab run
+# until its time limit.
+reap() {
+	local end=$((SECONDS + $1)) name=$2 pid=$3
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$SECONDS" -ge "$end" ]; then
+			echo "# $name (pid $pid) still running after $1 s: killed"
+			ps -o pid,stat,wchan:32,args -p "$pid" --ppid "$pid" 2>&1 |
+				sed 's/^/#   /'
+			sed 's/^/#   stack: /' "/proc/$pid/stack" 2>/dev/null
+			pkill -9 -P "$pid" 2>/dev/null
+			kill -9 "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			return 124
+		fi
+		sleep 0.2
+	done
+	wait "$pid"
+}
+reap 300 "the source demo" $spid
 src=$?
-wait $dpid
+reap 300 "the destination demo" $dpid
 dst=$?
-wait $wpid
+reap 300 "kvmigctl watch" $wpid
 wrc=$?
-wait $wjpid
-wait $anpid
+reap 300 "kvmigctl --json watch" $wjpid
+reap 620 "kvmigctl announce" $anpid
 anrc=$?
 sleep 0.5
 touch "$tmp/stop"
 [ -n "$btpid" ] && kill -INT $btpid 2>/dev/null
-wait $btpid $perfpid
+[ -n "$btpid" ] && reap 60 bpftrace $btpid
+reap 60 "perf stat" $perfpid
 # tcpdump may still be writing the last frame: 24 bytes of header and
 # 16 + 60 per frame make 404 bytes for five (up to 5 s).
 pcap_full() { [ "$(stat -c %s "$tmp/rarp.pcap" 2>/dev/null || echo 0)" -ge 404 ]; }
 wait_until 5 pcap_full
 kill $tdpid
-wait $tdpid
+reap 30 tcpdump $tdpid
 echo 0 >$tr/events/kvmig/enable
 in_s "$ctl" --json monitor show veth-s >"$tmp/mon.json" 2>&1
 in_s bpftool map dump pinned "/sys/fs/bpf/kvmig/$(in_s stat -L -c %i /proc/self/ns/net)/veth-s/totals" >"$tmp/dump" 2>&1

@@ -18,6 +18,8 @@ limit=$(sed -n 's/^timeout=\([0-9]*\)$/\1/p' settings 2>/dev/null)
 limit=${KVMIG_TEST_TIMEOUT:-${limit:-45}}
 
 loaded=
+# kvmig.ko needs the RDMA CM where the kernel has it as modules.
+[ -e /dev/kvmig ] || modprobe -q rdma_cm 2>/dev/null
 if [ ! -e /dev/kvmig ] && [ -f ../module/kvmig.ko ] &&
 	insmod ../module/kvmig.ko 2>/dev/null; then
 	loaded=1
@@ -36,7 +38,9 @@ for t in "$@"; do
 		continue ;;
 	esac
 	t0=$(date +%s)
-	timeout -k 10 "$limit" ./"$t" 2>&1 | sed 's/^/# /'
+	# Unbuffered: what a program printed is in the log even if the lab
+	# run is cut short while it runs.
+	timeout -k 10 "$limit" ./"$t" 2>&1 | sed -u 's/^/# /'
 	rc=${PIPESTATUS[0]}
 	echo "# selftests: kvmig: $t: $(($(date +%s) - t0)) s"
 	case $rc in
