@@ -18,7 +18,8 @@
  * STREAM names this stream of this migration, and a record is accepted on
  * a stream if and only if it may come there (every type on the first
  * stream, else PAGES, ZERO and END only; with several streams, a PAGES or
- * ZERO run in one 512-page share, the stream's).
+ * ZERO run in one 512-page share, the stream's). The same bytes are also
+ * checked as an RDMA message (kvmig_wire_check_rdma_msg()).
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -77,6 +78,35 @@ static int share_ok(u32 type, u64 gfn, u32 npages, u32 stream,
 	return gfn / SHARE == last / SHARE && gfn / SHARE % nr_streams == stream;
 }
 
+/*
+ * The same bytes as an RDMA message of min(@n, 4096) bytes, checked
+ * against each type that may be due: an accepted one must keep to the
+ * rules of wire.h, worked out here again (a DATA length within what
+ * arrived; GRANT and WRITTEN alone in their SEND, for the run's pages).
+ */
+static void fuzz_rdma(const unsigned char *p, size_t n)
+{
+	u32 got = n > KVMIG_RDMA_BUF ? KVMIG_RDMA_BUF : n, t, len, np;
+	struct kvmig_rdma_msg m = { 0 };
+
+	memcpy(&m, p, got < sizeof(m) ? got : sizeof(m));
+	len = le32_to_cpu(m.len);
+	np = le32_to_cpu(m.npages);
+	for (t = 0; t <= KVMIG_RDMA_WRITTEN + 1; t++) {
+		if (kvmig_wire_check_rdma_msg(&m, got, t, 64))
+			continue;
+		assert(got >= sizeof(m) && le32_to_cpu(m.type) == t);
+		if (t == KVMIG_RDMA_DATA)
+			assert(len >= 1 && len <= got - sizeof(m) &&
+			       !m.addr && !m.rkey && !np);
+		else
+			assert((t == KVMIG_RDMA_GRANT ||
+				(t == KVMIG_RDMA_WRITTEN && !m.addr &&
+				 !m.rkey)) && !len && got == sizeof(m) &&
+			       np == 64);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 {
 	struct kvmig_wire_hello h;
@@ -90,6 +120,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 	unsigned char sel;
 	int ret, ok;
 
+	fuzz_rdma(p, n);
 	if (take(&p, &n, &h, sizeof(h)) || kvmig_wire_check_hello(&h))
 		return 0;
 	nr_streams = le32_to_cpu(h.nr_streams);

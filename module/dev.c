@@ -11,10 +11,14 @@
 #include <linux/uaccess.h>
 
 #include "core.h"
+#include "xfer/xfer.h"
 
-/* Feature words this module implements; see KVMIG_F_ALL_* in the UAPI. */
+/*
+ * Feature words this module implements; see KVMIG_F_ALL_* in the UAPI.
+ * RDMA only where the kernel has it.
+ */
 static const u64 kvmig_features[KVMIG_NR_FEATURE_WORDS] = {
-	KVMIG_F_ALL_0,
+	KVMIG_F_ALL_0 & ~(KVMIG_HAVE_RDMA ? 0 : KVMIG_F0_RDMA),
 };
 
 VISIBLE_IF_KUNIT int kvmig_api_check(const struct kvmig_api *api)

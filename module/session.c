@@ -836,6 +836,10 @@ long kvmig_session_xfer_setup(struct kvmig_session *s,
 	    a.nr_streams < 2 || a.nr_streams > KVMIG_MAX_STREAMS :
 	    a.nr_streams || a.streams_ptr)
 		return -EINVAL;
+	/* RDMA: one connection (xfer/rdma.c). */
+	if ((a.flags & KVMIG_XFER_SETUP_RDMA) &&
+	    (a.flags & KVMIG_XFER_SETUP_STREAMS))
+		return -EINVAL;
 	if (a.nr_streams &&
 	    copy_from_user(fds, u64_to_user_ptr(a.streams_ptr),
 			   (a.nr_streams - 1) * sizeof(*fds)))

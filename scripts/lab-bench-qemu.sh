@@ -79,6 +79,8 @@ hz=$(getconf CLK_TCK)
 zc_used=
 loaded=
 if [ ! -e /sys/module/kvmig ] && [ -f "$mod/kvmig.ko" ]; then
+	# kvmig.ko needs the RDMA CM: a module on the stock kernels.
+	[ -z "${KVMIG_MODROOT:-}" ] || "$top/scripts/lab-modprobe" rdma_cm
 	insmod "$mod/kvmig.ko" && loaded=1 || echo "lab-bench-qemu: insmod $mod/kvmig.ko failed" >&2
 fi
 sampler='' reader=''

@@ -18,6 +18,8 @@ scripts/lab-modprobe kvm_amd
 scripts/lab-modprobe veth
 scripts/lab-modprobe sch_ingress
 scripts/lab-modprobe cls_bpf
+# kvmig.ko needs the RDMA CM: a module on the stock kernels.
+[ -z "${KVMIG_MODROOT:-}" ] || scripts/lab-modprobe rdma_cm
 insmod "$mod/kvmig.ko"
 dmesg | grep -E 'kvm_amd: Nested|kvmig:' | sed 's/^/  /'
 ls -l /dev/kvm /dev/kvmig

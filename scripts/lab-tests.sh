@@ -37,8 +37,11 @@ kmemleak=/sys/kernel/debug/kmemleak
 if [ -z "$debug" ]; then
 	# kTLS (tls) needs gcm(aes): the kernel would ask modprobe for its
 	# pieces, which cannot find the lab's modules, so they go in first.
-	step "modprobe kvm_amd (with ccp, irqbypass), veth, sch_ingress, cls_bpf, tls (with gcm, ctr, ghash)" \
-		sh -c 'for m in ccp kvm_amd veth sch_ingress cls_bpf tls gcm ctr ghash_generic; do scripts/lab-modprobe $m || exit 1; done'
+	# kvmig.ko needs the RDMA CM (rdma_cm, ib_core) where the kernel has
+	# it as modules; rdma_rxe is soft-RoCE, for kvmig_rdma_test.sh, and
+	# needs crc32 (else "failed to init crc32 algorithm": no rxe link).
+	step "modprobe kvm_amd (with ccp, irqbypass), veth, sch_ingress, cls_bpf, tls (with gcm, ctr, ghash), rdma_cm, rdma_rxe (with crc32), dummy" \
+		sh -c 'for m in ccp kvm_amd veth sch_ingress cls_bpf tls gcm ctr ghash_generic rdma_cm crc32_generic rdma_rxe dummy; do scripts/lab-modprobe $m || exit 1; done'
 fi
 step "/dev/kvm present" test -c /dev/kvm
 step "insmod kvmig.ko" insmod "$mod/kvmig.ko"

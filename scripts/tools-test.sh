@@ -218,6 +218,7 @@ expect "ktls_test: RFC 8448 keys, PSK handshakes, failures" 0 "0 failed" \
 
 # QEMU's patch 0001 carries a copy of uapi/kvmig.h, as QEMU carries the
 # KVM headers: a copy that drifted would build a QEMU against another ABI.
+# userspace/qemu/sync-uapi.py rewrites it.
 patch_hdr() {
 	awk '/^\+\+\+ b\/linux-headers\/linux\/kvmig\.h$/ { on = 1; next }
 		on && (/^diff --git / || /^-- $/) { exit }

@@ -7,6 +7,7 @@
  * that vanishes, stalls or lies, cancel, signals, the VMM stopped or
  * killed, rmmod; the source VM is intact and runs on after each.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -168,6 +169,19 @@ static int setup_streams(int dev, int sock, const int *more, unsigned int nr,
 	return ioctl(dev, KVMIG_XFER_SETUP, &st) ? -errno : 0;
 }
 
+/* One connection over RDMA, set up through @sock. */
+static int setup_rdma(int dev, int sock, uint64_t downtime_ns,
+		      uint32_t max_rounds, uint32_t io_ms)
+{
+	struct kvmig_xfer_setup st = {
+		.sock_fd = sock, .flags = KVMIG_XFER_SETUP_RDMA,
+		.downtime_ns = downtime_ns, .max_rounds = max_rounds,
+		.io_timeout_ms = io_ms,
+	};
+
+	return ioctl(dev, KVMIG_XFER_SETUP, &st) ? -errno : 0;
+}
+
 static int setup(int dev, int sock, uint64_t downtime_ns,
 		 uint32_t max_rounds, uint64_t bandwidth, uint32_t io_ms)
 {
@@ -211,6 +225,7 @@ struct dest {
 	int dev, sock;
 	int more[KVMIG_MAX_STREAMS - 1];	/* its other streams */
 	unsigned int nr_streams;
+	bool rdma;		/* over RDMA (setup_rdma()) */
 	int setup_ret, recv_ret;
 	struct kvmig_recv r;
 	char *state;
@@ -223,8 +238,10 @@ static void *dest_thread(void *arg)
 {
 	struct dest *d = arg;
 
-	d->setup_ret = setup_streams(d->dev, d->sock, d->more, d->nr_streams,
-				     0, 0, 0, d->io_ms);
+	d->setup_ret = d->rdma ?
+		setup_rdma(d->dev, d->sock, 0, 0, d->io_ms) :
+		setup_streams(d->dev, d->sock, d->more, d->nr_streams, 0, 0, 0,
+			      d->io_ms);
 	if (d->setup_ret) {
 		d->recv_ret = d->setup_ret;
 		return NULL;
@@ -3158,6 +3175,265 @@ TEST_F_TIMEOUT(streams, setup_checks_streams, 300)
 		ASSERT_EQ(0, self->dst->recv_ret);
 		expect_same_memory(_metadata, &self->src, &self->dst->vmm);
 	}
+}
+
+
+/*
+ * RDMA: one reliable connection through the RDMA CM, set up through a TCP
+ * socket between the two ends. It needs an RDMA device with an IPv4
+ * address, named by KVMIG_RDMA_ADDR: kvmig_rdma_test.sh makes one (soft
+ * RoCE over a dummy device) and runs this fixture, with source and
+ * destination at the same address, through that one device.
+ */
+FIXTURE(rdma) {
+	struct vmm src;
+	struct dest *dst;
+	int dev;
+	int sock;
+	bool started;
+};
+
+FIXTURE_VARIANT(rdma) {
+	enum vmm_dirty mode;
+};
+
+FIXTURE_VARIANT_ADD(rdma, ring) {
+	.mode = VMM_DIRTY_RING,
+};
+
+FIXTURE_VARIANT_ADD(rdma, bitmap) {
+	.mode = VMM_DIRTY_BITMAP,
+};
+
+FIXTURE_SETUP(rdma)
+{
+	struct vmm_config cfg = {
+		.dirty = variant->mode, .nr_vcpus = 1, .nr_slots = 2,
+		.slot_size = ST_SLOT_SIZE,
+	};
+	const char *at = getenv("KVMIG_RDMA_ADDR");
+	struct in_addr addr;
+	__u64 feat[1] = { 0 };
+	struct kvmig_api api = { .nr_features = 1,
+				 .features_ptr = (uintptr_t)feat };
+	int ret;
+
+	self->dev = self->sock = -1;
+	self->dst = calloc(1, sizeof(*self->dst));
+	ASSERT_NE(NULL, self->dst);
+	self->dst->dev = self->dst->sock = -1;
+	if (!at)
+		SKIP(return, "no RDMA device: KVMIG_RDMA_ADDR unset (kvmig_rdma_test.sh sets one up)");
+	ASSERT_EQ(1, inet_pton(AF_INET, at, &addr)) TH_LOG("KVMIG_RDMA_ADDR %s", at);
+	ret = vmm_create(&self->src, &cfg);
+	if (ret == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvm not present");
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, vmm_load(&self->src, guest_fill,
+			      guest_fill_end - guest_fill));
+	self->dev = source_session(self->src.vm, variant->mode);
+	if (self->dev == -ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvmig not present");
+	ASSERT_LE(0, self->dev) TH_LOG("%s", strerror(-self->dev));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_GET_API, &api));
+	ASSERT_TRUE(feat[0] & KVMIG_F0_RDMA) TH_LOG("module built without RDMA");
+	ASSERT_EQ(0, dest_init(self->dst, &cfg, 8192));
+	self->dst->rdma = true;
+	ASSERT_EQ(0, tcp_pair_at(&self->sock, &self->dst->sock, 0,
+				 addr.s_addr));
+	/* Before migration, every 4th page of slot 0. */
+	fill(&self->src, 0, 0, ST_SLOT_PAGES / 4, 4, 0x1000);
+	ASSERT_EQ(0, vmm_run(&self->src));
+}
+
+FIXTURE_TEARDOWN(rdma)
+{
+	if (self->started) {
+		ioctl(self->dst->dev, KVMIG_XFER_CANCEL);
+		pthread_join(self->dst->thread, NULL);
+	}
+	if (self->dev >= 0)
+		close(self->dev);
+	if (self->sock >= 0)
+		close(self->sock);
+	if (self->dst) {
+		dest_fini(self->dst);
+		free(self->dst);
+	}
+	vmm_destroy(&self->src);
+}
+
+static int rdma_connect(FIXTURE_DATA(rdma) *self, uint64_t downtime_ns,
+			uint32_t max_rounds)
+{
+	if (pthread_create(&self->dst->thread, NULL, dest_thread, self->dst))
+		return -EAGAIN;
+	self->started = true;
+	return setup_rdma(self->dev, self->sock, downtime_ns, max_rounds,
+			  3000);
+}
+
+/*
+ * A whole migration over RDMA while the guest rewrites pages round after
+ * round: the same memory at both ends, every page written straight from
+ * the source guest's pages (RDMA WRITE), none copied by kvmig.
+ */
+TEST_F_TIMEOUT(rdma, migrates_zero_copy, 600)
+{
+	struct kvmig_final f = {};
+	struct kvmig_round r;
+	struct kvmig_stats st, dst;
+	unsigned int i;
+
+	ASSERT_EQ(0, rdma_connect(self, 1, 5));
+	for (i = 0;; i++) {
+		memset(&r, 0, sizeof(r));
+		ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r))
+			TH_LOG("round %u: %s", i, strerror(errno));
+		if (r.status != KVMIG_ROUND_SENT)
+			break;
+		if (i == 0)
+			EXPECT_EQ(ST_SLOT_PAGES / 4 + 2, r.pages_sent);
+		fill(&self->src, i % 2, 0, ST_SLOT_PAGES / 16, 16, 0x3000 + i);
+		ASSERT_EQ(0, mark_mbox(self->dev));
+		ASSERT_EQ(0, vmm_run(&self->src));
+	}
+	EXPECT_EQ(KVMIG_ROUND_MAX_ROUNDS, r.status);
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_FINAL, &f))
+		TH_LOG("final: %s", strerror(errno));
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	ASSERT_EQ(0, self->dst->setup_ret)
+		TH_LOG("%s", strerror(-self->dst->setup_ret));
+	ASSERT_EQ(0, self->dst->recv_ret)
+		TH_LOG("%s", strerror(-self->dst->recv_ret));
+	expect_same_memory(_metadata, &self->src, &self->dst->vmm);
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	ASSERT_EQ(0, get_stats(self->dst->dev, &dst));
+	EXPECT_EQ(KVMIG_STATE_DONE, st.state);
+	EXPECT_EQ(KVMIG_STATE_DONE, dst.state);
+	EXPECT_EQ(st.pages_sent, self->dst->r.pages_received);
+	EXPECT_LT(ST_SLOT_PAGES / 4, st.pages_sent);
+	EXPECT_EQ(st.pages_sent, st.pages_spliced);
+	EXPECT_EQ(0, st.pages_copied);
+	ksft_print_msg("RDMA: %llu pages written in %llu rounds, %llu zero-copy, %llu bytes sent\n",
+		       (unsigned long long)st.pages_sent,
+		       (unsigned long long)st.rounds,
+		       (unsigned long long)st.pages_spliced,
+		       (unsigned long long)st.bytes_sent);
+}
+
+/*
+ * The destination goes away in mid pre-copy (its VMM cancels, as one that
+ * is killed closes everything): both ends fail, cleanly, and the source
+ * VM runs on.
+ */
+TEST_F_TIMEOUT(rdma, peer_gone_mid_precopy, 600)
+{
+	struct kvmig_round r = {};
+	struct kvmig_stats st;
+
+	ASSERT_EQ(0, rdma_connect(self, 1, 10));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	ASSERT_EQ(0, wait_stats(self->dst->dev, &st, 60000, dest_has_records));
+	ASSERT_EQ(0, ioctl(self->dst->dev, KVMIG_XFER_CANCEL));
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	EXPECT_NE(0, self->dst->recv_ret);
+	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_CANCELLED);
+	close(self->dst->dev);
+	self->dst->dev = -1;
+	fill(&self->src, 0, 0, ST_SLOT_PAGES / 8, 8, 0x6666);
+	ASSERT_EQ(0, vmm_run(&self->src));
+	memset(&r, 0, sizeof(r));
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	EXPECT_TRUE(errno == ECONNRESET || errno == EPIPE) TH_LOG("%s",
+							       strerror(errno));
+	expect_failed(_metadata, self->dev, KVMIG_FAIL_IO);
+	expect_source_runs(_metadata, &self->src);
+}
+
+/*
+ * The source cancels in mid pre-copy: FAILED at both ends, the source VM
+ * runs on, and the destination guest got no page after its QP was drained.
+ */
+TEST_F_TIMEOUT(rdma, source_cancels, 600)
+{
+	struct kvmig_round r = {};
+	struct kvmig_stats st;
+
+	ASSERT_EQ(0, rdma_connect(self, 1, 10));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_CANCEL));
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	EXPECT_NE(0, self->dst->recv_ret);
+	ASSERT_EQ(0, get_stats(self->dst->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_FAILED, st.state);
+	expect_failed(_metadata, self->dev, KVMIG_FAIL_CANCELLED);
+	expect_source_runs(_metadata, &self->src);
+}
+
+/*
+ * RDMA at one end only: neither end takes the other's first bytes, both
+ * fail within the I/O timeout, and no page moves.
+ */
+TEST_F_TIMEOUT(rdma, one_end_without_rdma, 300)
+{
+	struct kvmig_stats st;
+
+	self->dst->rdma = false;
+	EXPECT_NE(0, rdma_connect(self, 0, 0));
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	EXPECT_NE(0, self->dst->setup_ret);
+	ASSERT_EQ(0, get_stats(self->dst->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_FAILED, st.state);
+	EXPECT_EQ(0, st.pages_received + st.zero_pages);
+	expect_source_runs(_metadata, &self->src);
+
+	/* The other way round: a TCP source, an RDMA destination. */
+	close(self->dev);
+	close(self->sock);
+	self->sock = -1;
+	close(self->dst->dev);
+	close(self->dst->sock);
+	self->dst->sock = -1;
+	self->dev = source_session(self->src.vm, variant->mode);
+	ASSERT_LE(0, self->dev);
+	self->dst->dev = session(self->dst->vmm.vm, KVMIG_ROLE_DEST, 0);
+	ASSERT_LE(0, self->dst->dev);
+	self->dst->rdma = true;
+	ASSERT_EQ(0, tcp_pair(&self->sock, &self->dst->sock));
+	ASSERT_EQ(0, pthread_create(&self->dst->thread, NULL, dest_thread,
+				    self->dst));
+	EXPECT_NE(0, setup(self->dev, self->sock, 0, 0, 0, 3000));
+	pthread_join(self->dst->thread, NULL);
+	EXPECT_EQ(-EPROTO, self->dst->setup_ret)
+		TH_LOG("%s", strerror(-self->dst->setup_ret));
+	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_PROTOCOL);
+	expect_source_runs(_metadata, &self->src);
+}
+
+/* RDMA takes one connection: not with several streams. */
+TEST_F_TIMEOUT(rdma, setup_checks_rdma, 300)
+{
+	uint32_t fds[1] = { self->sock };
+	struct kvmig_xfer_setup su = {
+		.sock_fd = self->sock,
+		.flags = KVMIG_XFER_SETUP_RDMA | KVMIG_XFER_SETUP_STREAMS,
+		.nr_streams = 2, .streams_ptr = (uintptr_t)fds,
+	};
+	struct kvmig_stats st;
+
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EINVAL, errno);
+	su = (struct kvmig_xfer_setup){ .sock_fd = 999,
+					.flags = KVMIG_XFER_SETUP_RDMA };
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_SETUP, &su));
+	EXPECT_EQ(EBADF, errno);
+	ASSERT_EQ(0, get_stats(self->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_TRACKING, st.state);
 }
 
 /*

@@ -44,17 +44,18 @@ asm(".pushsection .rodata.guest, \"a\"\n"
 extern const char guest_fill[], guest_fill_end[];
 
 /*
- * A connected loopback pair, @a to @b. With @buf, both ends get socket
- * buffers of about that size, so that what is in flight stays small and
- * a sender soon has to wait for its receiver.
+ * A connected pair, @a to @b, both at the IPv4 address @addr (network
+ * order). With @buf, both ends get socket buffers of about that size, so
+ * that what is in flight stays small and a sender soon has to wait for
+ * its receiver.
  */
-static inline int tcp_pair_buf(int *a, int *b, int buf)
+static inline int tcp_pair_at(int *a, int *b, int buf, in_addr_t addr)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
 	int l, one = 1;
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_addr.s_addr = addr;
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l < 0 ||
 	    (buf && setsockopt(l, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf))) ||
@@ -72,6 +73,12 @@ static inline int tcp_pair_buf(int *a, int *b, int buf)
 		return -errno;
 	setsockopt(*a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return 0;
+}
+
+/* The same over loopback. */
+static inline int tcp_pair_buf(int *a, int *b, int buf)
+{
+	return tcp_pair_at(a, b, buf, htonl(INADDR_LOOPBACK));
 }
 
 static inline int tcp_pair(int *a, int *b)

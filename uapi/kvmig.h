@@ -80,13 +80,19 @@
  * over all of them (KVMIG_XFER_SETUP_STREAMS).
  */
 #define KVMIG_F0_STREAMS	_BITULL(12)
+/*
+ * KVMIG_XFER_SETUP_RDMA: the migration runs over an RDMA connection
+ * (rdma_cm, reliable connected), set up through the socket handed in. Set
+ * only by a module built with RDMA support.
+ */
+#define KVMIG_F0_RDMA		_BITULL(13)
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
 				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
 				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK | \
 				 KVMIG_F0_LIST | KVMIG_F0_COMMIT | \
 				 KVMIG_F0_WORKER | KVMIG_F0_REGIONS | \
 				 KVMIG_F0_THROTTLE | KVMIG_F0_HOLES | \
-				 KVMIG_F0_STREAMS)
+				 KVMIG_F0_STREAMS | KVMIG_F0_RDMA)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -681,10 +687,23 @@ struct kvmig_list {
  * checks that every stream belongs to the same migration, in its place;
  * any connection failing fails the migration.
  *
+ * With KVMIG_XFER_SETUP_RDMA, at both ends, @sock_fd only sets up an RDMA
+ * connection and is then let go: the destination listens (rdma_cm) on the
+ * socket's local address, in the socket's network namespace, on a port
+ * it tells the source over the socket; the source connects to it from
+ * the socket's local address; the destination takes that connection only
+ * from the socket's peer address. Everything then goes over the RDMA
+ * connection: the source writes guest pages straight into the
+ * destination guest's pages (RDMA WRITE), which the destination exposes
+ * run by run, for one run at a time, and invalidates before it takes the
+ * next record. One connection: not with KVMIG_XFER_SETUP_STREAMS.
+ *
  * Errors: -EFAULT; -EINVAL for an unknown flag, a nonzero reserved field,
  * a socket that is not a connected TCP socket, the same socket twice,
  * @nr_streams or @streams_ptr without KVMIG_XFER_SETUP_STREAMS, or
- * @nr_streams out of range, or an @event_fd that is not an eventfd;
+ * @nr_streams out of range, KVMIG_XFER_SETUP_RDMA with
+ * KVMIG_XFER_SETUP_STREAMS, or an @event_fd that is not an eventfd;
+ * -EOPNOTSUPP for KVMIG_XFER_SETUP_RDMA from a module without RDMA;
  * -ENOTSOCK; -EBADF; -EBUSY in the wrong state; -ESRCH if the VMM's
  * address space is gone; -EPROTO (the session FAILED) if the peer's
  * layout, version or number of streams differs, a stream is not in its
@@ -715,8 +734,10 @@ struct kvmig_xfer_setup {
 /* struct kvmig_xfer_setup.flags */
 #define KVMIG_XFER_SETUP_EVENTFD	_BITUL(0)	/* @event_fd is set */
 #define KVMIG_XFER_SETUP_STREAMS	_BITUL(1)	/* @nr_streams, @streams_ptr */
+#define KVMIG_XFER_SETUP_RDMA		_BITUL(2)	/* over RDMA, see above */
 #define KVMIG_XFER_SETUP_FLAGS		(KVMIG_XFER_SETUP_EVENTFD | \
-					 KVMIG_XFER_SETUP_STREAMS)
+					 KVMIG_XFER_SETUP_STREAMS | \
+					 KVMIG_XFER_SETUP_RDMA)
 
 #define KVMIG_MAX_STREAMS	16
 

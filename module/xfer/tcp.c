@@ -248,6 +248,37 @@ static const struct kvmig_transport_ops kvmig_tcp_ops = {
 };
 
 /*
+ * The connected IPv4 or IPv6 TCP socket at @fd in the caller's fd table,
+ * with a file reference, its send and receive timeouts set to
+ * @io_timeout_ms: for the TCP transport, and to set up RDMA. -EINVAL for
+ * any other socket.
+ */
+struct socket *kvmig_tcp_lookup(int fd, u32 io_timeout_ms)
+{
+	struct socket *sock;
+	struct sock *sk;
+	long timeo;
+	int err;
+
+	sock = sockfd_lookup(fd, &err);
+	if (!sock)
+		return ERR_PTR(err);
+	sk = sock->sk;
+	if (sock->type != SOCK_STREAM || !sk || sk->sk_protocol != IPPROTO_TCP ||
+	    (sk->sk_family != AF_INET && sk->sk_family != AF_INET6) ||
+	    READ_ONCE(sk->sk_state) != TCP_ESTABLISHED) {
+		sockfd_put(sock);
+		return ERR_PTR(-EINVAL);
+	}
+	timeo = msecs_to_jiffies(io_timeout_ms);
+	lock_sock(sk);
+	WRITE_ONCE(sk->sk_sndtimeo, timeo);
+	WRITE_ONCE(sk->sk_rcvtimeo, timeo);
+	release_sock(sk);
+	return sock;
+}
+
+/*
  * Take a connected TCP socket from the caller's fd table for stream @s,
  * after the transfer's streams before it: the same socket twice would
  * interleave two streams' records.
@@ -256,20 +287,13 @@ int kvmig_tcp_attach(struct kvmig_stream *s, int fd, u32 io_timeout_ms)
 {
 	struct kvmig_tcp *t;
 	struct socket *sock;
-	struct sock *sk;
-	long timeo;
 	int err;
 	u32 i;
 
-	sock = sockfd_lookup(fd, &err);
-	if (!sock)
-		return err;
-	sk = sock->sk;
+	sock = kvmig_tcp_lookup(fd, io_timeout_ms);
+	if (IS_ERR(sock))
+		return PTR_ERR(sock);
 	err = -EINVAL;
-	if (sock->type != SOCK_STREAM || !sk || sk->sk_protocol != IPPROTO_TCP ||
-	    (sk->sk_family != AF_INET && sk->sk_family != AF_INET6) ||
-	    READ_ONCE(sk->sk_state) != TCP_ESTABLISHED)
-		goto err_put;
 	for (i = 0; i < s->index; i++)
 		if (tcp_sock(&s->x->streams[i]) == sock)
 			goto err_put;
@@ -277,13 +301,7 @@ int kvmig_tcp_attach(struct kvmig_stream *s, int fd, u32 io_timeout_ms)
 	t = kzalloc(sizeof(*t), GFP_KERNEL_ACCOUNT);
 	if (!t)
 		goto err_put;
-
-	timeo = msecs_to_jiffies(io_timeout_ms);
-	lock_sock(sk);
-	WRITE_ONCE(sk->sk_sndtimeo, timeo);
-	WRITE_ONCE(sk->sk_rcvtimeo, timeo);
-	release_sock(sk);
-	tcp_sock_set_nodelay(sk);
+	tcp_sock_set_nodelay(sock->sk);
 
 	spin_lock_init(&t->lock);
 	t->sock = sock;

@@ -171,3 +171,49 @@ void kvmig_wire_encode_rec(struct kvmig_wire_rec *w, u32 type, u32 slot,
 	w->len = cpu_to_le32(len);
 }
 EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_encode_rec);
+
+/* The peer's bootstrap record: RDMA, of this version. 0 or -EPROTO. */
+int kvmig_wire_check_rdma_boot(const struct kvmig_rdma_boot *b)
+{
+	if (le32_to_cpu(b->magic) != KVMIG_RDMA_MAGIC ||
+	    le16_to_cpu(b->version) != KVMIG_RDMA_VERSION || b->flags ||
+	    b->reserved)
+		return -EPROTO;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_check_rdma_boot);
+
+/*
+ * An RDMA message of @got bytes, where one of @type is due: DATA, with a
+ * length of 1 up to what arrived after the header; GRANT or WRITTEN, for
+ * exactly @npages pages, with no payload. Fields a type does not use must
+ * be 0. 0 or -EPROTO.
+ */
+int kvmig_wire_check_rdma_msg(const struct kvmig_rdma_msg *m, u32 got,
+			      u32 type, u32 npages)
+{
+	u32 len;
+
+	if (got < sizeof(*m) || le32_to_cpu(m->type) != type)
+		return -EPROTO;
+	len = le32_to_cpu(m->len);
+	switch (type) {
+	case KVMIG_RDMA_DATA:
+		if (!len || len > got - sizeof(*m) || m->addr || m->rkey ||
+		    m->npages)
+			return -EPROTO;
+		return 0;
+	case KVMIG_RDMA_GRANT:
+		if (len || got != sizeof(*m) ||
+		    le32_to_cpu(m->npages) != npages)
+			return -EPROTO;
+		return 0;
+	case KVMIG_RDMA_WRITTEN:
+		if (len || got != sizeof(*m) || m->addr || m->rkey ||
+		    le32_to_cpu(m->npages) != npages)
+			return -EPROTO;
+		return 0;
+	}
+	return -EPROTO;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_check_rdma_msg);

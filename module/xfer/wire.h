@@ -164,6 +164,44 @@ static inline u64 kvmig_wire_share_left(u64 gfn, u64 n)
 	return n < left ? n : left;
 }
 
+/*
+ * RDMA (rdma.c). Over the TCP socket that sets the connection up: the
+ * source's request, then the destination's answer with its port. Over the
+ * connection: SENDs of at most KVMIG_RDMA_BUF bytes, each a struct
+ * kvmig_rdma_msg and, for DATA, @len bytes of the record stream.
+ */
+#define KVMIG_RDMA_MAGIC	0x524d564bU	/* "KVMR" */
+#define KVMIG_RDMA_VERSION	1
+#define KVMIG_RDMA_BUF		4096
+
+struct kvmig_rdma_boot {
+	__le32 magic;
+	__le16 version;
+	__be16 port;		/* answer: where the destination listens */
+	__le32 flags;		/* 0 */
+	__le32 reserved;	/* 0 */
+};
+
+enum {
+	KVMIG_RDMA_DATA = 1,	/* @len bytes of the record stream follow */
+	KVMIG_RDMA_GRANT,	/* destination: write @npages pages at @addr */
+	KVMIG_RDMA_WRITTEN,	/* source: the @npages pages are written */
+};
+
+struct kvmig_rdma_msg {
+	__le32 type;
+	__le32 len;
+	__le64 addr;
+	__le32 rkey;
+	__le32 npages;
+};
+
+#define KVMIG_RDMA_DATA_MAX	(KVMIG_RDMA_BUF - sizeof(struct kvmig_rdma_msg))
+
+int kvmig_wire_check_rdma_boot(const struct kvmig_rdma_boot *b);
+int kvmig_wire_check_rdma_msg(const struct kvmig_rdma_msg *m, u32 got,
+			      u32 type, u32 npages);
+
 int kvmig_wire_compare_slot(const struct kvmig_wire_slot *w,
 			    const struct kvmig_wire_layout_slot *mine);
 int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,

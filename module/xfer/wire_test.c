@@ -359,6 +359,119 @@ static void wire_layout_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_wire_slot), 24);
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_wire_rec), 24);
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_wire_reply), 16);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_rdma_boot), 16);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_rdma_msg), 24);
+}
+
+/*
+ * RDMA: the bootstrap record, and each message checked against the one
+ * due, as it arrived (@got bytes, of a receive buffer of 4 KiB).
+ */
+static void rdma_boot_test(struct kunit *test)
+{
+	struct kvmig_rdma_boot ok = {
+		.magic = cpu_to_le32(KVMIG_RDMA_MAGIC),
+		.version = cpu_to_le16(KVMIG_RDMA_VERSION),
+		.port = cpu_to_be16(4791),
+	}, b;
+
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_boot(&ok), 0);
+	b = ok;
+	b.magic = cpu_to_le32(KVMIG_WIRE_MAGIC);	/* a TCP peer's HELLO */
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_boot(&b), -EPROTO);
+	b = ok;
+	b.version = cpu_to_le16(KVMIG_RDMA_VERSION + 1);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_boot(&b), -EPROTO);
+	b = ok;
+	b.flags = cpu_to_le32(1);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_boot(&b), -EPROTO);
+	b = ok;
+	b.reserved = cpu_to_le32(0x80000000);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_boot(&b), -EPROTO);
+}
+
+static void rdma_msg_test(struct kunit *test)
+{
+	const u32 hdr = sizeof(struct kvmig_rdma_msg);
+	struct kvmig_rdma_msg data = {
+		.type = cpu_to_le32(KVMIG_RDMA_DATA), .len = cpu_to_le32(100),
+	}, grant = {
+		.type = cpu_to_le32(KVMIG_RDMA_GRANT),
+		.addr = cpu_to_le64(0xffff888000000000ULL),
+		.rkey = cpu_to_le32(0x1234), .npages = cpu_to_le32(64),
+	}, written = {
+		.type = cpu_to_le32(KVMIG_RDMA_WRITTEN),
+		.npages = cpu_to_le32(64),
+	}, m;
+
+	/* DATA: 1 byte up to what arrived after the header. */
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&data, hdr + 100,
+							KVMIG_RDMA_DATA, 0), 0);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&data, hdr + 99,
+							KVMIG_RDMA_DATA, 0),
+			-EPROTO);
+	m = data;
+	m.len = cpu_to_le32(KVMIG_RDMA_DATA_MAX);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&m, KVMIG_RDMA_BUF,
+							KVMIG_RDMA_DATA, 0), 0);
+	m.len = cpu_to_le32(U32_MAX);	/* no wrap past the buffer */
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&m, KVMIG_RDMA_BUF,
+							KVMIG_RDMA_DATA, 0),
+			-EPROTO);
+	m.len = 0;
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&m, hdr,
+							KVMIG_RDMA_DATA, 0),
+			-EPROTO);
+	m = data;
+	m.rkey = cpu_to_le32(1);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&m, hdr + 100,
+							KVMIG_RDMA_DATA, 0),
+			-EPROTO);
+	/* Shorter than a header, whatever it says. */
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&data, hdr - 1,
+							KVMIG_RDMA_DATA, 0),
+			-EPROTO);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&data, 0,
+							KVMIG_RDMA_DATA, 0),
+			-EPROTO);
+
+	/* GRANT and WRITTEN: only where due, for exactly the run. */
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&grant, hdr,
+							KVMIG_RDMA_GRANT, 64),
+			0);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&grant, hdr,
+							KVMIG_RDMA_GRANT, 63),
+			-EPROTO);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&grant, hdr,
+							KVMIG_RDMA_DATA, 0),
+			-EPROTO);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&grant, hdr + 1,
+							KVMIG_RDMA_GRANT, 64),
+			-EPROTO);
+	m = grant;
+	m.len = cpu_to_le32(1);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&m, hdr,
+							KVMIG_RDMA_GRANT, 64),
+			-EPROTO);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&written, hdr,
+							KVMIG_RDMA_WRITTEN,
+							64), 0);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&written, hdr,
+							KVMIG_RDMA_GRANT, 64),
+			-EPROTO);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&written, hdr,
+							KVMIG_RDMA_WRITTEN,
+							1), -EPROTO);
+	m = written;
+	m.addr = cpu_to_le64(4096);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&m, hdr,
+							KVMIG_RDMA_WRITTEN,
+							64), -EPROTO);
+	/* An unknown type is never due. */
+	m = written;
+	m.type = cpu_to_le32(4);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_rdma_msg(&m, hdr, 4, 64),
+			-EPROTO);
 }
 
 static struct kunit_case kvmig_wire_cases[] = {
@@ -369,6 +482,8 @@ static struct kunit_case kvmig_wire_cases[] = {
 	KUNIT_CASE(share_math_test),
 	KUNIT_CASE(compare_slot_test),
 	KUNIT_CASE(wire_layout_test),
+	KUNIT_CASE(rdma_boot_test),
+	KUNIT_CASE(rdma_msg_test),
 	{}
 };
 

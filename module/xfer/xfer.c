@@ -1069,14 +1069,16 @@ static int handshake_dest(struct kvmig_xfer *x)
 }
 
 /* Give stream @i its connection, and its thread (all but the first). */
-static int stream_init(struct kvmig_xfer *x, u32 i, int fd, u32 io_timeout_ms)
+static int stream_init(struct kvmig_xfer *x, u32 i, int fd, u32 io_timeout_ms,
+		       bool rdma)
 {
 	struct kvmig_stream *s = &x->streams[i];
 	int ret;
 
 	s->x = x;
 	s->index = i;
-	ret = kvmig_tcp_attach(s, fd, io_timeout_ms);
+	ret = rdma ? kvmig_rdma_attach(s, fd, io_timeout_ms) :
+		     kvmig_tcp_attach(s, fd, io_timeout_ms);
 	if (ret || !i)
 		return ret;
 	s->task = kthread_create(stream_fn, s, "kvmig-%llu-%u", x->id, i);
@@ -1152,7 +1154,8 @@ struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
 	}
 	for (i = 0; i < x->nr_streams; i++) {
 		ret = stream_init(x, i, i ? fds[i - 1] : setup->sock_fd,
-				  timeout);
+				  timeout,
+				  setup->flags & KVMIG_XFER_SETUP_RDMA);
 		if (ret)
 			goto err_streams;
 	}
@@ -1174,8 +1177,17 @@ err_free:
 /* The handshake, after create; on error the session fails. */
 int kvmig_xfer_handshake(struct kvmig_xfer *x)
 {
-	int ret;
+	struct kvmig_stream *s;
+	int ret = 0;
+	u32 i;
 
+	for (i = 0; i < x->nr_streams && !ret; i++) {
+		s = &x->streams[i];
+		if (s->ops->connect)
+			ret = s->ops->connect(s);
+	}
+	if (ret)
+		return xfer_fail(x, ret);
 	ret = x->role == KVMIG_ROLE_SOURCE ? handshake_source(x) :
 					      handshake_dest(x);
 	return ret ? xfer_fail(x, ret) : 0;

@@ -20,16 +20,22 @@
 #include "../compat.h"
 #include "wire.h"
 
+/* The RDMA transport is built where the kernel has the RDMA CM. */
+#define KVMIG_HAVE_RDMA		IS_ENABLED(CONFIG_INFINIBAND_ADDR_TRANS)
+
 struct kvmig_dirty;
 struct kvmig_stream;
 struct kvmig_xfer;
 struct mm_struct;
 struct page;
+struct socket;
 struct task_struct;
 
 /**
  * struct kvmig_transport_ops - moving bytes and pages over one stream
  * @name: for messages
+ * @connect: may be NULL: finish setting the connection up, on the
+ *	worker, before the handshake's first record
  * @send: send @len bytes of @buf; @more: more follows at once
  * @send_pages: send @n whole pages, zero-copy where the transport allows;
  *	*@spliced counts the pages that went without a copy
@@ -48,6 +54,7 @@ struct task_struct;
  */
 struct kvmig_transport_ops {
 	const char *name;
+	int (*connect)(struct kvmig_stream *s);
 	int (*send)(struct kvmig_stream *s, const void *buf, size_t len,
 		    bool more);
 	int (*send_pages)(struct kvmig_stream *s, struct page **pages, u32 n,
@@ -59,7 +66,17 @@ struct kvmig_transport_ops {
 	void (*release)(struct kvmig_stream *s);
 };
 
+struct socket *kvmig_tcp_lookup(int fd, u32 io_timeout_ms);
 int kvmig_tcp_attach(struct kvmig_stream *s, int fd, u32 io_timeout_ms);
+#if KVMIG_HAVE_RDMA
+int kvmig_rdma_attach(struct kvmig_stream *s, int fd, u32 io_timeout_ms);
+#else
+static inline int kvmig_rdma_attach(struct kvmig_stream *s, int fd,
+				    u32 io_timeout_ms)
+{
+	return -EOPNOTSUPP;
+}
+#endif
 
 /**
  * struct kvmig_stream - one connection of a transfer
