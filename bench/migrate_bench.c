@@ -49,6 +49,20 @@
  * handshake here, since this measures the data path, what encrypting and
  * decrypting each page costs the CPU next to plain TCP.
  *
+ * --rdma runs kvmig's one-connection path twice, over TCP and over RDMA
+ * (KVMIG_XFER_SETUP_RDMA, path kvmig-rdma), side by side: the TCP
+ * connection between the two ends then only sets up kvmig's RDMA
+ * connection (rdma_cm, reliably connected), over which the source RDMA
+ * WRITEs guest pages straight into the destination's. Both ends are on
+ * this host, so they share one RDMA device, in loopback: on soft-RoCE
+ * (rxe) a dummy netdev with an IPv4 address and an rxe device on it, in
+ * the initial network namespace (kvmig_rdma_test.sh, lab-bench.sh).
+ * --addr (or KVMIG_RDMA_ADDR) names that address: every connection of the
+ * run, TCP or not, kvmig's or the user migrator's, is made at it instead
+ * of 127.0.0.1, so that kvmig over TCP and over RDMA compare on the same
+ * address (TCP to a local address still goes through the kernel's
+ * loopback).
+ *
  * With --ring-stall, the same two migrations (the user migrator with one
  * sender thread) measure instead what a vCPU pays when its dirty ring fills
  * during pre-copy: for each ring size, the time from each
@@ -59,6 +73,7 @@
  * itself, as QEMU's kvm_dirty_ring_reap() does, under the lock its
  * migration thread also takes to reap them.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -119,8 +134,11 @@ extern const char guest_sweep2[], guest_sweep2_end[];
 #define MAX_CHANNELS	8		/* the user migrator's sender threads */
 #define MAX_CONNS	KVMIG_MAX_STREAMS	/* connections of one end */
 #define MAX_KVMIG_PATHS	4		/* -s counts */
-/* each kvmig path also over kTLS (--ktls), and the user migrator */
-#define MAX_PATHS	(2 * MAX_KVMIG_PATHS + 1)
+/*
+ * each kvmig path also over kTLS (--ktls) and over RDMA (--rdma, one
+ * connection only), and the user migrator
+ */
+#define MAX_PATHS	(3 * MAX_KVMIG_PATHS + 1)
 #define MAX_RATES	8		/* -r rates */
 _Static_assert(MAX_CHANNELS <= MAX_CONNS, "struct side's ch[] holds both");
 #define MAX_RUNS	15		/* migrations per point and path */
@@ -226,6 +244,7 @@ struct params {
 	bool zerocopy;		/* user migrator: MSG_ZEROCOPY */
 	unsigned int streams;	/* kvmig: TCP connections (0: 1) */
 	bool ktls;		/* kvmig: every connection kTLS */
+	bool rdma;		/* kvmig: over RDMA, set up through TCP */
 };
 
 struct result {
@@ -295,6 +314,7 @@ struct side {
 	uint64_t *bitmap;
 	uint64_t npages;
 	uint64_t bandwidth;	/* bytes/s, 0: no cap; all channels together */
+	bool rdma;		/* kvmig: KVMIG_XFER_SETUP_RDMA */
 	double cpu;
 	int err;
 };
@@ -329,19 +349,29 @@ static void *run_guest(void *arg)
 	return NULL;
 }
 
+/* Where both ends connect (network order): --addr, or 127.0.0.1. */
+static in_addr_t link_addr;
+
+/*
+ * A connected pair, both ends at link_addr: the source's socket is bound
+ * there too, so that its local address, where kvmig's RDMA connection
+ * starts from, is link_addr whatever the routes say.
+ */
 static int tcp_pair(int *a, int *b)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in me = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
 	int l, one = 1;
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_addr.s_addr = me.sin_addr.s_addr = link_addr;
 	l = socket(AF_INET, SOCK_STREAM, 0);
 	if (l < 0 || bind(l, (void *)&sa, sizeof(sa)) || listen(l, 1) ||
 	    getsockname(l, (void *)&sa, &len))
 		return -errno;
 	*a = socket(AF_INET, SOCK_STREAM, 0);
-	if (connect(*a, (void *)&sa, sizeof(sa)))
+	if (*a < 0 || bind(*a, (void *)&me, sizeof(me)) ||
+	    connect(*a, (void *)&sa, sizeof(sa)))
 		return -errno;
 	*b = accept(l, NULL, NULL);
 	close(l);
@@ -860,7 +890,8 @@ static void *user_dest(void *arg)
 /*
  * The end's connections for KVMIG_XFER_SETUP: ch[0] as sock_fd; with more
  * than one, the others in @fds, in the same order at both ends (ch[i] of
- * the source is connected to ch[i] of the destination).
+ * the source is connected to ch[i] of the destination). Over RDMA, ch[0]
+ * alone, which only sets up the RDMA connection.
  */
 static void kvmig_streams(struct kvmig_xfer_setup *su, const struct side *s,
 			  __u32 *fds)
@@ -868,6 +899,8 @@ static void kvmig_streams(struct kvmig_xfer_setup *su, const struct side *s,
 	unsigned int i;
 
 	su->sock_fd = s->ch[0].sock;
+	if (s->rdma)
+		su->flags |= KVMIG_XFER_SETUP_RDMA;
 	if (s->nr_ch < 2)
 		return;
 	for (i = 1; i < s->nr_ch; i++)
@@ -1031,6 +1064,7 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 	memset(res, 0, sizeof(*res));
 	side_init(&src, nr, !use_kvmig && pm->zerocopy);
 	side_init(&dst, nr, false);
+	src.rdma = dst.rdma = use_kvmig && pm->rdma;
 	/* A VM that vmm_create() failed to make is still destroyed. */
 	src.has_vmm = true;
 	ret = vmm_create(&src.vmm, &cfg);
@@ -1194,14 +1228,16 @@ static int migrate(int use_kvmig, const struct params *pm, struct result *res)
 			  cfg.slot_size);
 	if (!res->ok)
 		fprintf(stderr, "%s: destination memory differs or failed\n",
-			use_kvmig ? "kvmig" : "user");
+			use_kvmig ? pm->rdma ? "kvmig over RDMA" : "kvmig" :
+			"user");
 	ret = 0;
 	goto out;
 stop:
 	atomic_store(&run.stop, true);
 	pthread_join(gt, NULL);
 stopped:
-	perror(use_kvmig ? "kvmig migration" : "user migration");
+	perror(use_kvmig ? pm->rdma ? "kvmig migration over RDMA" :
+	       "kvmig migration" : "user migration");
 	shutdown_all(&src);
 	pthread_join(dt, NULL);
 out:
@@ -1323,6 +1359,8 @@ struct rate_opts {
 	bool zerocopy;		/* user migrator */
 	bool user;		/* run the user migrator at all */
 	bool ktls;		/* each kvmig path also over kTLS */
+	bool rdma;		/* kvmig's one-connection path also over RDMA */
+	const char *addr;	/* --addr, or NULL: loopback */
 	unsigned int streams[MAX_KVMIG_PATHS], nr_streams;	/* kvmig paths */
 	double rates[MAX_RATES];
 	unsigned int nr_rates;
@@ -1330,11 +1368,13 @@ struct rate_opts {
 
 /*
  * One path of the rate table: kvmig over @streams connections, over kTLS
- * if @ktls, or user.
+ * if @ktls, over RDMA if @rdma, or user. A kTLS or RDMA path has its
+ * plain TCP twin at @twin, -1 for the others.
  */
 struct path {
-	bool kvmig, ktls;
+	bool kvmig, ktls, rdma;
 	unsigned int streams;
+	int twin;
 	char name[24];
 };
 
@@ -1352,39 +1392,60 @@ static int rate_table(const struct rate_opts *o)
 	static struct result r[MAX_PATHS][MAX_RUNS];
 	struct spread s[MAX_PATHS];
 	struct path paths[MAX_PATHS];
-	unsigned int i, k, n, p, np = 0, user = MAX_PATHS;
+	unsigned int i, k, n, p, np = 0, user = MAX_PATHS, plain = 0;
 	int width = 6;
 
-	/* Each stream count's path, and with --ktls its kTLS twin after it. */
+	/*
+	 * Each stream count's path, and after it its twins: with --ktls over
+	 * kTLS, with --rdma (one connection only) over RDMA.
+	 */
 	for (i = 0; i < o->nr_streams; i++) {
-		for (k = 0; k <= o->ktls; k++, np++) {
+		for (k = 0; k < 3; k++) {
+			if ((k == 1 && !o->ktls) ||
+			    (k == 2 && (!o->rdma || o->streams[i] != 1)))
+				continue;
 			paths[np].kvmig = true;
-			paths[np].ktls = k;
+			paths[np].ktls = k == 1;
+			paths[np].rdma = k == 2;
 			paths[np].streams = o->streams[i];
+			if (!k)
+				plain = np;
+			paths[np].twin = k ? (int)plain : -1;
 			if (o->streams[i] == 1)
 				snprintf(paths[np].name, sizeof(paths[np].name),
-					 "kvmig%s", k ? "-ktls" : "");
+					 "kvmig%s", k == 1 ? "-ktls" :
+					 k == 2 ? "-rdma" : "");
 			else
 				snprintf(paths[np].name, sizeof(paths[np].name),
 					 "kvmig-%u%s", o->streams[i],
-					 k ? "-ktls" : "");
+					 k == 1 ? "-ktls" : "");
 			if ((int)strlen(paths[np].name) > width)
 				width = strlen(paths[np].name);
+			np++;
 		}
 	}
 	if (o->user) {
 		user = np;
 		paths[np].kvmig = false;
 		paths[np].ktls = false;
+		paths[np].rdma = false;
 		paths[np].streams = 0;
+		paths[np].twin = -1;
 		snprintf(paths[np].name, sizeof(paths[np].name), "user");
 		np++;
 	}
 
-	printf("live migration, %lu MiB guest, 1 vCPU, loopback TCP, downtime budget 300 ms, max %d rounds, %u runs per path\n",
-	       o->mib, MAX_ROUNDS, o->runs);
+	if (o->addr)
+		printf("live migration, %lu MiB guest, 1 vCPU, TCP at %s (local: the kernel's loopback), downtime budget 300 ms, max %d rounds, %u runs per path\n",
+		       o->mib, o->addr, MAX_ROUNDS, o->runs);
+	else
+		printf("live migration, %lu MiB guest, 1 vCPU, loopback TCP, downtime budget 300 ms, max %d rounds, %u runs per path\n",
+		       o->mib, MAX_ROUNDS, o->runs);
 	for (p = 0; p < np; p++)
-		if (paths[p].kvmig)
+		if (paths[p].rdma)
+			printf("%s: 1 RDMA connection (KVMIG_XFER_SETUP_RDMA: rdma_cm, RC) at %s, set up through a TCP connection, pages by RDMA WRITE\n",
+			       paths[p].name, o->addr);
+		else if (paths[p].kvmig)
 			printf("%s: %u TCP connection%s%s%s\n", paths[p].name,
 			       paths[p].streams, paths[p].streams == 1 ? "" : "s",
 			       paths[p].streams == 1 ? "" :
@@ -1408,6 +1469,7 @@ static int rate_table(const struct rate_opts *o)
 			for (p = 0; p < np; p++) {
 				pm.streams = paths[p].streams;
 				pm.ktls = paths[p].ktls;
+				pm.rdma = paths[p].rdma;
 				if (migrate(paths[p].kvmig, &pm, &r[p][n]) ||
 				    !r[p][n].ok)
 					return 1;
@@ -1426,19 +1488,22 @@ static int rate_table(const struct rate_opts *o)
 			print_ratios("user", &s[user], paths[p].name, &s[p]);
 		/* ... the first kvmig path against the other plain ones... */
 		for (p = 1; p < np; p++)
-			if (paths[p].kvmig && !paths[p].ktls)
+			if (paths[p].kvmig && paths[p].twin < 0)
 				print_ratios(paths[0].name, &s[0],
 					     paths[p].name, &s[p]);
-		/* ... and each kTLS path against its plain twin, before it. */
+		/* ... and each kTLS or RDMA path against its plain twin. */
 		for (p = 1; p < np; p++)
-			if (paths[p].ktls)
+			if (paths[p].twin >= 0)
 				print_ratios(paths[p].name, &s[p],
-					     paths[p - 1].name, &s[p - 1]);
-		for (p = 0; o->ktls && p < np; p++)
+					     paths[paths[p].twin].name,
+					     &s[paths[p].twin]);
+		for (p = 0; (o->ktls || o->rdma) && p < np; p++)
 			if (paths[p].kvmig)
-				printf("%-8s %s: %lu pages sent, %lu spliced zero-copy, %lu copied (KVMIG_GET_STATS, all runs)\n",
+				printf("%-8s %s: %lu pages sent, %lu %s, %lu copied (KVMIG_GET_STATS, all runs)\n",
 				       "", paths[p].name, s[p].pages_sent,
-				       s[p].pages_spliced, s[p].pages_copied);
+				       s[p].pages_spliced, paths[p].rdma ?
+				       "written by RDMA WRITE" :
+				       "spliced zero-copy", s[p].pages_copied);
 		fflush(stdout);
 	}
 	printf("rate cap 0 = the guest writes as fast as it can; conv: runs that converged; min/median/max where three, medians elsewhere;\n"
@@ -1448,6 +1513,9 @@ static int rate_table(const struct rate_opts *o)
 	if (o->ktls)
 		printf("-ktls: the same over kTLS, which encrypts each page into a record of its own (a copy, counted as copied);\n"
 		       "ratios X-ktls/X above 1: kTLS took that much more time or CPU\n");
+	if (o->rdma)
+		printf("kvmig-rdma: kvmig over one RDMA connection, kvmig: over one TCP connection, both at the same address;\n"
+		       "ratio kvmig-rdma/kvmig above 1: RDMA took that much more time or CPU\n");
 	return 0;
 }
 
@@ -1571,7 +1639,8 @@ static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [-n runs] [-t threads] [--zerocopy] [-s streams[,streams...]]\n"
-		"          [--kvmig-only] [--ktls] [-r rate[,rate...]] [guest MiB <= 512]\n"
+		"          [--kvmig-only] [--ktls] [--rdma] [--addr A.B.C.D]\n"
+		"          [-r rate[,rate...]] [guest MiB <= 512]\n"
 		"       %s --ring-stall [-m MiB] [-v vCPUs] [-s seconds] [-b MiB/s] [ring entries...]\n"
 		"  -n, --runs N     migrations per point and path (1..%d, default 3)\n"
 		"  -t, --threads N  user migrator's sender threads and TCP connections\n"
@@ -1584,6 +1653,13 @@ static void usage(const char *argv0)
 		"  --kvmig-only     no user migrator: only the kvmig paths\n"
 		"  --ktls           each kvmig path also over kTLS, random keys installed\n"
 		"                   at both ends (no handshake), path kvmig-ktls, kvmig-N-ktls\n"
+		"  --rdma           kvmig's one-connection path also over RDMA\n"
+		"                   (KVMIG_XFER_SETUP_RDMA), path kvmig-rdma; needs --addr\n"
+		"  --addr A.B.C.D   make every connection at this local IPv4 address, not\n"
+		"                   127.0.0.1 (default: $KVMIG_RDMA_ADDR with --rdma); for\n"
+		"                   --rdma, an address of an RDMA device's netdev in this\n"
+		"                   network namespace, such as a dummy device with soft-RoCE\n"
+		"                   (rdma link add NAME type rxe netdev DEV)\n"
 		"  -r, --rates R[,R...]\n"
 		"                   the guest's rate caps, pages/s, 0: as fast as it can\n"
 		"                   (up to %d; default 5000,20000,50000,100000,0)\n",
@@ -1612,8 +1688,11 @@ static int parse_list(const char *arg, double *v, unsigned int max)
 	}
 }
 
-/* Whether the loaded module takes several connections (KVMIG_F0_STREAMS). */
-static bool kvmig_has_streams(void)
+/*
+ * Whether the loaded module has feature @bit of word 0: KVMIG_F0_STREAMS
+ * (several connections), KVMIG_F0_RDMA.
+ */
+static bool kvmig_has(uint64_t bit)
 {
 	uint64_t feat = 0;
 	struct kvmig_api api = { .nr_features = 1,
@@ -1623,7 +1702,7 @@ static bool kvmig_has_streams(void)
 
 	if (fd < 0)
 		return true;	/* let the migration say what is wrong */
-	ok = !ioctl(fd, KVMIG_GET_API, &api) && (feat & KVMIG_F0_STREAMS);
+	ok = !ioctl(fd, KVMIG_GET_API, &api) && (feat & bit);
 	close(fd);
 	return ok;
 }
@@ -1638,6 +1717,8 @@ static int rate_main(int argc, char **argv)
 		{ "streams", required_argument, NULL, 's' },
 		{ "kvmig-only", no_argument, NULL, 'k' },
 		{ "ktls", no_argument, NULL, 'K' },
+		{ "rdma", no_argument, NULL, 'R' },
+		{ "addr", required_argument, NULL, 'a' },
 		{ "rates", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -1687,6 +1768,12 @@ static int rate_main(int argc, char **argv)
 		case 'K':
 			o.ktls = true;
 			break;
+		case 'R':
+			o.rdma = true;
+			break;
+		case 'a':
+			o.addr = optarg;
+			break;
 		case 'r':
 			n = parse_list(optarg, o.rates, MAX_RATES);
 			if (n < 0) {
@@ -1712,13 +1799,37 @@ static int rate_main(int argc, char **argv)
 	o.threads = threads;
 	for (i = 0; i < o.nr_streams; i++)
 		multi |= o.streams[i] > 1;
-	if (multi && !kvmig_has_streams()) {
+	if (multi && !kvmig_has(KVMIG_F0_STREAMS)) {
 		fprintf(stderr, "%s: --streams: the loaded kvmig module migrates over one connection only (no KVMIG_F0_STREAMS)\n",
 			argv[0]);
 		return 1;
 	}
 	if (o.ktls && !ktls_available()) {
 		fprintf(stderr, "%s: --ktls: this kernel has no kTLS (modprobe tls)\n",
+			argv[0]);
+		return 1;
+	}
+	if (o.rdma && !o.addr)
+		o.addr = getenv("KVMIG_RDMA_ADDR");
+	if (o.rdma && !o.addr) {
+		fprintf(stderr, "%s: --rdma: give --addr A.B.C.D (or KVMIG_RDMA_ADDR), an IPv4 address of an RDMA device's netdev\n",
+			argv[0]);
+		return 2;
+	}
+	for (i = 0; o.rdma && i < o.nr_streams && o.streams[i] != 1; i++)
+		;
+	if (o.rdma && i == o.nr_streams) {
+		fprintf(stderr, "%s: --rdma: kvmig over RDMA is one connection: -s must include 1\n",
+			argv[0]);
+		return 2;
+	}
+	if (o.addr && inet_pton(AF_INET, o.addr, &link_addr) != 1) {
+		fprintf(stderr, "%s: --addr takes an IPv4 address, not '%s'\n",
+			argv[0], o.addr);
+		return 2;
+	}
+	if (o.rdma && !kvmig_has(KVMIG_F0_RDMA)) {
+		fprintf(stderr, "%s: --rdma: the loaded kvmig module cannot migrate over RDMA (no KVMIG_F0_RDMA)\n",
 			argv[0]);
 		return 1;
 	}
@@ -1733,6 +1844,7 @@ int main(int argc, char **argv)
 	double secs = 20;
 	int i;
 
+	link_addr = htonl(INADDR_LOOPBACK);
 	if (argc < 2 || strcmp(argv[1], "--ring-stall"))
 		return rate_main(argc, argv);
 	for (i = 2; i < argc; i++) {

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Install the Debian packages the lab needs; a no-op when all are present.
 # deps.sh bench: also what make bench needs (its plots, iperf3 for the
-# link's ceiling).
+# link's ceiling, perftest's ib_write_bw for the RDMA ceiling; perftest
+# pulls in ibverbs-providers, where soft-RoCE's userspace driver is).
 set -euo pipefail
 
 # libssl-dev: kernel builds, and userspace's OpenSSL (lib/ktls.c: the demo's
@@ -15,7 +16,7 @@ pkgs=(
 	git dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	libslirp-dev seabios ipxe-qemu
 )
-[ "${1:-}" = bench ] && pkgs+=(python3-matplotlib iperf3)
+[ "${1:-}" = bench ] && pkgs+=(python3-matplotlib iperf3 perftest)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,6 +14,16 @@ scripts/lab-modprobe kvm_amd
 if ! grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp; then
 	for m in tls gcm ctr ghash_generic; do scripts/lab-modprobe $m; done
 fi
+# The RDMA CM, which kvmig.ko needs, and soft-RoCE: modules on the stock
+# kernels, built into the debug one. For bench-rdma.txt also the dummy
+# device rxe goes on, and ib_write_bw's way in (ib_uverbs, rdma_ucm):
+# without them that file says what is missing, and the rest runs.
+if [ -n "${KVMIG_MODROOT:-}" ]; then
+	for m in rdma_cm crc32_generic rdma_rxe; do scripts/lab-modprobe $m; done
+	for m in dummy ib_uverbs rdma_ucm; do
+		scripts/lab-modprobe $m || echo "lab-bench: no $m" >&2
+	done
+fi
 insmod "$mod/kvmig.ko"
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
@@ -52,6 +62,20 @@ ktls_args="${MIGRATE_BENCH_ARGS:+$MIGRATE_BENCH_ARGS }--kvmig-only --ktls -r 200
 	# shellcheck disable=SC2086 # words
 	bench/migrate_bench $ktls_args
 } | tee "$out/bench-ktls.txt"
+# iperf3 ADDR P: plain TCP at ADDR over P connections for 5 s, one line,
+# with the CPU share iperf3 itself reports at both ends.
+iperf3_at() {
+	iperf3 -s -1 -D -p 5299 -B "$1"
+	sleep 0.5
+	iperf3 -c "$1" -p 5299 -t 5 -P "$2" -J | python3 -c '
+import json, sys
+p = sys.argv[1]
+e = json.load(sys.stdin)["end"]
+cpu = e["cpu_utilization_percent"]
+print("iperf3 %s connection(s): %.2f Gbit/s received, CPU %.0f %% sender, %.0f %% receiver"
+      % (p, e["sum_received"]["bits_per_second"] / 1e9, cpu["host_total"],
+         cpu["remote_total"]))' "$2"
+}
 # The link's own ceiling, that every kvmig path above is a fraction of:
 # iperf3 over the same loopback, plain TCP, one connection and four, 5 s
 # each, with the CPU share iperf3 itself reports at both ends.
@@ -59,18 +83,72 @@ ktls_args="${MIGRATE_BENCH_ARGS:+$MIGRATE_BENCH_ARGS }--kvmig-only --ktls -r 200
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (iperf3 -c 127.0.0.1 -t 5 -P 1, then -P 4)"
 	for p in 1 4; do
-		iperf3 -s -1 -D -p 5299 -B 127.0.0.1
-		sleep 0.5
-		iperf3 -c 127.0.0.1 -p 5299 -t 5 -P $p -J | python3 -c '
-import json, sys
-p = sys.argv[1]
-e = json.load(sys.stdin)["end"]
-cpu = e["cpu_utilization_percent"]
-print("iperf3 %s connection(s): %.2f Gbit/s received, CPU %.0f %% sender, %.0f %% receiver"
-      % (p, e["sum_received"]["bits_per_second"] / 1e9, cpu["host_total"],
-         cpu["remote_total"]))' $p
+		iperf3_at 127.0.0.1 $p
 	done
 } | tee "$out/bench-ceiling.txt"
+# kvmig over one TCP connection and over RDMA (KVMIG_XFER_SETUP_RDMA), in
+# turn, at one address on soft-RoCE, as kvmig_rdma_test.sh sets it up: a
+# dummy device (MTU 9000, so that rxe's RDMA MTU is 4096: a page a packet)
+# with an rxe device on it, in the initial network namespace, where alone
+# rxe works before Linux 7.1; both ends connect at that address and the
+# RDMA connection loops through the one rxe device. The same guest and
+# rates as bench-streams.txt. Then that address's ceilings: RDMA WRITE
+# (perftest's ib_write_bw through the RDMA CM, one queue pair, 5 s, a page
+# and a 64-page run a message, KVMIG_WIRE_MAX_RUN) and TCP (iperf3, one
+# connection).
+rdma_if=kvmigbd0 rdma_dev=kvmigbrxe0 rdma_addr=10.97.1.1
+rdma_down() {
+	rdma link delete $rdma_dev 2>/dev/null || true
+	ip link del $rdma_if 2>/dev/null || true
+}
+trap rdma_down EXIT
+rdma_up=
+if ip link add $rdma_if mtu 9000 type dummy &&
+	ip addr add $rdma_addr/24 dev $rdma_if && ip link set $rdma_if up &&
+	rdma link add $rdma_dev type rxe netdev $rdma_if; then
+	rdma_up=1
+fi
+# ib_write_bw SIZE: the client's BW average in Gbit/s, or its output.
+ib_write_at() {
+	local args=(-d "$rdma_dev" -R -F --report_gbits -s "$1" -D 5 -p 18515)
+	local srv res bw line
+	timeout 60 ib_write_bw "${args[@]}" >/dev/null 2>&1 &
+	srv=$!
+	sleep 2
+	res=$(timeout 60 ib_write_bw "${args[@]}" "$rdma_addr" 2>&1) || true
+	wait $srv || true
+	# The row of results: message size, iterations, peak, average, rate.
+	if bw=$(awk '$1 ~ /^[0-9]+$/ && NF >= 4 { print $4; f = 1; exit }
+		     END { exit !f }' <<<"$res"); then
+		echo "ib_write_bw $1-byte RDMA WRITEs, 1 queue pair: $bw Gbit/s average"
+	else
+		echo "ib_write_bw $1-byte RDMA WRITEs failed:"
+		while IFS= read -r line; do echo "#   $line"; done <<<"$res"
+	fi
+}
+rdma_args="${MIGRATE_BENCH_ARGS:+$MIGRATE_BENCH_ARGS }--kvmig-only --rdma --addr $rdma_addr -r 20000,0"
+{
+	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
+	if [ -z "$rdma_up" ]; then
+		echo "no soft-RoCE device (dummy $rdma_if with rxe $rdma_dev at $rdma_addr could not be made): no RDMA bench"
+	else
+		rdma link show | grep -w "$rdma_if" | sed 's/^/# /'
+		echo "# command: make bench (bench/migrate_bench $rdma_args)"
+		# shellcheck disable=SC2086 # words
+		bench/migrate_bench $rdma_args
+		echo "# ceilings at $rdma_addr: ib_write_bw -d $rdma_dev -R -F --report_gbits -s SIZE -D 5 $rdma_addr; iperf3 -c $rdma_addr -t 5 -P 1"
+		if command -v ib_write_bw >/dev/null; then
+			for size in 4096 262144; do
+				ib_write_at $size
+			done
+		else
+			echo "ib_write_bw not found (perftest, scripts/deps.sh bench): no RDMA ceiling"
+		fi
+		iperf3_at $rdma_addr 1
+	fi
+} | tee "$out/bench-rdma.txt"
+rdma_down
+trap - EXIT
 # QEMU's migration paths (pre-copy, multifd, multifd with zero-copy-send,
 # x-kvmig) side by side, at each of KVMIG_BENCH_RATES MiB/s (the guest's
 # write rate; KVMIG_BENCH_RATE alone: that one): qemu-rRATE/bench-qemu.txt,

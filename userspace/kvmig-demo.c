@@ -3,13 +3,13 @@
  * kvmig-demo: a small VMM that live-migrates its guest through kvmig.
  *
  *   kvmig-demo dest   --listen ADDR:PORT [--mem MIB] [--io-timeout MS]
- *                     [--streams N] [--tls-psk FILE]
+ *                     [--streams N] [--tls-psk FILE] [--rdma]
  *   kvmig-demo source --connect ADDR:PORT [--mem MIB] [--touch MIB]
  *                     [--rate PAGES/S]
  *                     [--downtime MS] [--max-rounds N] [--bandwidth MB/S]
  *                     [--io-timeout MS] [--dirty ring|bitmap]
  *                     [--throttle off|auto|rate=PAGES/S] [--streams N]
- *                     [--tls-psk FILE]
+ *                     [--tls-psk FILE] [--rdma]
  *
  * If the migration fails, the source resumes its guest and shows it runs;
  * the destination discards its partial VM. If its outcome is in doubt (the
@@ -54,6 +54,15 @@
  * keys go into the kernel (TCP_ULP "tls") before KVMIG_XFER_SETUP hands
  * the connections to kvmig, which sends and receives through kTLS as
  * through plain TCP.
+ *
+ * --rdma (both ends) migrates over RDMA (KVMIG_XFER_SETUP_RDMA, the
+ * module's KVMIG_F0_RDMA): the TCP connection is made as without it, and
+ * kvmig sets up through it one RDMA connection (rdma_cm, reliably
+ * connected) between the two ends' addresses on that connection, then
+ * lets it go. The RDMA device must carry those addresses: --listen and
+ * --connect name an IPv4 address of its netdev (on soft-RoCE, rxe, of the
+ * netdev it was added on). One connection, in clear: not with --streams
+ * more than 1, nor with --tls-psk.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -275,6 +284,18 @@ static void check_streams(int dev, unsigned int nr)
 }
 
 /*
+ * --rdma needs KVMIG_F0_RDMA: a module built where the kernel has the RDMA
+ * CM. Checked, as --streams is, before any connection is made.
+ */
+static void check_rdma(int dev, bool rdma)
+{
+	if (rdma && !has_feature(dev, KVMIG_F0_RDMA)) {
+		fprintf(stderr, "kvmig-demo: --rdma: this kvmig module cannot migrate over RDMA (no KVMIG_F0_RDMA)\n");
+		exit(2);
+	}
+}
+
+/*
  * The connections @socks[0..@nr) into @su: the first as @sock_fd, the
  * others, with KVMIG_XFER_SETUP_STREAMS, in @fds, in order. One
  * connection: no flag, as before streams.
@@ -429,7 +450,7 @@ static bool parse_throttle(const char *s, struct kvmig_throttle *t)
 }
 
 static int dest(const char *addr, unsigned long mib, uint32_t io_ms,
-		unsigned int nr_streams, const struct psk *psk)
+		unsigned int nr_streams, const struct psk *psk, bool rdma)
 {
 	struct vmm_config cfg = config(mib, VMM_DIRTY_BITMAP);
 	struct sockaddr_in sa;
@@ -454,6 +475,7 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms,
 	}
 	dev = session(&vmm, KVMIG_ROLE_DEST, KVMIG_DIRTY_AUTO);
 	check_streams(dev, nr_streams);
+	check_rdma(dev, rdma);
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* A backlog of all of them: the source connects without waiting. */
@@ -462,6 +484,9 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms,
 	if (nr_streams > 1)
 		printf("dest: listening on %s, %lu MiB guest, %u TCP connections\n",
 		       addr, mib, nr_streams);
+	else if (rdma)
+		printf("dest: listening on %s, %lu MiB guest, over RDMA set up through TCP\n",
+		       addr, mib);
 	else
 		printf("dest: listening on %s, %lu MiB guest\n", addr, mib);
 	fflush(stdout);
@@ -493,6 +518,8 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms,
 	if (psk->len)
 		tls_streams("dest", psk, socks, nr_streams, io_ms);
 	set_streams(&su, socks, nr_streams, fds);
+	if (rdma)
+		su.flags |= KVMIG_XFER_SETUP_RDMA;
 	su.io_timeout_ms = io_ms;
 	if (xfer(dev, KVMIG_XFER_SETUP, &su))
 		die("KVMIG_XFER_SETUP");
@@ -614,7 +641,7 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 		  uint64_t downtime_ms, uint32_t max_rounds, uint64_t bw,
 		  uint32_t io_ms, enum vmm_dirty mode,
 		  const struct kvmig_throttle *thr, unsigned int nr_streams,
-		  const struct psk *psk)
+		  const struct psk *psk, bool rdma)
 {
 	struct vmm_config cfg = config(mib, mode);
 	struct kvmig_xfer_setup su = {};
@@ -656,6 +683,7 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	dev = session(&vmm, KVMIG_ROLE_SOURCE, mode == VMM_DIRTY_RING ?
 		      KVMIG_DIRTY_RING : KVMIG_DIRTY_BITMAP);
 	check_streams(dev, nr_streams);
+	check_rdma(dev, rdma);
 	if (ioctl(dev, KVMIG_DIRTY_START, &ds))
 		die("KVMIG_DIRTY_START");
 	if (thr) {
@@ -720,6 +748,8 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	if (psk->len)
 		tls_streams("source", psk, socks, nr_streams, io_ms);
 	set_streams(&su, socks, nr_streams, fds);
+	if (rdma)
+		su.flags |= KVMIG_XFER_SETUP_RDMA;
 	su.downtime_ns = downtime_ms * 1000000ULL;
 	su.max_rounds = max_rounds;
 	su.bandwidth = bw;
@@ -730,6 +760,9 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	if (nr_streams > 1)
 		printf("source: connected to %s over %u TCP connections, memslot layout accepted\n",
 		       addr, nr_streams);
+	else if (rdma)
+		printf("source: connected to %s over RDMA, memslot layout accepted\n",
+		       addr);
 	else
 		printf("source: connected to %s, memslot layout accepted\n",
 		       addr);
@@ -796,9 +829,12 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	memset(&st, 0, sizeof(st));
 	ioctl(dev, KVMIG_GET_STATS, &st);
 	printf("\nsource: migration report\n");
-	printf("  streams             %u TCP connection%s%s\n", nr_streams,
-	       nr_streams == 1 ? "" : "s",
-	       nr_streams == 1 ? "" : " (KVMIG_XFER_SETUP_STREAMS)");
+	if (rdma)
+		printf("  transport           RDMA (KVMIG_XFER_SETUP_RDMA), 1 connection\n");
+	else
+		printf("  streams             %u TCP connection%s%s\n", nr_streams,
+		       nr_streams == 1 ? "" : "s",
+		       nr_streams == 1 ? "" : " (KVMIG_XFER_SETUP_STREAMS)");
 	if (psk->len)
 		printf("  tls                 " KTLS_DESCRIPTION ", a handshake per connection (pre-shared key)\n");
 	printf("  rounds              %llu pre-copy + final\n",
@@ -848,6 +884,7 @@ int main(int argc, char **argv)
 		{ "throttle", required_argument, NULL, 'T' },
 		{ "streams", required_argument, NULL, 's' },
 		{ "tls-psk", required_argument, NULL, 'K' },
+		{ "rdma", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -858,7 +895,7 @@ int main(int argc, char **argv)
 	uint32_t rounds = 30, io_ms = 0;
 	enum vmm_dirty mode = VMM_DIRTY_RING;
 	struct kvmig_throttle thr;
-	bool throttle = false;
+	bool throttle = false, rdma = false;
 	unsigned long streams = 1;
 	static struct psk psk;
 	char *end, err[512];
@@ -929,14 +966,17 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'R':
+			rdma = true;
+			break;
 		case 'h':
 			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB] [--io-timeout MS] [--streams N]\n"
-			       "                  [--tls-psk FILE]\n"
+			       "                  [--tls-psk FILE] [--rdma]\n"
 			       "       kvmig-demo source --connect ADDR:PORT [--mem MIB] [--touch MIB] [--rate PAGES/S]\n"
 			       "                  [--downtime MS] [--max-rounds N] [--bandwidth MB/S]\n"
 			       "                  [--io-timeout MS] [--dirty ring|bitmap]\n"
 			       "                  [--throttle off|auto|rate=PAGES/S] [--streams N]\n"
-			       "                  [--tls-psk FILE]\n"
+			       "                  [--tls-psk FILE] [--rdma]\n"
 			       "\n"
 			       "--mem: guest RAM, up to 65536 MiB (reserved, populated as written)\n"
 			       "--touch: the guest writes only its first MIB (up to 3072): a sparse guest\n"
@@ -951,7 +991,10 @@ int main(int argc, char **argv)
 			       "  must give the same N\n"
 			       "--tls-psk: encrypt every connection with kTLS after a TLS 1.3 handshake\n"
 			       "  authenticated by the pre-shared key in FILE, in hex, %d to %d bytes\n"
-			       "  (openssl rand -hex %d > FILE); both ends must give the same key\n",
+			       "  (openssl rand -hex %d > FILE); both ends must give the same key\n"
+			       "--rdma: migrate over RDMA, set up through the TCP connection, whose\n"
+			       "  addresses an RDMA device must carry (KVMIG_XFER_SETUP_RDMA); both ends;\n"
+			       "  one connection, not with --streams above 1 or --tls-psk\n",
 			       KVMIG_MAX_STREAMS, KTLS_PSK_MIN, KTLS_PSK_MAX,
 			       KTLS_PSK_MIN);
 			return 0;
@@ -965,16 +1008,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvmig-demo: see --help\n");
 		return 2;
 	}
+	/* RDMA is one connection of its own, and is not encrypted by kTLS. */
+	if (rdma && (streams > 1 || psk.len)) {
+		fprintf(stderr, "kvmig-demo: --rdma migrates over one RDMA connection: not with %s\n",
+			streams > 1 ? "--streams above 1" :
+			"--tls-psk (kTLS cannot cover RDMA)");
+		return 2;
+	}
 	/* Before any connection: the peer is not left waiting. */
 	if (psk.len && !ktls_available()) {
 		fprintf(stderr, "kvmig-demo: --tls-psk: this kernel has no kTLS (modprobe tls)\n");
 		return 1;
 	}
 	if (!strcmp(argv[optind], "dest"))
-		return dest(addr, mib, io_ms, streams, &psk);
+		return dest(addr, mib, io_ms, streams, &psk, rdma);
 	if (!strcmp(argv[optind], "source"))
 		return source(addr, mib, touch, rate, downtime, rounds, bw, io_ms,
-			      mode, throttle ? &thr : NULL, streams, &psk);
+			      mode, throttle ? &thr : NULL, streams, &psk,
+			      rdma);
 	fprintf(stderr, "kvmig-demo: dest or source?\n");
 	return 2;
 }
