@@ -159,6 +159,21 @@ static void rdma_fail(struct kvmig_rdma *r, int err)
 }
 
 /*
+ * Why posting a work request failed: the connection's error, when it
+ * broke (a queue pair in error refuses requests), else -EIO.
+ */
+static int rdma_post_failed(struct kvmig_rdma *r)
+{
+	unsigned long flags;
+	int err;
+
+	spin_lock_irqsave(&r->lock, flags);
+	err = r->err;
+	spin_unlock_irqrestore(&r->lock, flags);
+	return err ?: -EIO;
+}
+
+/*
  * Wait until @cond (evaluated under @r->lock) holds or the stream broke;
  * 0, the stream's error, or -ETIMEDOUT. An idle wait: the I/O timeout may
  * be longer than the hung-task detector's.
@@ -242,7 +257,7 @@ static int rdma_post_rx(struct kvmig_rdma *r, struct kvmig_rdma_buf *b)
 
 	ib_dma_sync_single_for_device(r->pd->device, b->dma, KVMIG_RDMA_BUF,
 				      DMA_FROM_DEVICE);
-	return ib_post_recv(r->qp, &wr, NULL) ? -EIO : 0;
+	return ib_post_recv(r->qp, &wr, NULL) ? rdma_post_failed(r) : 0;
 }
 
 /* Drain the QP once: it is in error and nothing more lands or leaves. */
@@ -412,7 +427,7 @@ static int rdma_post_send(struct kvmig_rdma *r, struct kvmig_rdma_buf *b,
 	ib_dma_sync_single_for_device(r->pd->device, b->dma, len,
 				      DMA_TO_DEVICE);
 	if (ib_post_send(r->qp, &wr, NULL))
-		return -EIO;
+		return rdma_post_failed(r);
 	r->tx_posted++;
 	return 0;
 }
@@ -619,7 +634,7 @@ static int kvmig_rdma_send_pages(struct kvmig_stream *s, struct page **pages,
 	r->wr[w - 1].wr.send_flags = IB_SEND_SIGNALED;
 	r->write.done = false;
 	if (ib_post_send(r->qp, &r->wr[0].wr, NULL))
-		ret = -EIO;
+		ret = rdma_post_failed(r);
 	if (!ret)
 		ret = rdma_send_msg(r, KVMIG_RDMA_WRITTEN, 0, 0, n);
 	if (!ret)
@@ -665,7 +680,7 @@ static int kvmig_rdma_recv_pages(struct kvmig_stream *s, struct page **pages,
 	reg.mr = r->mr;
 	reg.key = r->mr->rkey;
 	reg.access = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE;
-	ret = ib_post_send(r->qp, &reg.wr, NULL) ? -EIO : 0;
+	ret = ib_post_send(r->qp, &reg.wr, NULL) ? rdma_post_failed(r) : 0;
 	if (!ret)
 		ret = rdma_send_msg(r, KVMIG_RDMA_GRANT, r->mr->iova,
 				    r->mr->rkey, n);
@@ -677,7 +692,7 @@ static int kvmig_rdma_recv_pages(struct kvmig_stream *s, struct page **pages,
 		inv.send_flags = IB_SEND_SIGNALED;
 		inv.ex.invalidate_rkey = r->mr->rkey;
 		r->inv.done = false;
-		ret = ib_post_send(r->qp, &inv, NULL) ? -EIO : 0;
+		ret = ib_post_send(r->qp, &inv, NULL) ? rdma_post_failed(r) : 0;
 	}
 	if (!ret)
 		ret = rdma_wait(r, r->inv.done);
