@@ -85,6 +85,7 @@
 #include "kvmig.h"
 #include "ktls.h"
 #include "names.h"
+#include "tcpinfo.h"
 #include "vmm.h"
 
 #define STR(x)	#x
@@ -346,6 +347,24 @@ static void tls_streams(const char *who, const struct psk *psk,
 	       who, nr, nr == 1 ? "" : "s", (now() - t0) * 1e3);
 }
 
+/*
+ * What TCP counted on the connections (payload bytes, retransmissions
+ * too), for setting beside kvmig's bytes sent and a capture's: @prefix
+ * starts the line.
+ */
+static void print_tcp(const char *prefix, const int *socks, unsigned int nr)
+{
+	struct tcp_counts c = {};
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		if (tcp_counts_add(socks[i], &c))
+			return;
+	printf("%s sent %llu bytes (%llu retransmitted, %llu segments), %llu acked, received %llu\n",
+	       prefix, c.bytes_sent, c.bytes_retrans, c.segs_retrans,
+	       c.bytes_acked, c.bytes_received);
+}
+
 static void close_streams(const int *socks, unsigned int nr)
 {
 	unsigned int i;
@@ -580,6 +599,8 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms,
 	printf("dest: guest carried on: sweep %llu page %llu (last page stamped: sweep %u page %u)\n",
 	       (unsigned long long)state.regs.rbp,
 	       (unsigned long long)state.regs.rdi, ebp, edi);
+	if (!rdma)
+		print_tcp("dest: tcp (TCP_INFO):", socks, nr_streams);
 	ioctl(dev, KVMIG_GET_STATS, &st);
 	close(dev);
 	close_streams(socks, nr_streams);
@@ -851,6 +872,8 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	       (unsigned long long)st.bytes_sent, st.bytes_sent / 1048576.0);
 	printf("  total time          %.3f s, throughput %.1f MB/s\n",
 	       t_done - t0, st.bytes_sent / (t_done - t0) / 1e6);
+	if (!rdma)
+		print_tcp("  tcp (TCP_INFO)     ", socks, nr_streams);
 	printf("  final pass          %llu pages in %.1f ms (kvmig downtime)\n",
 	       (unsigned long long)f.pages_sent, f.downtime_ns / 1e6);
 	printf("  pause to done       %.1f ms\n", (t_done - t_pause) * 1e3);

@@ -641,6 +641,8 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 	ret = send_rec(s0, KVMIG_REC_COMMIT, 0, 0, 0, 0, false);
 	if (!ret)
 		ret = recv_reply(s0, &rep);
+	/* bytes_sent counts the COMMIT too. */
+	sum_streams(x);
 	if (!ret && le32_to_cpu(rep.status) != KVMIG_WIRE_OK)
 		ret = -EPROTO;
 	if (ret) {
@@ -968,6 +970,8 @@ static int handshake_source(struct kvmig_xfer *x)
 	int ret;
 	u32 i;
 
+	/* bytes_sent counts the handshake: all that kvmig writes. */
+	stream_add(&s0->bytes_sent, sizeof(h) + d->nr_slots * sizeof(sl));
 	ret = s0->ops->send(s0, &h, sizeof(h), true);
 	for (i = 0; i < d->nr_slots && !ret; i++) {
 		sl.id = cpu_to_le32(d->slots[i].id);
@@ -978,6 +982,7 @@ static int handshake_source(struct kvmig_xfer *x)
 	}
 	for (i = 1; i < x->nr_streams && !ret; i++) {
 		ws.index = cpu_to_le16(i);
+		stream_add(&x->streams[i].bytes_sent, sizeof(ws));
 		ret = x->streams[i].ops->send(&x->streams[i], &ws, sizeof(ws),
 					      false);
 	}
