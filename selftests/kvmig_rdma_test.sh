@@ -30,4 +30,6 @@ rdma link add $rxe type rxe netdev $ifc ||
 	skip "cannot add a soft-RoCE device (rdma_rxe)"
 rdma link show | grep -w "$ifc" | sed 's/^/# /'
 # shellcheck disable=SC2086 # KVMIG_XFER_ARGS: more harness options
-KVMIG_RDMA_ADDR=$addr ./kvmig_xfer_test -f rdma ${KVMIG_XFER_ARGS:-}
+# device_removed_mid_precopy deletes $rxe, then adds it back.
+KVMIG_RDMA_ADDR=$addr KVMIG_RDMA_DEV=$rxe KVMIG_RDMA_NETDEV=$ifc \
+	./kvmig_xfer_test -f rdma ${KVMIG_XFER_ARGS:-}

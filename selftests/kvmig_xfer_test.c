@@ -3374,6 +3374,101 @@ TEST_F_TIMEOUT(rdma, source_cancels, 600)
 	expect_source_runs(_metadata, &self->src);
 }
 
+/* Run "rdma link ARGS..." in a child; its pid, or -errno. */
+static pid_t rdma_link(const char *verb, const char *dev, const char *netdev)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		if (netdev)
+			execlp("rdma", "rdma", "link", verb, dev, "type", "rxe",
+			       "netdev", netdev, (char *)NULL);
+		else
+			execlp("rdma", "rdma", "link", verb, dev, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Wait up to @ms for child @pid; true once it exited, its @status set. */
+static bool wait_child(pid_t pid, int *status, unsigned int ms)
+{
+	uint64_t end = now_ns() + ms * 1000000ULL;
+
+	do {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		usleep(50000);
+	} while (now_ns() < end);
+	return false;
+}
+
+/*
+ * The RDMA device goes away in mid pre-copy (soft-RoCE's link deleted,
+ * as when a NIC's driver unbinds). The removal waits for whoever holds
+ * the device: it must not wait for the sessions' fds to close. Both ends
+ * fail, and the source VM runs on. The device is added back for the
+ * tests that follow.
+ */
+TEST_F_TIMEOUT(rdma, device_removed_mid_precopy, 600)
+{
+	const char *rxe = getenv("KVMIG_RDMA_DEV");
+	const char *netdev = getenv("KVMIG_RDMA_NETDEV");
+	struct kvmig_round r = {};
+	struct kvmig_stats st;
+	int status = -1;
+	bool gone;
+	pid_t pid;
+
+	if (!rxe || !netdev)
+		SKIP(return, "KVMIG_RDMA_DEV or KVMIG_RDMA_NETDEV unset (kvmig_rdma_test.sh sets them)");
+	ASSERT_EQ(0, rdma_connect(self, 1, 10));
+	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	ASSERT_EQ(0, wait_stats(self->dst->dev, &st, 60000, dest_has_records));
+	pid = rdma_link("delete", rxe, NULL);
+	ASSERT_LT(0, pid) TH_LOG("fork: %s", strerror(-pid));
+	gone = wait_child(pid, &status, 60000);
+	EXPECT_TRUE(gone) TH_LOG("rdma link delete %s still waits after 60 s, the sessions open",
+				 rxe);
+	if (!gone) {
+		/* Let it finish, so that the device can come back. */
+		ioctl(self->dev, KVMIG_XFER_CANCEL);
+		ioctl(self->dst->dev, KVMIG_XFER_CANCEL);
+		pthread_join(self->dst->thread, NULL);
+		self->started = false;
+		close(self->dev);
+		self->dev = -1;
+		close(self->dst->dev);
+		self->dst->dev = -1;
+		waitpid(pid, &status, 0);
+	}
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("rdma link delete %s: status %#x", rxe, status);
+	pid = rdma_link("add", rxe, netdev);
+	ASSERT_LT(0, pid);
+	ASSERT_TRUE(wait_child(pid, &status, 60000));
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("rdma link add %s type rxe netdev %s: status %#x", rxe,
+		       netdev, status);
+	if (!gone)
+		return;
+
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	EXPECT_NE(0, self->dst->recv_ret);
+	ksft_print_msg("destination: %s\n", strerror(-self->dst->recv_ret));
+	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_IO);
+	fill(&self->src, 0, 0, ST_SLOT_PAGES / 8, 8, 0x7777);
+	ASSERT_EQ(0, vmm_run(&self->src));
+	memset(&r, 0, sizeof(r));
+	EXPECT_EQ(-1, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
+	ksft_print_msg("source: %s\n", strerror(errno));
+	expect_failed(_metadata, self->dev, KVMIG_FAIL_IO);
+	expect_source_runs(_metadata, &self->src);
+}
+
 /*
  * RDMA at one end only: neither end takes the other's first bytes, both
  * fail within the I/O timeout, and no page moves.

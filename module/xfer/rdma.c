@@ -29,6 +29,7 @@
 #include <linux/jiffies.h>
 #include <linux/mutex.h>
 #include <linux/net.h>
+#include <linux/rwsem.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/socket.h>
@@ -76,8 +77,15 @@ enum {
  * @local: the socket's local address
  * @peer: the socket's peer address
  * @sock: the bootstrap socket, with a file reference, until connected
+ * @dev_sem: the device's resources (@pd, @cq, @qp, @mr, the buffers'
+ *	mappings) and @up: the owner holds it for reading across every
+ *	call once connected; taking them down holds it for writing, so no
+ *	call is inside: the CM handler when the device goes away, and the
+ *	teardown. Order: the RDMA CM's handler mutex, @dev_sem, @conn_lock,
+ *	@lock
  * @conn_lock: protects @id and @sock against a shutdown from another
- *	thread; the owner sets and clears them under it
+ *	thread; the owner (or the CM handler, when the device goes away)
+ *	sets and clears them under it
  * @id: the connection's cm_id, once connected
  * @listen: destination, during the bootstrap: the listening cm_id
  * @child: destination: the connection taken by the CM handler
@@ -86,8 +94,8 @@ enum {
  * @qp: its queue pair
  * @mr: destination: the MR that exposes one run
  * @max_sge: SGEs per RDMA WRITE
- * @up: owner: connected; before, and after a failed connect, every call
- *	fails
+ * @up: connected; before, after a failed connect, and once the device
+ *	went away, every call fails. Under @dev_sem
  * @drained: the QP is drained (in error, nothing more lands)
  * @rx: receive buffers, reposted in order as they are consumed
  * @tx: SEND buffers, used in order
@@ -117,6 +125,7 @@ struct kvmig_rdma {
 	struct sockaddr_storage peer;
 	struct mutex conn_lock; /* see above */
 	struct socket *sock;
+	struct rw_semaphore dev_sem; /* see above */
 	struct rdma_cm_id *id;
 	struct rdma_cm_id *listen;
 	struct rdma_cm_id *child;
@@ -158,11 +167,7 @@ static void rdma_fail(struct kvmig_rdma *r, int err)
 	wake_up(&r->wq);
 }
 
-/*
- * Why posting a work request failed: the connection's error, when it
- * broke (a queue pair in error refuses requests), else -EIO.
- */
-static int rdma_post_failed(struct kvmig_rdma *r)
+static int rdma_err(struct kvmig_rdma *r)
 {
 	unsigned long flags;
 	int err;
@@ -170,7 +175,16 @@ static int rdma_post_failed(struct kvmig_rdma *r)
 	spin_lock_irqsave(&r->lock, flags);
 	err = r->err;
 	spin_unlock_irqrestore(&r->lock, flags);
-	return err ?: -EIO;
+	return err;
+}
+
+/*
+ * Why posting a work request failed: the connection's error, when it
+ * broke (a queue pair in error refuses requests), else -EIO.
+ */
+static int rdma_post_failed(struct kvmig_rdma *r)
+{
+	return rdma_err(r) ?: -EIO;
 }
 
 /*
@@ -404,12 +418,23 @@ err:
 	return ret;
 }
 
-/* The connection's state, for the stream's owner; NULL until it is up. */
-static struct kvmig_rdma *rdma_of(struct kvmig_stream *s)
+/*
+ * The owner's way into a call: with @r->dev_sem held for reading and the
+ * connection up, 0; else, without it, the stream's error (-ENODEV once
+ * the device went away) or -ENOTCONN.
+ */
+static int rdma_enter(struct kvmig_rdma *r)
 {
-	struct kvmig_rdma *r = s->conn;
+	down_read(&r->dev_sem);
+	if (r->up)
+		return 0;
+	up_read(&r->dev_sem);
+	return rdma_err(r) ?: -ENOTCONN;
+}
 
-	return r->up ? r : NULL;
+static void rdma_leave(struct kvmig_rdma *r)
+{
+	up_read(&r->dev_sem);
 }
 
 /* SEND @len bytes (header and payload, at @b->data), in order. */
@@ -509,17 +534,14 @@ static int rdma_rx_ctl(struct kvmig_rdma *r, u32 type, u32 n,
 	return ret ?: rdma_rx_put(r, b);
 }
 
-static int kvmig_rdma_send(struct kvmig_stream *s, const void *buf,
-			   size_t len, bool more)
+/* Bytes of a record, as DATA messages. */
+static int rdma_send_data(struct kvmig_rdma *r, const void *buf, size_t len)
 {
-	struct kvmig_rdma *r = rdma_of(s);
 	struct kvmig_rdma_buf *b;
 	struct kvmig_rdma_msg *m;
 	size_t n;
 	int ret;
 
-	if (!r)
-		return -ENOTCONN;
 	while (len) {
 		ret = rdma_tx_get(r, &b);
 		if (ret)
@@ -540,16 +562,13 @@ static int kvmig_rdma_send(struct kvmig_stream *s, const void *buf,
 	return 0;
 }
 
-static int kvmig_rdma_recv(struct kvmig_stream *s, void *buf, size_t len)
+static int rdma_recv_data(struct kvmig_rdma *r, void *buf, size_t len)
 {
-	struct kvmig_rdma *r = rdma_of(s);
 	struct kvmig_rdma_buf *b;
 	struct kvmig_rdma_msg m;
 	size_t n;
 	int ret;
 
-	if (!r)
-		return -ENOTCONN;
 	while (len) {
 		ret = rdma_rx_get(r, KVMIG_RDMA_DATA, 0, &b, &m);
 		if (ret)
@@ -585,18 +604,15 @@ static int rdma_map_pages(struct kvmig_rdma *r, struct page **pages, u32 n,
  * into it, then SEND WRITTEN. The pages stay mapped until the WRITEs
  * completed, or, on an error, until the QP is drained.
  */
-static int kvmig_rdma_send_pages(struct kvmig_stream *s, struct page **pages,
-				 u32 n, bool more, u32 *spliced)
+static int rdma_write_run(struct kvmig_rdma *r, struct page **pages, u32 n,
+			  u32 *spliced)
 {
-	struct kvmig_rdma *r = rdma_of(s);
 	struct kvmig_rdma_msg m;
 	struct scatterlist *sg;
 	u32 i, w = 0, k = 0;
 	u64 raddr;
 	int nents, ret;
 
-	if (!r)
-		return -ENOTCONN;
 	ret = rdma_rx_ctl(r, KVMIG_RDMA_GRANT, n, &m);
 	if (ret)
 		return ret;
@@ -655,17 +671,13 @@ static int kvmig_rdma_send_pages(struct kvmig_stream *s, struct page **pages,
  * error the QP is drained before the pages go: nothing lands in them
  * after this returns.
  */
-static int kvmig_rdma_recv_pages(struct kvmig_stream *s, struct page **pages,
-				 u32 n)
+static int rdma_grant_run(struct kvmig_rdma *r, struct page **pages, u32 n)
 {
-	struct kvmig_rdma *r = rdma_of(s);
 	struct ib_reg_wr reg = {};
 	struct ib_send_wr inv = {};
 	struct kvmig_rdma_msg m;
 	int nents, ret;
 
-	if (!r)
-		return -ENOTCONN;
 	nents = rdma_map_pages(r, pages, n, DMA_FROM_DEVICE);
 	if (!nents)
 		return -EIO;
@@ -701,6 +713,62 @@ static int kvmig_rdma_recv_pages(struct kvmig_stream *s, struct page **pages,
 		rdma_drain(r);
 	}
 	ib_dma_unmap_sg(r->pd->device, r->sg, n, DMA_FROM_DEVICE);
+	return ret;
+}
+
+/* The transport's calls, on the stream's owner. */
+static int kvmig_rdma_send(struct kvmig_stream *s, const void *buf,
+			   size_t len, bool more)
+{
+	struct kvmig_rdma *r = s->conn;
+	int ret;
+
+	ret = rdma_enter(r);
+	if (ret)
+		return ret;
+	ret = rdma_send_data(r, buf, len);
+	rdma_leave(r);
+	return ret;
+}
+
+static int kvmig_rdma_recv(struct kvmig_stream *s, void *buf, size_t len)
+{
+	struct kvmig_rdma *r = s->conn;
+	int ret;
+
+	ret = rdma_enter(r);
+	if (ret)
+		return ret;
+	ret = rdma_recv_data(r, buf, len);
+	rdma_leave(r);
+	return ret;
+}
+
+static int kvmig_rdma_send_pages(struct kvmig_stream *s, struct page **pages,
+				 u32 n, bool more, u32 *spliced)
+{
+	struct kvmig_rdma *r = s->conn;
+	int ret;
+
+	ret = rdma_enter(r);
+	if (ret)
+		return ret;
+	ret = rdma_write_run(r, pages, n, spliced);
+	rdma_leave(r);
+	return ret;
+}
+
+static int kvmig_rdma_recv_pages(struct kvmig_stream *s, struct page **pages,
+				 u32 n)
+{
+	struct kvmig_rdma *r = s->conn;
+	int ret;
+
+	ret = rdma_enter(r);
+	if (ret)
+		return ret;
+	ret = rdma_grant_run(r, pages, n);
+	rdma_leave(r);
 	return ret;
 }
 
@@ -773,6 +841,34 @@ static int rdma_on_request(struct kvmig_rdma *r, struct rdma_cm_id *id,
 	return ret;
 }
 
+/*
+ * The device is going away, and waits until every cm_id on it is
+ * destroyed. While connecting, the owner fails and destroys its cm_ids
+ * itself. Once up, the connection is taken down here, with no call
+ * inside (each sees the error and returns), and the RDMA CM destroys
+ * @id when this returns non-zero; the stream stays failed with -ENODEV.
+ */
+static int rdma_on_removal(struct kvmig_rdma *r, struct rdma_cm_id *id)
+{
+	bool mine;
+
+	rdma_fail(r, -ENODEV);
+	down_write(&r->dev_sem);
+	mutex_lock(&r->conn_lock);
+	mine = r->up && r->id == id;
+	if (mine)
+		r->id = NULL;
+	mutex_unlock(&r->conn_lock);
+	if (mine) {
+		r->up = false;
+		rdma_queues_destroy(r, id);
+		pr_warn_ratelimited("%s went away: the migration fails\n",
+				    dev_name(&id->device->dev));
+	}
+	up_write(&r->dev_sem);
+	return mine;
+}
+
 static int rdma_cm_handler(struct rdma_cm_id *id, struct rdma_cm_event *ev)
 {
 	struct kvmig_rdma *r = id->context;
@@ -798,8 +894,9 @@ static int rdma_cm_handler(struct rdma_cm_id *id, struct rdma_cm_event *ev)
 	case RDMA_CM_EVENT_REJECTED:
 		rdma_fail(r, -ECONNREFUSED);
 		break;
-	case RDMA_CM_EVENT_DISCONNECTED:
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
+		return rdma_on_removal(r, id);
+	case RDMA_CM_EVENT_DISCONNECTED:
 	case RDMA_CM_EVENT_ADDR_CHANGE:
 		rdma_fail(r, -ECONNRESET);
 		break;
@@ -957,6 +1054,30 @@ static int rdma_connect_dest(struct kvmig_rdma *r)
 	return ret;
 }
 
+/*
+ * Take the connection down, if it is still there: no call is inside, and
+ * the CM handler finds it gone.
+ */
+static void rdma_teardown(struct kvmig_rdma *r)
+{
+	struct rdma_cm_id *id;
+
+	down_write(&r->dev_sem);
+	mutex_lock(&r->conn_lock);
+	id = r->id;
+	r->id = NULL;
+	mutex_unlock(&r->conn_lock);
+	r->up = false;
+	if (id) {
+		rdma_disconnect(id);
+		rdma_queues_destroy(r, id);
+	}
+	up_write(&r->dev_sem);
+	/* Waits for a CM handler on @id, which then finds nothing to do. */
+	if (id)
+		rdma_destroy_id(id);
+}
+
 /* Finish the connection, on the worker, before the handshake. */
 static int kvmig_rdma_connect(struct kvmig_stream *s)
 {
@@ -966,7 +1087,14 @@ static int kvmig_rdma_connect(struct kvmig_stream *s)
 
 	ret = r->role == KVMIG_ROLE_SOURCE ? rdma_connect_source(r) :
 					     rdma_connect_dest(r);
+	/* A device that went away since is seen here, or by the handler. */
+	down_write(&r->dev_sem);
+	if (!ret)
+		ret = rdma_err(r);
 	r->up = !ret;
+	up_write(&r->dev_sem);
+	if (ret)
+		rdma_teardown(r);
 	mutex_lock(&r->conn_lock);
 	sock = r->sock;
 	r->sock = NULL;
@@ -1000,14 +1128,8 @@ static void kvmig_rdma_shutdown(struct kvmig_stream *s, bool recv_only)
 static void kvmig_rdma_release(struct kvmig_stream *s)
 {
 	struct kvmig_rdma *r = s->conn;
-	struct rdma_cm_id *id = r->id;
 
-	rdma_set_id(r, NULL);
-	if (id) {
-		rdma_disconnect(id);
-		rdma_queues_destroy(r, id);
-		rdma_destroy_id(id);
-	}
+	rdma_teardown(r);
 	if (r->sock)
 		sockfd_put(r->sock);
 	put_net(r->net);
@@ -1056,6 +1178,7 @@ int kvmig_rdma_attach(struct kvmig_stream *s, int fd, u32 io_timeout_ms)
 	r->timeo = msecs_to_jiffies(io_timeout_ms);
 	r->net = get_net(sock_net(sock->sk));
 	r->sock = sock;
+	init_rwsem(&r->dev_sem);
 	mutex_init(&r->conn_lock);
 	spin_lock_init(&r->lock);
 	init_waitqueue_head(&r->wq);
