@@ -27,6 +27,7 @@
 #include <linux/in.h>
 #include <linux/in6.h>
 #include <linux/jiffies.h>
+#include <linux/lockdep.h>
 #include <linux/mutex.h>
 #include <linux/net.h>
 #include <linux/rwsem.h>
@@ -542,6 +543,8 @@ static int rdma_send_data(struct kvmig_rdma *r, const void *buf, size_t len)
 	size_t n;
 	int ret;
 
+	lockdep_assert_held(&r->dev_sem);
+
 	while (len) {
 		ret = rdma_tx_get(r, &b);
 		if (ret)
@@ -568,6 +571,8 @@ static int rdma_recv_data(struct kvmig_rdma *r, void *buf, size_t len)
 	struct kvmig_rdma_msg m;
 	size_t n;
 	int ret;
+
+	lockdep_assert_held(&r->dev_sem);
 
 	while (len) {
 		ret = rdma_rx_get(r, KVMIG_RDMA_DATA, 0, &b, &m);
@@ -612,6 +617,8 @@ static int rdma_write_run(struct kvmig_rdma *r, struct page **pages, u32 n,
 	u32 i, w = 0, k = 0;
 	u64 raddr;
 	int nents, ret;
+
+	lockdep_assert_held(&r->dev_sem);
 
 	ret = rdma_rx_ctl(r, KVMIG_RDMA_GRANT, n, &m);
 	if (ret)
@@ -677,6 +684,8 @@ static int rdma_grant_run(struct kvmig_rdma *r, struct page **pages, u32 n)
 	struct ib_send_wr inv = {};
 	struct kvmig_rdma_msg m;
 	int nents, ret;
+
+	lockdep_assert_held(&r->dev_sem);
 
 	nents = rdma_map_pages(r, pages, n, DMA_FROM_DEVICE);
 	if (!nents)
