@@ -11,7 +11,7 @@
 # 4 GiB: the sparse guest's 1 GiB is populated on both ends.
 # BENCH_ARGS: harvest_bench's slot MiB and repetitions; MIGRATE_BENCH_ARGS:
 # migrate_bench's (guest MiB); KVMIG_BENCH_*: scripts/lab-bench-qemu.sh's
-# settings. The lab passes no environment: these go in with the command.
+# settings, and KVMIG_BENCH_ONLY: lab-bench.sh's sections to run. The lab passes no environment: these go in with the command.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

@@ -25,45 +25,59 @@ if [ -n "${KVMIG_MODROOT:-}" ]; then
 	done
 fi
 insmod "$mod/kvmig.ko"
+# KVMIG_BENCH_ONLY="SECTION...": only these of harvest migrate stall
+# streams ktls ceiling rdma qemu throttle sparse (default: all); the
+# transports' table and the plots are made of whatever ran.
+want() { [ -z "${KVMIG_BENCH_ONLY:-}" ] || [[ " $KVMIG_BENCH_ONLY " == *" $1 "* ]]; }
+if want harvest; then
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (bench/harvest_bench $*)"
 	bench/harvest_bench "$@"
 } | tee "$out/bench-harvest.txt"
+fi
+if want migrate; then
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (bench/migrate_bench ${MIGRATE_BENCH_ARGS:-})"
 	# shellcheck disable=SC2086 # words
 	bench/migrate_bench ${MIGRATE_BENCH_ARGS:-}
 } | tee "$out/bench-migrate.txt"
+fi
+if want stall; then
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (bench/migrate_bench --ring-stall)"
 	bench/migrate_bench --ring-stall
 } | tee "$out/bench-stall.txt"
+fi
 # kvmig over one TCP connection and over four (KVMIG_XFER_SETUP_STREAMS),
 # in turn, on bench-migrate.txt's guest (MIGRATE_BENCH_ARGS) at two of its
 # rates, paced and as fast as the guest can, without the user migrator:
 # 2 rates x 2 paths x 3 runs by default, against bench-migrate.txt's 30.
 streams_args="${MIGRATE_BENCH_ARGS:+$MIGRATE_BENCH_ARGS }--kvmig-only -s 1,4 -r 20000,0"
+if want streams; then
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (bench/migrate_bench $streams_args)"
 	# shellcheck disable=SC2086 # words
 	bench/migrate_bench $streams_args
 } | tee "$out/bench-streams.txt"
+fi
 # kvmig over plain TCP and over kTLS (random keys at both ends, no
 # handshake), side by side, at the same two rates: what encrypting and
 # decrypting every page costs. On a 32 MiB guest, 2 runs a point: under
 # TCG, software AES-GCM on bench-streams.txt's 128 MiB guest gave no row
 # within 1400 s (3 runs).
 ktls_args="--kvmig-only --ktls -n 2 -r 20000,0 32"
+if want ktls; then
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (bench/migrate_bench $ktls_args)"
 	# shellcheck disable=SC2086 # words
 	bench/migrate_bench $ktls_args
 } | tee "$out/bench-ktls.txt"
+fi
 # iperf3 ADDR P: plain TCP at ADDR over P connections for 5 s, one line,
 # with the CPU share iperf3 itself reports at both ends.
 iperf3_at() {
@@ -81,6 +95,7 @@ print("iperf3 %s connection(s): %.2f Gbit/s received, CPU %.0f %% sender, %.0f %
 # The link's own ceiling, that every kvmig path above is a fraction of:
 # iperf3 over the same loopback, plain TCP, one connection and four, 5 s
 # each, with the CPU share iperf3 itself reports at both ends.
+if want ceiling; then
 {
 	echo "# $(date -u +%FT%TZ) kernel $(uname -r), $(nproc) vCPUs, QEMU TCG with nested SVM"
 	echo "# command: make bench (iperf3 -c 127.0.0.1 -t 5 -P 1, then -P 4)"
@@ -88,6 +103,7 @@ print("iperf3 %s connection(s): %.2f Gbit/s received, CPU %.0f %% sender, %.0f %
 		iperf3_at 127.0.0.1 $p
 	done
 } | tee "$out/bench-ceiling.txt"
+fi
 # kvmig over one TCP connection and over RDMA (KVMIG_XFER_SETUP_RDMA), in
 # turn, at one address on soft-RoCE, as kvmig_rdma_test.sh sets it up: a
 # dummy device (MTU 9000, so that rxe's RDMA MTU is 4096: a page a packet)
@@ -98,6 +114,7 @@ print("iperf3 %s connection(s): %.2f Gbit/s received, CPU %.0f %% sender, %.0f %
 # (perftest's ib_write_bw through the RDMA CM, one queue pair, 5 s, a page
 # and a 64-page run a message, KVMIG_WIRE_MAX_RUN) and TCP (iperf3, one
 # connection).
+if want rdma; then
 rdma_if=kvmigbd0 rdma_dev=kvmigbrxe0 rdma_addr=10.97.1.1
 rdma_down() {
 	rdma link delete $rdma_dev 2>/dev/null || true
@@ -151,6 +168,7 @@ rdma_args="${MIGRATE_BENCH_ARGS:+$MIGRATE_BENCH_ARGS }--kvmig-only --rdma --addr
 } | tee "$out/bench-rdma.txt"
 rdma_down
 trap - EXIT
+fi
 # The transports in one table, from the files above, each against its
 # ceiling.
 scripts/bench-transports.py "$out" | tee "$out/bench-transports.txt"
@@ -159,15 +177,21 @@ scripts/bench-transports.py "$out" | tee "$out/bench-transports.txt"
 # write rate; KVMIG_BENCH_RATE alone: that one): qemu-rRATE/bench-qemu.txt,
 # .csv, .svg.
 rmmod kvmig
-for rate in ${KVMIG_BENCH_RATES:-${KVMIG_BENCH_RATE:-8 16 32}}; do
-	KVMIG_BENCH_RATE=$rate scripts/lab-bench-qemu.sh "$mod" "$out/qemu-r$rate"
-done
+if want qemu; then
+	for rate in ${KVMIG_BENCH_RATES:-${KVMIG_BENCH_RATE:-8 16 32}}; do
+		KVMIG_BENCH_RATE=$rate scripts/lab-bench-qemu.sh "$mod" "$out/qemu-r$rate"
+	done
+fi
 # The throttle on a guest faster than the link: the demo VMM, each policy.
 insmod "$mod/kvmig.ko"
-scripts/lab-bench-throttle.sh "$out" | tee "$out/bench-throttle.txt"
+if want throttle; then
+	scripts/lab-bench-throttle.sh "$out" | tee "$out/bench-throttle.txt"
+fi
 # Round 0 of a sparse guest (16 GiB, 1 GiB written), with and without the
 # walk that passes over never-populated memory.
-scripts/lab-bench-sparse.sh "$out" | tee "$out/bench-sparse.txt"
+if want sparse; then
+	scripts/lab-bench-sparse.sh "$out" | tee "$out/bench-sparse.txt"
+fi
 rmmod kvmig
 # The PNGs: harvest cost, kvmig's per-round timeline, time and downtime
 # against the dirty rate per path.
