@@ -338,22 +338,27 @@ check 11 "announce: 5 frames of 60 bytes, QEMU's RARP layout for $mac" \
 	test $arc = 0 -a "${ok_frames:-0}" = 1
 # The sender's sleeps only get late, never early, and TCG makes them later
 # still; but these are capture times on the peer, and a frame delivered
-# late (seen: the first by 10 ms under KASAN) shortens the gap after it.
+# late shortens the gap after it (seen: the first by 10 ms under KASAN;
+# 92 then 119 ms for 50 and 150 on the stock kernel), so a gap has no
+# lower bound but order. Each of the sender's sleeps counts from its
+# previous send, so the sends span 800 ms at least; only the first
+# frame's late delivery shortens that, and 200 ms is far more than seen.
 # Late is the emulator's load, not kvmigctl's doing (seen on a busy host:
-# 478 ms for 250): the upper bound only catches a wrong unit or a lost
-# timer, twice the gap and half a second.
-early=20
+# 478 ms for 250): the upper bounds, twice the gap and half a second,
+# only catch a wrong unit or a lost timer, as does the span's lower one.
 gaps_ok() {
-	local want=(50 150 250 350) got i
+	local want=(50 150 250 350) got i sum=0
 	# shellcheck disable=SC2154 # gaps: set by the eval above
 	read -ra got <<<"$gaps"
 	[ ${#got[@]} = 4 ] || return 1
 	for i in 0 1 2 3; do
-		[ "${got[i]}" -ge $((want[i] - early)) ] &&
+		[ "${got[i]}" -ge 0 ] &&
 			[ "${got[i]}" -le $((2 * want[i] + 500)) ] || return 1
+		sum=$((sum + got[i]))
 	done
+	[ $sum -ge 600 ] && [ $sum -le $((2 * 800 + 500)) ]
 }
-check 12 "announce schedule: gaps 50 150 250 350 ms, none early by over $early ms" gaps_ok
+check 12 "announce schedule: gaps 50 150 250 350 ms (in order; 600 to 2100 ms in all)" gaps_ok
 
 # 3. Error paths.
 run "$tmp/e1" ina $ctl announce nosuchif0 --mac $mac
