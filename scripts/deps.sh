@@ -7,7 +7,9 @@
 set -euo pipefail
 
 # libssl-dev: kernel builds, and userspace's OpenSSL (lib/ktls.c: the demo's
-# --tls-psk handshake, ktls_test). All are installed before any build.
+# --tls-psk handshake, ktls_test). librdmacm-dev, libibverbs-dev: the RDMA
+# peer kvmig_xfer_test writes by hand, with soft-RoCE's userspace driver
+# (ibverbs-providers). All are installed before any build.
 pkgs=(
 	build-essential bc bison flex libelf-dev libssl-dev dwarves cpio kmod
 	xz-utils python3 qemu-system-x86 linux-source-6.12 busybox-static
@@ -15,6 +17,7 @@ pkgs=(
 	libbpf-dev bpftool bpftrace tcpdump linux-perf util-linux
 	git dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev
 	libslirp-dev seabios ipxe-qemu
+	librdmacm-dev libibverbs-dev ibverbs-providers
 )
 [ "${1:-}" = bench ] && pkgs+=(python3-matplotlib iperf3 perftest)
 

@@ -40,8 +40,9 @@ if [ -z "$debug" ]; then
 	# kvmig.ko needs the RDMA CM (rdma_cm, ib_core) where the kernel has
 	# it as modules; rdma_rxe is soft-RoCE, for kvmig_rdma_test.sh, and
 	# needs crc32 (else "failed to init crc32 algorithm": no rxe link).
-	step "modprobe kvm_amd (with ccp, irqbypass), veth, sch_ingress, cls_bpf, tls (with gcm, ctr, ghash), rdma_cm, rdma_rxe (with crc32), dummy" \
-		sh -c 'for m in ccp kvm_amd veth sch_ingress cls_bpf tls gcm ctr ghash_generic rdma_cm crc32_generic rdma_rxe dummy; do scripts/lab-modprobe $m || exit 1; done'
+	# rdma_ucm and ib_uverbs: the userspace RDMA peer of kvmig_xfer_test.
+	step "modprobe kvm_amd (with ccp, irqbypass), veth, sch_ingress, cls_bpf, tls (with gcm, ctr, ghash), rdma_cm, rdma_ucm, ib_uverbs, rdma_rxe (with crc32), dummy" \
+		sh -c 'for m in ccp kvm_amd veth sch_ingress cls_bpf tls gcm ctr ghash_generic rdma_cm rdma_ucm ib_uverbs crc32_generic rdma_rxe dummy; do scripts/lab-modprobe $m || exit 1; done'
 fi
 step "/dev/kvm present" test -c /dev/kvm
 step "insmod kvmig.ko" insmod "$mod/kvmig.ko"

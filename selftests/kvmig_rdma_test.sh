@@ -26,6 +26,9 @@ trap cleanup EXIT
 ip link add $ifc mtu 9000 type dummy && ip addr add $addr/24 dev $ifc &&
 	ip link set $ifc up || skip "cannot make a dummy device"
 modprobe -q rdma_rxe 2>/dev/null
+# The userspace RDMA CM and verbs, for kvmig_xfer_test's hand-written peer.
+modprobe -q rdma_ucm 2>/dev/null
+modprobe -q ib_uverbs 2>/dev/null
 rdma link add $rxe type rxe netdev $ifc ||
 	skip "cannot add a soft-RoCE device (rdma_rxe)"
 rdma link show | grep -w "$ifc" | sed 's/^/# /'

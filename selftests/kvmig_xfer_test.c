@@ -31,6 +31,7 @@
 #include "vmm.h"
 #include "kselftest_harness.h"
 #include "mig_lib.h"
+#include "rdma_peer.h"
 
 
 /*
@@ -1448,6 +1449,40 @@ struct raw_stream {
 
 #define RAW_TOKEN	0x1234567890abcdefULL
 
+/* A memslot as the HELLO describes it. */
+struct raw_slot {
+	uint32_t id, flags;
+	uint64_t base_gfn, npages;
+};
+
+/* A source's HELLO and its memslots, as they go on the wire. */
+struct raw_opening {
+	struct raw_hello h;
+	struct raw_slot s[VMM_MAX_SLOTS + 1];
+};
+
+/* Fill @o for @vmm and @nr streams; the bytes that go on the wire. */
+static size_t raw_opening(struct raw_opening *o, struct vmm *vmm,
+			  unsigned int nr)
+{
+	unsigned int i;
+
+	memset(o, 0, sizeof(*o));
+	o->h = (struct raw_hello){ WIRE_MAGIC, WIRE_VERSION, 12,
+				   vmm->cfg.nr_slots + 1, 0, 0, nr, 0,
+				   RAW_TOKEN };
+	o->s[0] = (struct raw_slot){ 0, KVM_MEM_READONLY, 0,
+				     VMM_CTRL_SIZE / 4096 };
+	o->h.guest_pages = VMM_CTRL_SIZE / 4096;
+	for (i = 0; i < vmm->cfg.nr_slots; i++) {
+		o->s[i + 1].id = vmm->slots[i].id;
+		o->s[i + 1].base_gfn = vmm->slots[i].gpa / 4096;
+		o->s[i + 1].npages = vmm->slots[i].size / 4096;
+		o->h.guest_pages += o->s[i + 1].npages;
+	}
+	return sizeof(o->h) + sizeof(o->s[0]) * o->h.nr_slots;
+}
+
 /*
  * A source's handshake on @nr streams @socks, by hand; returns the
  * destination's status, or -EIO.
@@ -1455,28 +1490,13 @@ struct raw_stream {
 static int raw_handshake_streams(struct vmm *vmm, const int *socks,
 				 unsigned int nr)
 {
-	struct raw_hello h = { WIRE_MAGIC, WIRE_VERSION, 12,
-			       vmm->cfg.nr_slots + 1, 0, 0, nr, 0, RAW_TOKEN };
 	struct raw_stream rs = { WIRE_MAGIC, WIRE_VERSION, 0, RAW_TOKEN };
-	struct {
-		uint32_t id, flags;
-		uint64_t base_gfn, npages;
-	} s[VMM_MAX_SLOTS + 1] = {
-		{ 0, KVM_MEM_READONLY, 0, VMM_CTRL_SIZE / 4096 },
-	};
+	struct raw_opening o;
+	size_t len = raw_opening(&o, vmm, nr);
 	uint32_t reply[4];
 	unsigned int i;
 
-	h.guest_pages = VMM_CTRL_SIZE / 4096;
-	for (i = 0; i < vmm->cfg.nr_slots; i++) {
-		s[i + 1].id = vmm->slots[i].id;
-		s[i + 1].base_gfn = vmm->slots[i].gpa / 4096;
-		s[i + 1].npages = vmm->slots[i].size / 4096;
-		h.guest_pages += s[i + 1].npages;
-	}
-	if (write(socks[0], &h, sizeof(h)) != sizeof(h) ||
-	    write(socks[0], s, sizeof(s[0]) * h.nr_slots) !=
-	    (ssize_t)(sizeof(s[0]) * h.nr_slots))
+	if (write(socks[0], &o, len) != (ssize_t)len)
 		return -EIO;
 	for (i = 1; i < nr; i++) {
 		rs.index = i;
@@ -3263,8 +3283,8 @@ FIXTURE_TEARDOWN(rdma)
 	vmm_destroy(&self->src);
 }
 
-static int rdma_connect(FIXTURE_DATA(rdma) *self, uint64_t downtime_ns,
-			uint32_t max_rounds)
+static int rdma_start(FIXTURE_DATA(rdma) *self, uint64_t downtime_ns,
+		      uint32_t max_rounds)
 {
 	if (pthread_create(&self->dst->thread, NULL, dest_thread, self->dst))
 		return -EAGAIN;
@@ -3285,7 +3305,7 @@ TEST_F_TIMEOUT(rdma, migrates_zero_copy, 600)
 	struct kvmig_stats st, dst;
 	unsigned int i;
 
-	ASSERT_EQ(0, rdma_connect(self, 1, 5));
+	ASSERT_EQ(0, rdma_start(self, 1, 5));
 	for (i = 0;; i++) {
 		memset(&r, 0, sizeof(r));
 		ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r))
@@ -3333,7 +3353,7 @@ TEST_F_TIMEOUT(rdma, peer_gone_mid_precopy, 600)
 	struct kvmig_round r = {};
 	struct kvmig_stats st;
 
-	ASSERT_EQ(0, rdma_connect(self, 1, 10));
+	ASSERT_EQ(0, rdma_start(self, 1, 10));
 	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
 	ASSERT_EQ(0, wait_stats(self->dst->dev, &st, 60000, dest_has_records));
 	ASSERT_EQ(0, ioctl(self->dst->dev, KVMIG_XFER_CANCEL));
@@ -3362,7 +3382,7 @@ TEST_F_TIMEOUT(rdma, source_cancels, 600)
 	struct kvmig_round r = {};
 	struct kvmig_stats st;
 
-	ASSERT_EQ(0, rdma_connect(self, 1, 10));
+	ASSERT_EQ(0, rdma_start(self, 1, 10));
 	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
 	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_CANCEL));
 	pthread_join(self->dst->thread, NULL);
@@ -3406,6 +3426,45 @@ static bool wait_child(pid_t pid, int *status, unsigned int ms)
 }
 
 /*
+ * Whether RDMA device @dev has the GID of IPv4 address @addr, within @ms:
+ * a device just added fills its GID table from its netdev's addresses
+ * afterwards, and the RDMA CM finds nothing at that address before.
+ */
+static bool rdma_gid_ready(const char *dev, const char *addr, unsigned int ms)
+{
+	uint64_t end = now_ns() + ms * 1000000ULL;
+	struct in_addr a;
+	char want[64], path[128], got[64];
+	unsigned int i;
+	FILE *f;
+
+	if (inet_pton(AF_INET, addr, &a) != 1)
+		return false;
+	a.s_addr = ntohl(a.s_addr);
+	snprintf(want, sizeof(want),
+		 "0000:0000:0000:0000:0000:ffff:%04x:%04x",
+		 a.s_addr >> 16, a.s_addr & 0xffff);
+	do {
+		for (i = 0; i < 16; i++) {
+			snprintf(path, sizeof(path),
+				 "/sys/class/infiniband/%s/ports/1/gids/%u", dev,
+				 i);
+			f = fopen(path, "r");
+			if (!f)
+				break;
+			if (fgets(got, sizeof(got), f) &&
+			    !strncmp(got, want, strlen(want))) {
+				fclose(f);
+				return true;
+			}
+			fclose(f);
+		}
+		usleep(100000);
+	} while (now_ns() < end);
+	return false;
+}
+
+/*
  * The RDMA device goes away in mid pre-copy (soft-RoCE's link deleted,
  * as when a NIC's driver unbinds). The removal waits for whoever holds
  * the device: it must not wait for the sessions' fds to close. Both ends
@@ -3424,7 +3483,7 @@ TEST_F_TIMEOUT(rdma, device_removed_mid_precopy, 600)
 
 	if (!rxe || !netdev)
 		SKIP(return, "KVMIG_RDMA_DEV or KVMIG_RDMA_NETDEV unset (kvmig_rdma_test.sh sets them)");
-	ASSERT_EQ(0, rdma_connect(self, 1, 10));
+	ASSERT_EQ(0, rdma_start(self, 1, 10));
 	ASSERT_EQ(0, ioctl(self->dev, KVMIG_XFER_ROUND, &r));
 	ASSERT_EQ(0, wait_stats(self->dst->dev, &st, 60000, dest_has_records));
 	pid = rdma_link("delete", rxe, NULL);
@@ -3452,6 +3511,9 @@ TEST_F_TIMEOUT(rdma, device_removed_mid_precopy, 600)
 	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 		TH_LOG("rdma link add %s type rxe netdev %s: status %#x", rxe,
 		       netdev, status);
+	ASSERT_TRUE(rdma_gid_ready(rxe, getenv("KVMIG_RDMA_ADDR"), 30000))
+		TH_LOG("%s has no GID for %s after 30 s", rxe,
+		       getenv("KVMIG_RDMA_ADDR"));
 	if (!gone)
 		return;
 
@@ -3469,6 +3531,197 @@ TEST_F_TIMEOUT(rdma, device_removed_mid_precopy, 600)
 	expect_source_runs(_metadata, &self->src);
 }
 
+/* The userspace RDMA CM, for a peer written by hand: rdma_ucm loaded. */
+#define RPEER_NEEDED()							\
+	do {								\
+		if (access("/dev/infiniband/rdma_cm", R_OK | W_OK))	\
+			SKIP(return, "no /dev/infiniband/rdma_cm (rdma_ucm): no userspace RDMA peer"); \
+	} while (0)
+
+/*
+ * A source written by hand (rdma_peer.h) in place of kvmig's, with the
+ * destination's session as usual: connected and through the handshake,
+ * it sends one PAGES record for @npages pages at slot 0's page @first and
+ * takes the GRANT. The destination's RECV runs in its thread.
+ */
+static void rdma_hostile_start(struct __test_metadata *_metadata,
+			       FIXTURE_DATA(rdma) *self, struct rpeer *p,
+			       uint64_t first, uint32_t npages,
+			       struct rp_msg *grant)
+{
+	struct raw_rec rec = { 1, 0, self->dst->vmm.slots[0].id,
+			       self->dst->vmm.slots[0].gpa / 4096 + first,
+			       npages, 0 };
+	struct raw_opening o;
+	size_t len = raw_opening(&o, &self->dst->vmm, 1);
+	uint32_t reply[4] = { 0 };
+	struct rp_msg m;
+	int ret;
+
+	ASSERT_EQ(0, pthread_create(&self->dst->thread, NULL, dest_thread,
+				    self->dst));
+	self->started = true;
+	ret = rpeer_connect(p, self->sock, getenv("KVMIG_RDMA_ADDR"));
+	ASSERT_EQ(0, ret) TH_LOG("connecting: %s", strerror(-ret));
+	ASSERT_EQ(0, rpeer_data(p, &o, len));
+	ASSERT_EQ(0, rpeer_recv(p, &m, reply, sizeof(reply), 10000));
+	ASSERT_EQ(RP_DATA, m.type);
+	ASSERT_EQ(0, reply[1]) TH_LOG("handshake status %u", reply[1]);
+	ASSERT_EQ(0, rpeer_data(p, &rec, sizeof(rec)));
+	ASSERT_EQ(0, rpeer_recv(p, grant, NULL, 0, 10000));
+	ASSERT_EQ(RP_GRANT, grant->type);
+	ASSERT_EQ(npages, grant->npages);
+}
+
+/* The destination failed, for @reason, and wrote nothing outside @keep. */
+static void rdma_hostile_end(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(rdma) *self, uint32_t reason,
+			     uint64_t first, uint32_t npages)
+{
+	const uint8_t *hva = self->dst->vmm.slots[0].hva;
+	uint64_t off, bad = 0;
+
+	pthread_join(self->dst->thread, NULL);
+	self->started = false;
+	EXPECT_NE(0, self->dst->recv_ret);
+	ksft_print_msg("destination: %s\n", strerror(-self->dst->recv_ret));
+	expect_failed(_metadata, self->dst->dev, reason);
+	for (off = 0; off < self->dst->vmm.slots[0].size; off++)
+		if (hva[off] && (off / 4096 < first ||
+				 off / 4096 >= first + npages))
+			bad++;
+	EXPECT_EQ(0, bad) TH_LOG("%llu bytes written outside the run",
+				 (unsigned long long)bad);
+}
+
+/*
+ * The peer WRITEs a page more than it was granted: the write is refused
+ * (the MR covers the run alone), the destination fails, and no byte lands
+ * outside the run.
+ */
+TEST_F_TIMEOUT(rdma, hostile_write_past_the_grant, 300)
+{
+	struct rpeer *p = calloc(1, sizeof(*p));
+	struct rp_msg g;
+	int ret;
+
+	RPEER_NEEDED();
+	ASSERT_NE(NULL, p);
+	rdma_hostile_start(_metadata, self, p, 8, 2, &g);
+	memset(p->pages, 0xa5, sizeof(p->pages));
+	ret = rpeer_write(p, 3, g.addr, g.rkey);
+	EXPECT_NE(0, ret);
+	ksft_print_msg("3-page WRITE into a 2-page grant: %s\n",
+		       ret > 0 ? ibv_wc_status_str(ret) : strerror(-ret));
+	rdma_hostile_end(_metadata, self, KVMIG_FAIL_IO, 8, 2);
+	rpeer_close(p);
+	free(p);
+}
+
+/*
+ * WRITTEN for fewer pages than the run: refused (EPROTO), and nothing
+ * outside the run.
+ */
+TEST_F_TIMEOUT(rdma, hostile_written_miscounted, 300)
+{
+	struct rpeer *p = calloc(1, sizeof(*p));
+	struct rp_msg g;
+
+	RPEER_NEEDED();
+	ASSERT_NE(NULL, p);
+	rdma_hostile_start(_metadata, self, p, 8, 2, &g);
+	memset(p->pages, 0x3c, sizeof(p->pages));
+	ASSERT_EQ(0, rpeer_write(p, 2, g.addr, g.rkey));
+	ASSERT_EQ(0, rpeer_post(p, RP_WRITTEN, NULL, 0, 0, 0, 1));
+	rdma_hostile_end(_metadata, self, KVMIG_FAIL_PROTOCOL, 8, 2);
+	EXPECT_EQ(-EPROTO, self->dst->recv_ret);
+	rpeer_close(p);
+	free(p);
+}
+
+/*
+ * A run written and acknowledged, then the next one granted: a WRITE with
+ * the first run's key, invalidated since, is refused, and the first
+ * run's page keeps what was written under its grant.
+ */
+TEST_F_TIMEOUT(rdma, hostile_write_with_a_stale_key, 300)
+{
+	struct rpeer *p = calloc(1, sizeof(*p));
+	struct raw_rec rec;
+	struct rp_msg g, g2;
+	unsigned int i;
+	int ret;
+
+	RPEER_NEEDED();
+	ASSERT_NE(NULL, p);
+	rdma_hostile_start(_metadata, self, p, 8, 1, &g);
+	memset(p->pages, 0x11, 4096);
+	ASSERT_EQ(0, rpeer_write(p, 1, g.addr, g.rkey));
+	ASSERT_EQ(0, rpeer_send(p, RP_WRITTEN, NULL, 0, 0, 0, 1));
+	rec = (struct raw_rec){ 1, 0, self->dst->vmm.slots[0].id,
+				self->dst->vmm.slots[0].gpa / 4096 + 9, 1, 0 };
+	ASSERT_EQ(0, rpeer_data(p, &rec, sizeof(rec)));
+	ASSERT_EQ(0, rpeer_recv(p, &g2, NULL, 0, 10000));
+	ASSERT_EQ(RP_GRANT, g2.type);
+	EXPECT_NE(g.rkey, g2.rkey);
+	memset(p->pages, 0x22, 4096);
+	ret = rpeer_write(p, 1, g.addr, g.rkey);
+	EXPECT_NE(0, ret);
+	ksft_print_msg("WRITE with the invalidated key: %s\n",
+		       ret > 0 ? ibv_wc_status_str(ret) : strerror(-ret));
+	rdma_hostile_end(_metadata, self, KVMIG_FAIL_IO, 8, 2);
+	for (i = 0; i < 4096; i++)
+		if (self->dst->vmm.slots[0].hva[8 * 4096 + i] != 0x11)
+			break;
+	EXPECT_EQ(4096, i) TH_LOG("page 8, byte %u", i);
+	rpeer_close(p);
+	free(p);
+}
+
+/*
+ * Out of turn: a GRANT from the source, or a DATA message that says more
+ * bytes than it carries. Each is refused (EPROTO) before any page.
+ */
+TEST_F_TIMEOUT(rdma, hostile_messages_refused, 300)
+{
+	struct rpeer *p = calloc(1, sizeof(*p));
+	struct rp_msg g;
+	uint8_t b[16] = { 0 };
+
+	RPEER_NEEDED();
+	ASSERT_NE(NULL, p);
+	rdma_hostile_start(_metadata, self, p, 8, 1, &g);
+	/* Where WRITTEN is due, a GRANT. */
+	ASSERT_EQ(0, rpeer_post(p, RP_GRANT, NULL, 0, g.addr, g.rkey, 1));
+	rdma_hostile_end(_metadata, self, KVMIG_FAIL_PROTOCOL, 8, 1);
+	EXPECT_EQ(-EPROTO, self->dst->recv_ret);
+	rpeer_close(p);
+
+	/* Again, from the start: a DATA message says 100 bytes, has 16. */
+	close(self->sock);
+	close(self->dst->sock);
+	close(self->dst->dev);
+	self->dst->dev = session(self->dst->vmm.vm, KVMIG_ROLE_DEST, 0);
+	ASSERT_LE(0, self->dst->dev);
+	ASSERT_EQ(0, tcp_pair_at(&self->sock, &self->dst->sock, 0,
+				 inet_addr(getenv("KVMIG_RDMA_ADDR"))));
+	memset(p, 0, sizeof(*p));
+	rdma_hostile_start(_metadata, self, p, 8, 1, &g);
+	ASSERT_EQ(0, rpeer_write(p, 1, g.addr, g.rkey));
+	ASSERT_EQ(0, rpeer_send(p, RP_WRITTEN, NULL, 0, 0, 0, 1));
+	/* By hand: rpeer_post() sends as many bytes as it says. */
+	memcpy(p->tx, &(struct rp_msg){ RP_DATA, 100, 0, 0, 0 },
+	       sizeof(struct rp_msg));
+	memcpy(p->tx + sizeof(struct rp_msg), b, sizeof(b));
+	ASSERT_EQ(0, rdma_post_send(p->id, NULL, p->tx,
+				    sizeof(struct rp_msg) + sizeof(b),
+				    p->tx_mr, 0));
+	rdma_hostile_end(_metadata, self, KVMIG_FAIL_PROTOCOL, 8, 1);
+	EXPECT_EQ(-EPROTO, self->dst->recv_ret);
+	rpeer_close(p);
+	free(p);
+}
+
 /*
  * RDMA at one end only: neither end takes the other's first bytes, both
  * fail within the I/O timeout, and no page moves.
@@ -3478,7 +3731,7 @@ TEST_F_TIMEOUT(rdma, one_end_without_rdma, 300)
 	struct kvmig_stats st;
 
 	self->dst->rdma = false;
-	EXPECT_NE(0, rdma_connect(self, 0, 0));
+	EXPECT_NE(0, rdma_start(self, 0, 0));
 	pthread_join(self->dst->thread, NULL);
 	self->started = false;
 	EXPECT_NE(0, self->dst->setup_ret);
