@@ -88,6 +88,12 @@ trap 'rm -rf "$run"' EXIT
 # reports after 120 s (watchdog_thresh=60, its maximum) instead of 20 s.
 cmdline="console=ttyS0 loglevel=7 panic=-1 rcupdate.rcu_cpu_stall_timeout=300"
 cmdline+=" watchdog_thresh=60"
+# Under TCG with emulated SVM the guest's TSC can jump by hours at once while
+# nested KVM guests run (seen once in 6.12: "clocksource: Long readout
+# interval ... cs_nsec: 7267295141239", a 6768 s soft lockup and every
+# selftest timeout firing together). The lab keeps time on the HPET: the
+# TSC is still what rdtsc returns (lab-bench-qemu.sh paces on it).
+cmdline+=" tsc=unstable"
 cmdline+=" root=/dev/root rootfstype=9p ro"
 cmdline+=" rootflags=trans=virtio,version=9p2000.L,msize=262144"
 cmdline+=" init=$top/scripts/lab-init.sh"
