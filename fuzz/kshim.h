@@ -7,11 +7,13 @@
 #define KVMIG_KSHIM_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <linux/kvm.h>
 #include <linux/types.h>
 
+typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
@@ -23,5 +25,7 @@ typedef uint64_t u64;
 #define cpu_to_le32(x)	((__le32)(x))
 #define cpu_to_le64(x)	((__le64)(x))
 #define EXPORT_SYMBOL_IF_KUNIT(sym)
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define BIT(n)		(1UL << (n))
 
 #endif

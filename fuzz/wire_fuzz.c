@@ -19,7 +19,8 @@
  * a stream if and only if it may come there (every type on the first
  * stream, else PAGES, ZERO and END only; with several streams, a PAGES or
  * ZERO run in one 512-page share, the stream's). The same bytes are also
- * checked as an RDMA message (kvmig_wire_check_rdma_msg()).
+ * checked as an RDMA message (kvmig_wire_check_rdma_msg()) and as a
+ * pre-check (kvmig_wire_check_check(), kvmig_wire_check_eval()).
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -107,6 +108,63 @@ static void fuzz_rdma(const unsigned char *p, size_t n)
 	}
 }
 
+static const struct kvmig_cpuid_entry offered[] = {
+	{ .function = 0, .eax = 0xd },
+	{ .function = 1, .ecx = 0x7ffafbff, .edx = 0x078bfbff },
+	{ .function = 7, .index = 0, .ebx = 0x219c07ab, .ecx = 0x0040069c },
+	{ .function = 0xd, .index = 0, .eax = 0x7 },
+	{ .function = 0x80000000, .eax = 0x80000021 },
+	{ .function = 0x80000001, .ecx = 0x75c237ff, .edx = 0x2fd3fbff },
+};
+
+/*
+ * The same bytes as a source's CHECK and FEATUREs, compared with a fixed
+ * destination: findings stay within their room, errors first, every one
+ * decodes, and a missing CPUID feature names only bits the source sent.
+ */
+static void fuzz_check(const unsigned char *p, size_t n)
+{
+	struct kvmig_wire_feature f[KVMIG_WIRE_MAX_FEATURES];
+	struct kvmig_wire_finding out[KVMIG_MAX_FINDINGS];
+	struct kvmig_check_local l = {
+		.has_uuid = true, .uuid = { 1, 2, 3 }, .nr_vcpus = 2,
+		.layout_ok = true, .cpuid = offered,
+		.nr_cpuid = sizeof(offered) / sizeof(offered[0]),
+	};
+	struct kvmig_wire_check c;
+	struct kvmig_finding d;
+	u32 i, j, nr, nf, warned = 0;
+
+	if (take(&p, &n, &c, sizeof(c)) || kvmig_wire_check_check(&c))
+		return;
+	nr = le32_to_cpu(c.nr_features);
+	if (nr > KVMIG_WIRE_MAX_FEATURES)
+		abort();
+	if (take(&p, &n, f, nr * sizeof(f[0])))
+		return;
+	nf = kvmig_wire_check_eval(&l, &c, f, out, n & 1 ? 3 : KVMIG_MAX_FINDINGS);
+	if (nf > (n & 1 ? 3 : KVMIG_MAX_FINDINGS))
+		abort();
+	for (i = 0; i < nf; i++) {
+		if (kvmig_wire_decode_finding(&out[i], &d))
+			abort();
+		if (d.severity == KVMIG_CHECK_WARNING)
+			warned = 1;
+		else if (warned)
+			abort();
+		if (d.code != KVMIG_CHECK_E_CPUID)
+			continue;
+		for (j = 0; j < nr; j++)
+			if (le32_to_cpu(f[j].function) == d.function &&
+			    le32_to_cpu(f[j].index) == d.index &&
+			    le32_to_cpu(f[j].reg) == d.reg &&
+			    !(d.bits & ~le32_to_cpu(f[j].bits)))
+				break;
+		if (!d.bits || j == nr)
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 {
 	struct kvmig_wire_hello h;
@@ -121,6 +179,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 	int ret, ok;
 
 	fuzz_rdma(p, n);
+	fuzz_check(p, n);
 	if (take(&p, &n, &h, sizeof(h)) || kvmig_wire_check_hello(&h))
 		return 0;
 	nr_streams = le32_to_cpu(h.nr_streams);

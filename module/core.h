@@ -113,6 +113,16 @@ struct kvmig_op {
  * @snap: what KVMIG_GET_STATS reports. Each part is published by whoever
  *	owns it: the state under @lock, the tracker's figures under its lock,
  *	the transfer's by the worker (kvmig_session_publish()).
+ * @check: the pre-check's settings (KVMIG_SET_CHECK), under @lock; fixed
+ *	once @xfer exists, which reads them during its handshake.
+ * @checked: the handshake has ended: @findings, @nr_findings and
+ *	@check_status are final. The worker writes them once, under @lock,
+ *	then sets @checked (release); they never change after, so readers
+ *	that see @checked (acquire) need no lock, as KVMIG_GET_CHECK of
+ *	another session, under kvmig_sessions_lock, does.
+ * @findings: the pre-check's findings, errors first
+ * @nr_findings: how many
+ * @check_status: KVMIG_CHECK_*
  *
  * Allocated by open(), freed by the file's release: its lifetime is exactly
  * the file's, and so is every reference it holds.
@@ -144,6 +154,11 @@ struct kvmig_session {
 	struct list_head node;
 	seqlock_t snap_lock; /* see above */
 	struct kvmig_stats snap;
+	struct kvmig_check_cfg check;
+	bool checked;
+	struct kvmig_finding findings[KVMIG_MAX_FINDINGS];
+	u32 nr_findings;
+	u32 check_status;
 };
 
 /* What kvmig_session_publish() copies into the snapshot. */
@@ -177,6 +192,10 @@ long kvmig_session_dirty_read(struct kvmig_session *s,
 			      struct kvmig_dirty_read __user *argp);
 long kvmig_session_stats(struct kvmig_session *s,
 			 struct kvmig_stats __user *argp);
+long kvmig_session_set_check(struct kvmig_session *s,
+			     struct kvmig_check_setup __user *argp);
+long kvmig_session_get_check(struct kvmig_session *s,
+			     struct kvmig_check __user *argp);
 long kvmig_session_xfer_setup(struct kvmig_session *s,
 			      struct kvmig_xfer_setup __user *argp);
 long kvmig_session_round(struct kvmig_session *s,
@@ -199,6 +218,7 @@ __poll_t kvmig_session_poll(struct kvmig_session *s, struct file *file,
 int kvmig_api_check(const struct kvmig_api *api);
 void kvmig_api_fill(struct kvmig_api *api, u32 nr_words);
 int kvmig_attach_check(const struct kvmig_attach *a);
+int kvmig_check_setup_check(const struct kvmig_check_setup *c, u32 role);
 int kvmig_dirty_mode_resolve(u32 role, u32 mode, u32 ring_size,
 			     bool manual_protect, u32 *out);
 #endif

@@ -94,6 +94,10 @@ static long kvmig_ioctl(struct file *file, unsigned int cmd,
 		return kvmig_session_stats(s, argp);
 	case KVMIG_LIST_SESSIONS:
 		return kvmig_session_list(s, argp);
+	case KVMIG_SET_CHECK:
+		return kvmig_session_set_check(s, argp);
+	case KVMIG_GET_CHECK:
+		return kvmig_session_get_check(s, argp);
 	case KVMIG_XFER_SETUP:
 		return kvmig_session_xfer_setup(s, argp);
 	case KVMIG_XFER_ROUND:

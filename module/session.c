@@ -77,6 +77,7 @@ void kvmig_session_destroy(struct kvmig_session *s)
 		fput(s->vm_file);
 	}
 	kvfree(s->regions);
+	kvfree(s->check.cpuid);
 
 	mutex_lock(&kvmig_sessions_lock);
 	list_del(&s->node);
@@ -353,7 +354,7 @@ static int tracking_check(struct kvmig_session *s)
 {
 	lockdep_assert_held(&s->lock);
 
-	if (s->state == KVMIG_STATE_FAILED)
+	if (s->state == KVMIG_STATE_FAILED || s->state == KVMIG_STATE_CHECKED)
 		return -ESTALE;
 	if (s->state != KVMIG_STATE_TRACKING)
 		return -EBUSY;
@@ -456,7 +457,8 @@ static int dirty_live(struct kvmig_session *s)
 	/* Pairs with set_state(): s->dirty is set before TRACKING. */
 	u32 state = smp_load_acquire(&s->state);
 
-	if (state == KVMIG_STATE_FAILED)
+	/* After a dry run as after a failure, the source's VM runs on. */
+	if (state == KVMIG_STATE_FAILED || state == KVMIG_STATE_CHECKED)
 		return -ESTALE;
 	if (state != KVMIG_STATE_TRACKING && state != KVMIG_STATE_PRECOPY)
 		return -EBUSY;
@@ -686,7 +688,14 @@ void kvmig_session_run_op(struct kvmig_session *s)
 	mutex_lock(&s->lock);
 	switch (op->kind) {
 	case KVMIG_OP_HANDSHAKE:
-		if (ret)
+		memcpy(s->findings, x->findings, sizeof(s->findings));
+		s->nr_findings = x->nr_findings;
+		s->check_status = x->check_status;
+		/* Pairs with read_findings(): the findings first. */
+		smp_store_release(&s->checked, true);
+		if (x->outcome == KVMIG_STATE_CHECKED)
+			set_state(s, KVMIG_STATE_CHECKED);
+		else if (ret)
 			xfer_failed(s, ret);
 		break;
 	case KVMIG_OP_ROUND:
@@ -773,6 +782,9 @@ static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a,
 
 	if (s->state != (source ? KVMIG_STATE_TRACKING : KVMIG_STATE_ATTACHED))
 		return -EBUSY;
+	/* A destination follows the source's CHECK. */
+	if ((a->flags & KVMIG_XFER_SETUP_DRY_RUN) && !source)
+		return -EINVAL;
 
 	if (a->flags & KVMIG_XFER_SETUP_EVENTFD) {
 		event = eventfd_ctx_fdget(a->event_fd);
@@ -788,7 +800,7 @@ static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a,
 		}
 		s->dirty = d;
 	}
-	x = kvmig_xfer_create(s->dirty, s->role, a, fds, s->id);
+	x = kvmig_xfer_create(s->dirty, s->role, a, fds, s->id, &s->check);
 	if (IS_ERR(x)) {
 		ret = PTR_ERR(x);
 		goto err_dirty;
@@ -830,6 +842,7 @@ long kvmig_session_xfer_setup(struct kvmig_session *s,
 	if (a.flags & ~KVMIG_XFER_SETUP_FLAGS ||
 	    memchr_inv(a.reserved, 0, sizeof(a.reserved)))
 		return -EINVAL;
+
 	if (!(a.flags & KVMIG_XFER_SETUP_EVENTFD) && a.event_fd)
 		return -EINVAL;
 	if (a.flags & KVMIG_XFER_SETUP_STREAMS ?
@@ -860,6 +873,129 @@ long kvmig_session_xfer_setup(struct kvmig_session *s,
 		}
 	}
 	return op_call(s, KVMIG_OP_HANDSHAKE, &none, 0, 0, &a, 0);
+}
+
+/* The checks that need no session: one rule per line. */
+VISIBLE_IF_KUNIT int kvmig_check_setup_check(const struct kvmig_check_setup *c,
+					     u32 role)
+{
+	static const u8 none[16];
+	bool uuid = c->flags & KVMIG_CHECK_UUID;
+	bool cpuid = c->flags & KVMIG_CHECK_CPUID;
+
+	if (c->flags & ~KVMIG_CHECK_FLAGS)
+		return -EINVAL;
+	if (memchr_inv(c->reserved, 0, sizeof(c->reserved)))
+		return -EINVAL;
+	if (uuid == !memcmp(c->uuid, none, sizeof(none)))
+		return -EINVAL;
+	if (cpuid && role != KVMIG_ROLE_DEST)
+		return -EINVAL;
+	if (cpuid && (!c->nr_cpuid || c->nr_cpuid > KVMIG_MAX_CPUID ||
+		      !c->cpuid_ptr))
+		return -EINVAL;
+	if (!cpuid && (c->nr_cpuid || c->cpuid_ptr))
+		return -EINVAL;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_check_setup_check);
+
+long kvmig_session_set_check(struct kvmig_session *s,
+			     struct kvmig_check_setup __user *argp)
+{
+	struct kvmig_cpuid_entry *cpuid = NULL;
+	struct kvmig_check_setup c;
+	int ret;
+
+	if (copy_from_user(&c, argp, sizeof(c)))
+		return -EFAULT;
+	if (c.flags & KVMIG_CHECK_CPUID) {
+		if (!c.nr_cpuid || c.nr_cpuid > KVMIG_MAX_CPUID)
+			return -EINVAL;
+		cpuid = vmemdup_array_user(u64_to_user_ptr(c.cpuid_ptr),
+					   c.nr_cpuid, sizeof(*cpuid));
+		if (IS_ERR(cpuid))
+			return PTR_ERR(cpuid);
+	}
+
+	mutex_lock(&s->lock);
+	ret = -EBUSY;
+	if (s->state != KVMIG_STATE_ATTACHED &&
+	    !(s->state == KVMIG_STATE_TRACKING &&
+	      s->role == KVMIG_ROLE_SOURCE))
+		goto out;
+	ret = kvmig_check_setup_check(&c, s->role);
+	if (ret)
+		goto out;
+	swap(s->check.cpuid, cpuid);
+	s->check.nr_cpuid = c.nr_cpuid;
+	s->check.has_uuid = c.flags & KVMIG_CHECK_UUID;
+	memcpy(s->check.uuid, c.uuid, sizeof(c.uuid));
+out:
+	session_unlock(s);
+	kvfree(cpuid);
+	return ret;
+}
+
+/* @s's findings into @f, if its handshake has ended; @s stays alive. */
+static u32 read_findings(struct kvmig_session *s, struct kvmig_finding *f,
+			 u32 *status)
+{
+	/* Pairs with kvmig_session_run_op(): final once set. */
+	if (!smp_load_acquire(&s->checked)) {
+		*status = KVMIG_CHECK_NOT_RUN;
+		return 0;
+	}
+	memcpy(f, s->findings, s->nr_findings * sizeof(*f));
+	*status = s->check_status;
+	return s->nr_findings;
+}
+
+long kvmig_session_get_check(struct kvmig_session *self,
+			     struct kvmig_check __user *argp)
+{
+	bool all = capable(CAP_SYS_ADMIN);
+	struct kvmig_finding *f;
+	struct kvmig_session *s;
+	struct kvmig_check c;
+	int ret = 0;
+	u32 n = 0;
+
+	if (copy_from_user(&c, argp, sizeof(c)))
+		return -EFAULT;
+	if (c.flags || memchr_inv(c.reserved, 0, sizeof(c.reserved)))
+		return -EINVAL;
+	f = kcalloc(KVMIG_MAX_FINDINGS, sizeof(*f), GFP_KERNEL);
+	if (!f)
+		return -ENOMEM;
+
+	if (!c.id || c.id == self->id) {
+		n = read_findings(self, f, &c.status);
+	} else {
+		/* As KVMIG_LIST_SESSIONS would show it; it stays listed. */
+		ret = -ENOENT;
+		mutex_lock(&kvmig_sessions_lock);
+		list_for_each_entry(s, &kvmig_sessions, node) {
+			if (s->id != c.id ||
+			    (!all && s->pid != task_tgid(current)))
+				continue;
+			n = read_findings(s, f, &c.status);
+			ret = 0;
+			break;
+		}
+		mutex_unlock(&kvmig_sessions_lock);
+	}
+
+	c.nr_filled = min(c.nr_findings, n);
+	if (!ret && c.nr_filled &&
+	    copy_to_user(u64_to_user_ptr(c.findings_ptr), f,
+			 c.nr_filled * sizeof(*f)))
+		ret = -EFAULT;
+	c.nr_findings = n;
+	if (!ret && copy_to_user(argp, &c, sizeof(c)))
+		ret = -EFAULT;
+	kfree(f);
+	return ret;
 }
 
 /* May a new transfer call start now, in @state? */
@@ -1059,7 +1195,7 @@ __poll_t kvmig_session_poll(struct kvmig_session *s, struct file *file,
 		return EPOLLERR;
 	if (state == KVMIG_STATE_IN_DOUBT)
 		return EPOLLPRI;
-	if (state == KVMIG_STATE_DONE ||
+	if (state == KVMIG_STATE_DONE || state == KVMIG_STATE_CHECKED ||
 	    (state == KVMIG_STATE_PRECOPY && READ_ONCE(s->converged)))
 		return EPOLLIN | EPOLLRDNORM;
 	return 0;

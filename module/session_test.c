@@ -64,6 +64,51 @@ static void kvmig_attach_check_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, kvmig_attach_check(&c->a), c->ret);
 }
 
+struct check_setup_case {
+	const char *name;
+	struct kvmig_check_setup c;
+	u32 role;
+	int ret;
+};
+
+static const struct check_setup_case check_setup_cases[] = {
+	{ "nothing", {}, 1, 0 },
+	{ "uuid", { .flags = KVMIG_CHECK_UUID, .uuid = { 1 } }, 1, 0 },
+	{ "uuid, all zero", { .flags = KVMIG_CHECK_UUID }, 1, -EINVAL },
+	{ "uuid, unflagged", { .uuid = { [15] = 1 } }, 2, -EINVAL },
+	{ "cpuid at the destination", { .flags = KVMIG_CHECK_CPUID,
+	  .nr_cpuid = 1, .cpuid_ptr = 4096 }, 2, 0 },
+	{ "cpuid, KVM's most", { .flags = KVMIG_CHECK_CPUID,
+	  .nr_cpuid = KVMIG_MAX_CPUID, .cpuid_ptr = 4096 }, 2, 0 },
+	{ "cpuid at the source", { .flags = KVMIG_CHECK_CPUID,
+	  .nr_cpuid = 1, .cpuid_ptr = 4096 }, 1, -EINVAL },
+	{ "cpuid, none", { .flags = KVMIG_CHECK_CPUID, .cpuid_ptr = 4096 },
+	  2, -EINVAL },
+	{ "cpuid, too many", { .flags = KVMIG_CHECK_CPUID,
+	  .nr_cpuid = KVMIG_MAX_CPUID + 1, .cpuid_ptr = 4096 }, 2, -EINVAL },
+	{ "cpuid, no pointer", { .flags = KVMIG_CHECK_CPUID, .nr_cpuid = 1 },
+	  2, -EINVAL },
+	{ "cpuid, unflagged", { .nr_cpuid = 1, .cpuid_ptr = 4096 }, 2,
+	  -EINVAL },
+	{ "unknown flag", { .flags = 4 }, 1, -EINVAL },
+	{ "reserved", { .reserved = { [3] = 1 } }, 1, -EINVAL },
+};
+
+static void check_setup_case_desc(const struct check_setup_case *c,
+				  char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(check_setup, check_setup_cases, check_setup_case_desc);
+
+static void kvmig_check_setup_check_test(struct kunit *test)
+{
+	const struct check_setup_case *c = test->param_value;
+
+	KUNIT_EXPECT_EQ(test, kvmig_check_setup_check(&c->c, c->role), c->ret);
+}
+
 struct mode_case {
 	const char *name;
 	u32 role, mode, ring_size;
@@ -134,6 +179,7 @@ static void kvmig_list_layout_test(struct kunit *test)
 static struct kunit_case kvmig_session_cases[] = {
 	KUNIT_CASE_PARAM(kvmig_attach_check_test, attach_gen_params),
 	KUNIT_CASE_PARAM(kvmig_dirty_mode_resolve_test, mode_gen_params),
+	KUNIT_CASE_PARAM(kvmig_check_setup_check_test, check_setup_gen_params),
 	KUNIT_CASE(kvmig_attach_layout_test),
 	KUNIT_CASE(kvmig_list_layout_test),
 	{}

@@ -43,7 +43,12 @@
  * Both sessions' I/O timeout: a lost message is noticed after this long.
  * Short, so that each case ends in seconds; long enough for a loaded lab.
  */
-#define IO_MS		3000
+/*
+ * 3000 was once too short on the debug kernel (3 December 2026): the
+ * destination answered PREPARED some 30 ms after the source had given up
+ * waiting for it, and drop_ack found the source FAILED, not in doubt.
+ */
+#define IO_MS		5000
 
 /*
  * How long a destination may take to end after the source's FINAL has
@@ -62,6 +67,17 @@
  */
 #define HELLO_LEN	40
 #define SLOT_LEN	24
+/*
+ * With the hello's CHECK flag, after the slots: the CHECK, CHECK_LEN
+ * bytes with le32 nr_features last, then nr_features of FEATURE_LEN; the
+ * destination's first reply is then followed by FINDINGS: le32 magic,
+ * le32 nr, then nr of FINDING_LEN.
+ */
+#define HELLO_CHECK	0x2
+#define CHECK_LEN	48
+#define FEATURE_LEN	16
+#define FINDINGS_LEN	8
+#define FINDING_LEN	40
 #define REC_LEN		24	/* le16 type, flags, le32 slot, le64 gfn, ... */
 #define REPLY_LEN	16	/* le32 magic, le32 status, le64 pages */
 
@@ -103,14 +119,18 @@ struct relay {
 	 * record header, REC_LEN) being gathered, or payload bytes to pass
 	 * before the next one.
 	 */
-	uint8_t hdr[HELLO_LEN];
+	uint8_t hdr[CHECK_LEN];
 	size_t have;
 	uint64_t skip;
 	bool hello_seen;
+	bool check_due;		/* the CHECK is the next unit */
+	bool check;		/* the hello had one */
 
 	/* Destination to source: a reply being gathered. */
 	uint8_t reply[REPLY_LEN];
 	size_t reply_have;
+	bool findings_due;	/* the first reply's FINDINGS are next */
+	uint64_t down_skip;	/* finding bytes to pass on */
 
 	/* What it saw; read once it has stopped. */
 	unsigned int records, ends, commits, replies, dropped, resets;
@@ -183,7 +203,15 @@ static void on_hello(struct relay *r)
 	    get32(r->hdr + 24) != 1 || get32(r->hdr + 28))
 		r->err = -EPROTO;
 	r->skip = (uint64_t)get32(r->hdr + 8) * SLOT_LEN;
+	r->check = r->check_due = get32(r->hdr + 12) & HELLO_CHECK;
 	forward(r, r->dst, r->hdr, HELLO_LEN);
+}
+
+static void on_check(struct relay *r)
+{
+	r->check_due = false;
+	r->skip = (uint64_t)get32(r->hdr + CHECK_LEN - 4) * FEATURE_LEN;
+	forward(r, r->dst, r->hdr, CHECK_LEN);
 }
 
 static void on_record(struct relay *r)
@@ -239,7 +267,8 @@ static void from_source(struct relay *r, const uint8_t *p, size_t n)
 			n -= k;
 			continue;
 		}
-		want = r->hello_seen ? REC_LEN : HELLO_LEN;
+		want = !r->hello_seen ? HELLO_LEN :
+		       r->check_due ? CHECK_LEN : REC_LEN;
 		k = want - r->have < n ? want - r->have : n;
 		memcpy(r->hdr + r->have, p, k);
 		r->have += k;
@@ -248,10 +277,12 @@ static void from_source(struct relay *r, const uint8_t *p, size_t n)
 		if (r->have < want)
 			return;
 		r->have = 0;
-		if (r->hello_seen)
-			on_record(r);
-		else
+		if (!r->hello_seen)
 			on_hello(r);
+		else if (r->check_due)
+			on_check(r);
+		else
+			on_record(r);
 	}
 }
 
@@ -262,6 +293,30 @@ static void from_dest(struct relay *r, const uint8_t *p, size_t n)
 	size_t k;
 
 	while (n && r->src >= 0) {
+		if (r->down_skip) {
+			k = r->down_skip < n ? r->down_skip : n;
+			forward(r, r->src, p, k);
+			r->down_skip -= k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		if (r->findings_due) {
+			k = FINDINGS_LEN - r->reply_have < n ?
+			    FINDINGS_LEN - r->reply_have : n;
+			memcpy(r->reply + r->reply_have, p, k);
+			r->reply_have += k;
+			p += k;
+			n -= k;
+			if (r->reply_have < FINDINGS_LEN)
+				return;
+			r->reply_have = 0;
+			r->findings_due = false;
+			r->down_skip = (uint64_t)get32(r->reply + 4) *
+				       FINDING_LEN;
+			forward(r, r->src, r->reply, FINDINGS_LEN);
+			continue;
+		}
 		k = REPLY_LEN - r->reply_have < n ? REPLY_LEN - r->reply_have : n;
 		memcpy(r->reply + r->reply_have, p, k);
 		r->reply_have += k;
@@ -277,6 +332,11 @@ static void from_dest(struct relay *r, const uint8_t *p, size_t n)
 			r->reply_status[i] = get32(r->reply + 4);
 			r->reply_pages[i] = get64(r->reply + 8);
 		}
+		/* OK, E_LAYOUT, E_STREAMS, E_CHECK: the findings follow. */
+		if (i == REPLY_HANDSHAKE && r->check &&
+		    (get32(r->reply + 4) == 0 || get32(r->reply + 4) == 2 ||
+		     get32(r->reply + 4) == 5 || get32(r->reply + 4) == 6))
+			r->findings_due = true;
 		if ((i == REPLY_PREPARED && r->action == DROP_PREPARED) ||
 		    (i == REPLY_ACK && r->action == DROP_ACK)) {
 			r->dropped++;

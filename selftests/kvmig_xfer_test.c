@@ -303,6 +303,8 @@ FIXTURE(mig) {
 	int dev;	/* source session */
 	int sock;	/* source end */
 	bool started;
+	const struct kvm_cpuid2 *cpuid;	/* both VMs' vCPUs', or NULL */
+	unsigned int dst_vcpus;		/* 0: as the source, 1 */
 };
 
 FIXTURE_VARIANT(mig) {
@@ -324,7 +326,7 @@ static void prepare_migration(struct __test_metadata *_metadata,
 {
 	struct vmm_config cfg = {
 		.dirty = mode, .nr_vcpus = 1, .nr_slots = 2,
-		.slot_size = SLOT_SIZE,
+		.slot_size = SLOT_SIZE, .cpuid = self->cpuid,
 	};
 	int ret;
 
@@ -344,6 +346,7 @@ static void prepare_migration(struct __test_metadata *_metadata,
 		SKIP(return, "/dev/kvmig not present");
 	ASSERT_LE(0, self->dev) TH_LOG("%s", strerror(-self->dev));
 	cfg.slot_size = dst_size ?: SLOT_SIZE;
+	cfg.nr_vcpus = self->dst_vcpus ?: 1;
 	ASSERT_EQ(0, dest_init(self->dst, &cfg, 8192));
 	ASSERT_EQ(0, tcp_pair(&self->sock, &self->dst->sock));
 
@@ -1333,6 +1336,397 @@ TEST_F_TIMEOUT(mig, setup_needs_connected_tcp, 300)
 	close(fds[1]);
 }
 
+/*
+ * The pre-check (KVMIG_SET_CHECK, KVMIG_GET_CHECK): what the handshake
+ * compares before any page moves, and the dry run.
+ */
+#define HANDSHAKE_BYTES(slots)	(40 + 24 * (slots) + 48 + 15 * 16)
+
+static const uint8_t uuid_a[16] = { 0x6b, 0x76, 0x6d, 0x69, 0x67, 1 };
+static const uint8_t uuid_b[16] = { 0x6b, 0x76, 0x6d, 0x69, 0x67, 2 };
+
+static int set_check(int dev, const uint8_t *uuid,
+		     const struct kvm_cpuid2 *cpuid)
+{
+	struct kvmig_check_setup c = {};
+
+	if (uuid) {
+		c.flags |= KVMIG_CHECK_UUID;
+		memcpy(c.uuid, uuid, sizeof(c.uuid));
+	}
+	if (cpuid) {
+		c.flags |= KVMIG_CHECK_CPUID;
+		c.nr_cpuid = cpuid->nent;
+		c.cpuid_ptr = (uintptr_t)cpuid->entries;
+	}
+	return ioctl(dev, KVMIG_SET_CHECK, &c) ? -errno : 0;
+}
+
+/* @dev's findings into @f (room for KVMIG_MAX_FINDINGS); its status. */
+static int get_check(int dev, struct kvmig_finding *f, uint32_t *nr)
+{
+	struct kvmig_check c = { .nr_findings = KVMIG_MAX_FINDINGS,
+				 .findings_ptr = (uintptr_t)f };
+
+	memset(f, 0, KVMIG_MAX_FINDINGS * sizeof(*f));
+	if (ioctl(dev, KVMIG_GET_CHECK, &c))
+		return -errno;
+	*nr = c.nr_filled;
+	if (c.nr_filled != c.nr_findings)
+		return -E2BIG;
+	return c.status;
+}
+
+static const struct kvmig_finding *
+find_code(const struct kvmig_finding *f, uint32_t nr, uint32_t code)
+{
+	uint32_t i;
+
+	for (i = 0; i < nr; i++)
+		if (f[i].code == code)
+			return &f[i];
+	return NULL;
+}
+
+static void log_findings(struct __test_metadata *_metadata,
+			 const struct kvmig_finding *f, uint32_t nr)
+{
+	uint32_t i;
+
+	for (i = 0; i < nr; i++)
+		TH_LOG("finding %u: %s %u, leaf %#x.%u reg %u bits %#x, source %llu, destination %llu",
+		       i, f[i].severity == KVMIG_CHECK_ERROR ? "error" : "warning",
+		       f[i].code, f[i].function, f[i].index, f[i].reg,
+		       f[i].bits, (unsigned long long)f[i].source,
+		       (unsigned long long)f[i].dest);
+}
+
+/*
+ * Both ends read the same findings, with status @status; the first is
+ * @code (0: there are none). Returns how many, in @f.
+ */
+static uint32_t expect_findings(struct __test_metadata *_metadata,
+				FIXTURE_DATA(mig) *m, int status,
+				uint32_t code, struct kvmig_finding *f)
+{
+	struct kvmig_finding g[KVMIG_MAX_FINDINGS];
+	uint32_t nr = 0, nr_dst = 0;
+
+	EXPECT_EQ(status, get_check(m->dev, f, &nr));
+	EXPECT_EQ(status, get_check(m->dst->dev, g, &nr_dst));
+	log_findings(_metadata, f, nr);
+	EXPECT_EQ(nr, nr_dst);
+	EXPECT_EQ(0, memcmp(f, g, sizeof(g)));
+	if (code) {
+		EXPECT_LT(0, nr);
+		EXPECT_EQ(code, f[0].code);
+	} else {
+		EXPECT_EQ(0, nr);
+	}
+	return nr;
+}
+
+static void expect_refused_for(struct __test_metadata *_metadata,
+			       FIXTURE_DATA(mig) *m, uint32_t code)
+{
+	struct kvmig_finding f[KVMIG_MAX_FINDINGS];
+
+	expect_findings(_metadata, m, KVMIG_CHECK_REFUSED, code, f);
+	EXPECT_EQ(KVMIG_CHECK_ERROR, f[0].severity);
+}
+
+FIXTURE(check) {
+	FIXTURE_DATA(mig) m;
+	struct kvm_cpuid2 *offered;	/* KVM_GET_SUPPORTED_CPUID */
+	struct kvm_cpuid2 *guest;	/* what the source's vCPUs get */
+};
+
+FIXTURE_SETUP(check)
+{
+	self->m.dev = self->m.sock = -1;
+	self->offered = vmm_supported_cpuid();
+	if (!self->offered && errno == ENOENT && !getenv("KVMIG_REQUIRE"))
+		SKIP(return, "/dev/kvm not present");
+	ASSERT_NE(NULL, self->offered) TH_LOG("%s", strerror(errno));
+	self->guest = malloc(sizeof(*self->guest) + self->offered->nent *
+			     sizeof(self->offered->entries[0]));
+	ASSERT_NE(NULL, self->guest);
+	memcpy(self->guest, self->offered, sizeof(*self->guest) +
+	       self->offered->nent * sizeof(self->offered->entries[0]));
+}
+
+FIXTURE_TEARDOWN(check)
+{
+	if (self->m.dst || self->m.dev >= 0)
+		mig_teardown(_metadata, &self->m, NULL);
+	free(self->guest);
+	free(self->offered);
+}
+
+/* Both VMs, their vCPUs given @self->guest; the destination @dst_vcpus. */
+static void check_prepare(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(check) *self, unsigned int dst_vcpus)
+{
+	self->m.cpuid = self->guest;
+	self->m.dst_vcpus = dst_vcpus;
+	prepare_migration(_metadata, &self->m, VMM_DIRTY_RING, 0);
+}
+
+static struct kvm_cpuid_entry2 *leaf(struct kvm_cpuid2 *c, uint32_t fn,
+				     uint32_t index)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn &&
+		    c->entries[i].index == index)
+			return &c->entries[i];
+	return NULL;
+}
+
+static int dry_run(FIXTURE_DATA(mig) *m)
+{
+	struct kvmig_xfer_setup st = {
+		.sock_fd = m->sock, .flags = KVMIG_XFER_SETUP_DRY_RUN,
+		.io_timeout_ms = 3000,
+	};
+
+	if (pthread_create(&m->dst->thread, NULL, dest_thread, m->dst))
+		return -EAGAIN;
+	m->started = true;
+	return ioctl(m->dev, KVMIG_XFER_SETUP, &st) ? -errno : 0;
+}
+
+/* Nothing moved: the source sent its handshake and no page. */
+static void expect_no_page(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(mig) *m)
+{
+	struct kvmig_stats st;
+
+	ASSERT_EQ(0, get_stats(m->dev, &st));
+	EXPECT_EQ(0, st.pages_sent);
+	EXPECT_EQ(0, st.zero_pages);
+	EXPECT_EQ(0, st.xfer_round);
+	EXPECT_EQ(HANDSHAKE_BYTES(st.nr_slots), st.bytes_sent);
+	ASSERT_EQ(0, get_stats(m->dst->dev, &st));
+	EXPECT_EQ(0, st.pages_received);
+	EXPECT_EQ(0, st.zero_pages);
+}
+
+TEST_F_TIMEOUT(check, identity_differs_refused, 600)
+{
+	check_prepare(_metadata, self, 0);
+	ASSERT_EQ(0, set_check(self->m.dev, uuid_a, NULL));
+	ASSERT_EQ(0, set_check(self->m.dst->dev, uuid_b, self->offered));
+	EXPECT_EQ(-ECONNREFUSED, mig_connect(&self->m, 0, 0, 0));
+	mig_join(&self->m);
+	EXPECT_EQ(-ECONNREFUSED, self->m.dst->setup_ret);
+	expect_failed(_metadata, self->m.dev, KVMIG_FAIL_CHECK);
+	expect_failed(_metadata, self->m.dst->dev, KVMIG_FAIL_CHECK);
+	expect_refused_for(_metadata, &self->m, KVMIG_CHECK_E_UUID);
+	expect_no_page(_metadata, &self->m);
+	expect_source_runs(_metadata, &self->m.src);
+}
+
+/*
+ * The guest sees the FPU (CPUID.1:EDX[0]) and the destination's KVM, as
+ * its VMM reports it, does not: one error, naming that bit alone.
+ */
+TEST_F_TIMEOUT(check, feature_missing_at_destination_refused, 600)
+{
+	struct kvmig_finding f[KVMIG_MAX_FINDINGS];
+	struct kvm_cpuid_entry2 *e;
+	uint32_t nr, i;
+
+	check_prepare(_metadata, self, 0);
+	e = leaf(self->offered, 1, 0);
+	ASSERT_NE(NULL, e);
+	ASSERT_TRUE(e->edx & 1);
+	e->edx &= ~1U;
+	ASSERT_EQ(0, set_check(self->m.dst->dev, NULL, self->offered));
+	EXPECT_EQ(-ECONNREFUSED, mig_connect(&self->m, 0, 0, 0));
+	mig_join(&self->m);
+	expect_failed(_metadata, self->m.dev, KVMIG_FAIL_CHECK);
+	expect_failed(_metadata, self->m.dst->dev, KVMIG_FAIL_CHECK);
+	nr = expect_findings(_metadata, &self->m, KVMIG_CHECK_REFUSED,
+			     KVMIG_CHECK_E_CPUID, f);
+	EXPECT_EQ(1, f[0].function);
+	EXPECT_EQ(KVMIG_CPUID_EDX, f[0].reg);
+	EXPECT_EQ(1, f[0].bits);
+	for (i = 1; i < nr; i++)
+		EXPECT_EQ(KVMIG_CHECK_WARNING, f[i].severity);
+	expect_no_page(_metadata, &self->m);
+	expect_source_runs(_metadata, &self->m.src);
+}
+
+/*
+ * The source's VMM gave its guest a feature that this host's KVM does
+ * not offer (the lowest clear bit of CPUID.7.0:EBX), and the destination
+ * runs on the same KVM: refused, in a dry run.
+ */
+TEST_F_TIMEOUT(check, feature_added_at_source_refused, 600)
+{
+	struct kvmig_finding f[KVMIG_MAX_FINDINGS];
+	struct kvm_cpuid_entry2 *e;
+	uint32_t bit;
+
+	e = leaf(self->guest, 7, 0);
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(~0U, e->ebx);
+	bit = 1U << __builtin_ctz(~e->ebx);
+	e->ebx |= bit;
+	check_prepare(_metadata, self, 0);
+	ASSERT_EQ(0, set_check(self->m.dst->dev, NULL, self->offered));
+	EXPECT_EQ(-ECONNREFUSED, dry_run(&self->m));
+	mig_join(&self->m);
+	EXPECT_EQ(-ECONNREFUSED, self->m.dst->setup_ret);
+	expect_findings(_metadata, &self->m, KVMIG_CHECK_REFUSED,
+			KVMIG_CHECK_E_CPUID, f);
+	EXPECT_EQ(7, f[0].function);
+	EXPECT_EQ(0, f[0].index);
+	EXPECT_EQ(KVMIG_CPUID_EBX, f[0].reg);
+	EXPECT_EQ(bit, f[0].bits);
+	expect_no_page(_metadata, &self->m);
+	expect_source_runs(_metadata, &self->m.src);
+}
+
+/* A dry run against a destination with two vCPUs for one. */
+TEST_F_TIMEOUT(check, dry_run_refused_for_vcpus, 600)
+{
+	struct kvmig_finding f[KVMIG_MAX_FINDINGS];
+	struct kvmig_stats st;
+
+	check_prepare(_metadata, self, 2);
+	ASSERT_EQ(0, set_check(self->m.dst->dev, NULL, self->offered));
+	EXPECT_EQ(-ECONNREFUSED, dry_run(&self->m));
+	mig_join(&self->m);
+	EXPECT_EQ(-ECONNREFUSED, self->m.dst->setup_ret);
+	expect_findings(_metadata, &self->m, KVMIG_CHECK_REFUSED,
+			KVMIG_CHECK_E_VCPUS, f);
+	EXPECT_EQ(1, f[0].source);
+	EXPECT_EQ(2, f[0].dest);
+	/* A dry run ends CHECKED either way, not FAILED. */
+	ASSERT_EQ(0, get_stats(self->m.dev, &st));
+	EXPECT_EQ(KVMIG_STATE_CHECKED, st.state);
+	EXPECT_EQ(KVMIG_FAIL_NONE, st.fail_reason);
+	ASSERT_EQ(0, get_stats(self->m.dst->dev, &st));
+	EXPECT_EQ(KVMIG_STATE_CHECKED, st.state);
+	expect_no_page(_metadata, &self->m);
+	expect_source_runs(_metadata, &self->m.src);
+}
+
+/*
+ * A dry run that passes sends no page and ends both sessions CHECKED; a
+ * real migration then takes new sessions, on the same VMs.
+ */
+TEST_F_TIMEOUT(check, dry_run_then_migrate, 600)
+{
+	struct kvmig_finding f[KVMIG_MAX_FINDINGS];
+	struct pollfd pfd = { .events = POLLIN };
+	struct kvmig_round r = {};
+	struct kvmig_check g = {};
+	struct kvmig_stats st;
+
+	check_prepare(_metadata, self, 0);
+	ASSERT_EQ(0, set_check(self->m.dev, uuid_a, NULL));
+	ASSERT_EQ(0, set_check(self->m.dst->dev, uuid_a, self->offered));
+	ASSERT_EQ(0, dry_run(&self->m)) TH_LOG("%s", strerror(errno));
+	mig_join(&self->m);
+	EXPECT_EQ(0, self->m.dst->setup_ret);
+	/* The destination's RECV finds no migration to receive. */
+	EXPECT_EQ(-EBUSY, self->m.dst->recv_ret);
+	expect_findings(_metadata, &self->m, KVMIG_CHECK_PASSED, 0, f);
+	ASSERT_EQ(0, get_stats(self->m.dev, &st));
+	EXPECT_EQ(KVMIG_STATE_CHECKED, st.state);
+	/* Another fd reads the session by its id, as kvmigctl check does. */
+	g.id = st.id;
+	ASSERT_EQ(0, ioctl(self->m.dst->dev, KVMIG_GET_CHECK, &g));
+	EXPECT_EQ(KVMIG_CHECK_PASSED, g.status);
+	EXPECT_EQ(0, g.nr_findings);
+	pfd.fd = self->m.dev;
+	EXPECT_EQ(1, poll(&pfd, 1, 0));
+	EXPECT_EQ(POLLIN, pfd.revents);
+	EXPECT_EQ(-1, ioctl(self->m.dev, KVMIG_XFER_ROUND, &r));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-EBUSY, set_check(self->m.dev, uuid_b, NULL));
+	expect_no_page(_metadata, &self->m);
+	expect_source_runs(_metadata, &self->m.src);
+	migrate_again(_metadata, &self->m, VMM_DIRTY_RING);
+}
+
+/* Warnings are reported and the migration goes on to the end. */
+TEST_F_TIMEOUT(check, warnings_do_not_block, 600)
+{
+	struct kvmig_finding f[KVMIG_MAX_FINDINGS];
+	struct kvmig_round r = {};
+	struct kvmig_final fin = {};
+	uint32_t nr, i;
+
+	check_prepare(_metadata, self, 0);
+	/* An identity at the source only; no CPUID from the destination. */
+	ASSERT_EQ(0, set_check(self->m.dev, uuid_a, NULL));
+	ASSERT_EQ(0, mig_connect(&self->m, 0, 0, 0));
+	nr = expect_findings(_metadata, &self->m, KVMIG_CHECK_WARNED,
+			     KVMIG_CHECK_W_UUID, f);
+	EXPECT_EQ(2, nr);
+	for (i = 0; i < nr; i++)
+		EXPECT_EQ(KVMIG_CHECK_WARNING, f[i].severity);
+	EXPECT_EQ(1, f[0].source);
+	EXPECT_EQ(0, f[0].dest);
+	EXPECT_NE(NULL, find_code(f, nr, KVMIG_CHECK_W_NO_CPUID));
+	do {
+		ASSERT_EQ(0, ioctl(self->m.dev, KVMIG_XFER_ROUND, &r));
+	} while (r.status == KVMIG_ROUND_SENT);
+	ASSERT_EQ(0, ioctl(self->m.dev, KVMIG_XFER_FINAL, &fin));
+	mig_join(&self->m);
+	ASSERT_EQ(0, self->m.dst->recv_ret);
+	expect_same_memory(_metadata, &self->m.src, &self->m.dst->vmm);
+}
+
+/* Every field of KVMIG_SET_CHECK and the dry-run flag, checked. */
+TEST_F_TIMEOUT(check, calls_check_their_arguments, 300)
+{
+	struct kvmig_check_setup c = {};
+	struct kvmig_xfer_setup st = {};
+	struct kvmig_finding f[KVMIG_MAX_FINDINGS];
+	struct kvmig_check g = {};
+	uint32_t nr;
+
+	check_prepare(_metadata, self, 0);
+	c.flags = KVMIG_CHECK_UUID;			/* all-zero identity */
+	EXPECT_EQ(-1, ioctl(self->m.dev, KVMIG_SET_CHECK, &c));
+	EXPECT_EQ(EINVAL, errno);
+	c.flags = 0;
+	c.reserved[0] = 1;
+	EXPECT_EQ(-1, ioctl(self->m.dev, KVMIG_SET_CHECK, &c));
+	EXPECT_EQ(EINVAL, errno);
+	/* A source's CPUID is its vCPUs', from KVM. */
+	EXPECT_EQ(-EINVAL, set_check(self->m.dev, NULL, self->offered));
+	self->offered->nent = KVMIG_MAX_CPUID + 1;
+	EXPECT_EQ(-EINVAL, set_check(self->m.dst->dev, NULL, self->offered));
+	self->offered->nent = 1;
+	c = (struct kvmig_check_setup){ .flags = KVMIG_CHECK_CPUID,
+					.nr_cpuid = 1, .cpuid_ptr = 8 };
+	EXPECT_EQ(-1, ioctl(self->m.dst->dev, KVMIG_SET_CHECK, &c));
+	EXPECT_EQ(EFAULT, errno);
+	g.reserved[1] = 1;
+	EXPECT_EQ(-1, ioctl(self->m.dev, KVMIG_GET_CHECK, &g));
+	EXPECT_EQ(EINVAL, errno);
+	g = (struct kvmig_check){ .id = ~0ULL };	/* no such session */
+	EXPECT_EQ(-1, ioctl(self->m.dev, KVMIG_GET_CHECK, &g));
+	EXPECT_EQ(ENOENT, errno);
+	EXPECT_EQ(KVMIG_CHECK_NOT_RUN, get_check(self->m.dev, f, &nr));
+	EXPECT_EQ(0, nr);
+	/* The destination follows the source's CHECK: no dry run of its own. */
+	st.sock_fd = self->m.dst->sock;
+	st.flags = KVMIG_XFER_SETUP_DRY_RUN;
+	EXPECT_EQ(-1, ioctl(self->m.dst->dev, KVMIG_XFER_SETUP, &st));
+	EXPECT_EQ(EINVAL, errno);
+	/* Once the transfer exists, the settings are fixed. */
+	ASSERT_EQ(0, mig_connect(&self->m, 0, 0, 0));
+	EXPECT_EQ(-EBUSY, set_check(self->m.dev, uuid_a, NULL));
+}
+
 /* A destination whose memslots differ is refused before any page moves. */
 FIXTURE(mismatch) {
 	FIXTURE_DATA(mig) m;
@@ -1357,6 +1751,8 @@ TEST_F_TIMEOUT(mismatch, layout_refused, 600)
 	EXPECT_EQ(-EPROTO, self->m.dst->setup_ret);
 	expect_failed(_metadata, self->m.dev, KVMIG_FAIL_LAYOUT);
 	expect_failed(_metadata, self->m.dst->dev, KVMIG_FAIL_LAYOUT);
+	/* The pre-check names it: slot 1, the first data slot, differs. */
+	expect_refused_for(_metadata, &self->m, KVMIG_CHECK_E_LAYOUT);
 	ASSERT_EQ(0, get_stats(self->m.dev, &st));
 	EXPECT_EQ(0, st.pages_sent);
 	expect_source_runs(_metadata, &self->m.src);
@@ -1448,6 +1844,7 @@ struct raw_stream {
 };
 
 #define RAW_TOKEN	0x1234567890abcdefULL
+#define RAW_HELLO_CHECK	0x2	/* a CHECK follows the slots */
 
 /* A memslot as the HELLO describes it. */
 struct raw_slot {
@@ -1757,14 +2154,20 @@ static void *raw_dest_thread(void *arg)
 {
 	struct raw_dest *rd = arg;
 	struct raw_hello h;
-	uint32_t reply[4] = { WIRE_MAGIC, 0, 0, 0 };
+	/* A REPLY (OK), then FINDINGS: none. */
+	uint32_t reply[6] = { WIRE_MAGIC, 0, 0, 0, WIRE_MAGIC, 0 };
+	uint32_t check[12];
 	struct raw_rec rec;
 	uint8_t buf[4096];
 	ssize_t n;
 	int ret;
 
+	/* HELLO, slots, CHECK (nr_features last), features. */
 	if (read_full(rd->sock, &h, sizeof(h)) || h.magic != WIRE_MAGIC ||
-	    h.nr_slots > 512 || skip_bytes(rd->sock, 24ULL * h.nr_slots) ||
+	    h.nr_slots > 512 || !(h.flags & RAW_HELLO_CHECK) ||
+	    skip_bytes(rd->sock, 24ULL * h.nr_slots) ||
+	    read_full(rd->sock, check, sizeof(check)) || check[11] > 32 ||
+	    skip_bytes(rd->sock, 16ULL * check[11]) ||
 	    write_full(rd->sock, reply, sizeof(reply))) {
 		rd->err = "handshake";
 		return NULL;

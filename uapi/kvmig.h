@@ -86,13 +86,19 @@
  * only by a module built with RDMA support.
  */
 #define KVMIG_F0_RDMA		_BITULL(13)
+/*
+ * The handshake runs a pre-check before the first page (KVMIG_SET_CHECK,
+ * KVMIG_GET_CHECK, KVMIG_XFER_SETUP_DRY_RUN, KVMIG_STATE_CHECKED).
+ */
+#define KVMIG_F0_CHECK		_BITULL(14)
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
 				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
 				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK | \
 				 KVMIG_F0_LIST | KVMIG_F0_COMMIT | \
 				 KVMIG_F0_WORKER | KVMIG_F0_REGIONS | \
 				 KVMIG_F0_THROTTLE | KVMIG_F0_HOLES | \
-				 KVMIG_F0_STREAMS | KVMIG_F0_RDMA)
+				 KVMIG_F0_STREAMS | KVMIG_F0_RDMA | \
+				 KVMIG_F0_CHECK)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -155,6 +161,8 @@ struct kvmig_api {
  *                                             +--> FAILED  RESOLVE(ABORT)
  *
  *   TRACKING, PRECOPY, RECEIVING --(error, peer, cancel)--> FAILED
+ *   KVMIG_XFER_SETUP with KVMIG_XFER_SETUP_DRY_RUN: TRACKING (source) or
+ *   ATTACHED (destination) --(the pre-check's handshake)--> CHECKED
  *   close() or exit, from any state: released.
  *
  * The switchover is a two-phase commit with the source as coordinator
@@ -173,7 +181,9 @@ struct kvmig_api {
  * KVMIG_GET_API and KVMIG_GET_STATS work in every state. Any other call
  * that the current state does not allow fails with -EBUSY and changes
  * nothing; in FAILED, the dirty-tracking calls fail with -ESTALE and
- * KVMIG_GET_STATS tells why (struct kvmig_stats.fail_reason).
+ * KVMIG_GET_STATS tells why (struct kvmig_stats.fail_reason). They fail
+ * with -ESTALE in CHECKED too: after a dry run kvmig harvests no more, and
+ * the VMM takes its dirty log back as after a failure.
  *
  * What the VMM must do while attached:
  *  - create the VM, its memslots and its vCPUs itself, and keep running
@@ -296,6 +306,181 @@ struct kvmig_attach {
 #define KVMIG_ATTACH_FLAGS	KVMIG_ATTACH_REGIONS
 
 #define KVMIG_ATTACH_VM		_IOWR(KVMIG_IO, 0x01, struct kvmig_attach)
+
+/**
+ * struct kvmig_cpuid_entry - one CPUID leaf, laid out as KVM's struct
+ * kvm_cpuid_entry2 (an array from KVM_GET_SUPPORTED_CPUID may be passed
+ * as it is)
+ * @function: EAX in
+ * @index: ECX in, for the leaves that have subleaves
+ * @flags: KVM's KVM_CPUID_FLAG_*; ignored
+ * @eax: EAX out
+ * @ebx: EBX out
+ * @ecx: ECX out
+ * @edx: EDX out
+ * @padding: ignored
+ */
+struct kvmig_cpuid_entry {
+	__u32 function;
+	__u32 index;
+	__u32 flags;
+	__u32 eax;
+	__u32 ebx;
+	__u32 ecx;
+	__u32 edx;
+	__u32 padding[3];
+};
+
+#define KVMIG_MAX_CPUID		256	/* KVM's KVM_MAX_CPUID_ENTRIES */
+
+/**
+ * struct kvmig_check_setup - what the pre-check compares (KVMIG_F0_CHECK)
+ * @flags: in: KVMIG_CHECK_*
+ * @nr_cpuid: in: destination, with KVMIG_CHECK_CPUID: entries at
+ *	@cpuid_ptr, 1..KVMIG_MAX_CPUID; otherwise 0
+ * @uuid: in: with KVMIG_CHECK_UUID, the VM's identity (QEMU's -uuid);
+ *	otherwise all zero
+ * @cpuid_ptr: in: with KVMIG_CHECK_CPUID, user address of struct
+ *	kvmig_cpuid_entry[@nr_cpuid]: what the destination host's KVM offers
+ *	a guest, as KVM_GET_SUPPORTED_CPUID reports it (plus, if the VMM
+ *	gives its guests emulated features, KVM_GET_EMULATED_CPUID's);
+ *	otherwise 0
+ * @reserved: must be 0
+ *
+ * Made before KVMIG_XFER_SETUP (source: ATTACHED or TRACKING; destination:
+ * ATTACHED); a second call replaces the first. The handshake that
+ * KVMIG_XFER_SETUP runs then checks, before any page moves:
+ *  - the identity: both ends named one and they differ, an error
+ *    (KVMIG_CHECK_E_UUID); only one end named one, a warning;
+ *  - the memslot layout and page size, as without a pre-check;
+ *  - the vCPUs: the destination VM has vCPUs, but not as many as the
+ *    source's (an error: the device state cannot load);
+ *  - dirty logging: the destination VM is not set up as the source's is
+ *    (dirty ring size, manual protect): a warning, since the guest runs
+ *    but cannot leave the destination the same way;
+ *  - CPUID: every feature bit a source vCPU's guest sees (read from KVM:
+ *    what KVM_SET_CPUID2 gave it) that the destination's @cpuid_ptr lacks
+ *    is an error, one finding per register; a destination without
+ *    KVMIG_CHECK_CPUID, source vCPUs whose features differ, a vCPU whose
+ *    CPUID cannot be read, or a guest whose highest leaf is beyond the
+ *    destination's, a warning. The bits the CPU or KVM set at run time
+ *    (OSXSAVE, OSPKE) and the hypervisor bit are not compared.
+ * Without this call a session checks the same, with no identity and, at
+ * a destination, no CPUID (warnings).
+ *
+ * Errors: -EFAULT; -EINVAL for an unknown flag, a nonzero reserved field,
+ * a @uuid without KVMIG_CHECK_UUID, or all zero with it, KVMIG_CHECK_CPUID
+ * at a source, @nr_cpuid or @cpuid_ptr without KVMIG_CHECK_CPUID, or
+ * @nr_cpuid out of range; -EBUSY in another state.
+ */
+struct kvmig_check_setup {
+	__u32 flags;
+	__u32 nr_cpuid;
+	__u8 uuid[16];
+	__u64 cpuid_ptr;
+	__u64 reserved[4];
+};
+
+/* struct kvmig_check_setup.flags */
+#define KVMIG_CHECK_UUID	_BITUL(0)	/* @uuid is set */
+#define KVMIG_CHECK_CPUID	_BITUL(1)	/* @nr_cpuid, @cpuid_ptr */
+#define KVMIG_CHECK_FLAGS	(KVMIG_CHECK_UUID | KVMIG_CHECK_CPUID)
+
+#define KVMIG_SET_CHECK		_IOW(KVMIG_IO, 0x02, struct kvmig_check_setup)
+
+/* struct kvmig_finding.severity */
+#define KVMIG_CHECK_ERROR	1	/* the migration is refused */
+#define KVMIG_CHECK_WARNING	2	/* reported; the migration goes on */
+
+/*
+ * struct kvmig_finding.code: errors, then warnings. Codes are only ever
+ * added; an unknown code is reported with its severity.
+ */
+#define KVMIG_CHECK_E_UUID	1	/* the identities differ */
+#define KVMIG_CHECK_E_LAYOUT	2	/* memslot layout or page size differs */
+#define KVMIG_CHECK_E_VCPUS	3	/* @source vCPUs, the destination @dest */
+#define KVMIG_CHECK_E_CPUID	4	/* @bits of @function.@index @reg missing */
+#define KVMIG_CHECK_W_UUID	64	/* only one end named an identity */
+#define KVMIG_CHECK_W_DIRTY	65	/* dirty ring bytes per vCPU: @source, @dest */
+#define KVMIG_CHECK_W_NO_CPUID	66	/* the destination passed no CPUID */
+#define KVMIG_CHECK_W_CPUID_VCPUS 67	/* vCPU @index's features differ from vCPU 0's */
+#define KVMIG_CHECK_W_CPUID_UNREAD 68	/* vCPU @index's CPUID not read (never ran, busy) */
+#define KVMIG_CHECK_W_CPUID_LEAF 69	/* highest leaf above @function: @source, @dest */
+#define KVMIG_CHECK_W_MANUAL	70	/* manual dirty-log protect: @source, @dest (0, 1) */
+
+/* struct kvmig_finding.reg */
+#define KVMIG_CPUID_EAX		0
+#define KVMIG_CPUID_EBX		1
+#define KVMIG_CPUID_ECX		2
+#define KVMIG_CPUID_EDX		3
+
+/**
+ * struct kvmig_finding - one thing the pre-check found
+ * @code: KVMIG_CHECK_E_* or KVMIG_CHECK_W_*
+ * @severity: KVMIG_CHECK_ERROR or KVMIG_CHECK_WARNING
+ * @function: CPUID codes: the leaf (for _W_CPUID_LEAF, 0 or 0x80000000)
+ * @index: CPUID codes: the subleaf; _E_LAYOUT: the first slot that
+ *	differs; _W_CPUID_VCPUS, _W_CPUID_UNREAD: the vCPU
+ * @reg: _E_CPUID: KVMIG_CPUID_*
+ * @bits: _E_CPUID: the bits the guest sees and the destination lacks
+ * @source: the source's figure (_E_VCPUS, _W_DIRTY, _W_MANUAL,
+ *	_W_CPUID_LEAF, _E_CPUID: the register's bits; _W_UUID: 1 if it is
+ *	the source that named one)
+ * @dest: the destination's
+ */
+struct kvmig_finding {
+	__u32 code;
+	__u32 severity;
+	__u32 function;
+	__u32 index;
+	__u32 reg;
+	__u32 bits;
+	__u64 source;
+	__u64 dest;
+};
+
+#define KVMIG_MAX_FINDINGS	32
+
+/* struct kvmig_check.status */
+#define KVMIG_CHECK_NOT_RUN	0	/* no handshake got that far */
+#define KVMIG_CHECK_PASSED	1	/* no finding */
+#define KVMIG_CHECK_WARNED	2	/* warnings only */
+#define KVMIG_CHECK_REFUSED	3	/* at least one error */
+
+/**
+ * struct kvmig_check - the pre-check's findings (KVMIG_F0_CHECK)
+ * @flags: in: must be 0
+ * @nr_findings: in: room at @findings_ptr, in entries; out: the number of
+ *	findings (at most KVMIG_MAX_FINDINGS)
+ * @findings_ptr: in: user address of struct kvmig_finding[@nr_findings]
+ *	(may be 0 if @nr_findings is 0)
+ * @nr_filled: out: entries written, errors first
+ * @status: out: KVMIG_CHECK_NOT_RUN, _PASSED, _WARNED or _REFUSED
+ * @id: in: 0 for the caller's own session, or the id of another
+ *	(struct kvmig_stats.id), which the caller must be allowed to list
+ *	(KVMIG_LIST_SESSIONS): an operator's tool reads a VMM's findings
+ * @reserved: must be 0
+ *
+ * Both ends get the same findings: the destination compares and sends
+ * them to the source with its answer. Readable in every state once the
+ * handshake has run, and never waits for a running transfer; a handshake
+ * that never got as far as the pre-check (a peer that spoke no CHECK, a
+ * connection lost) leaves KVMIG_CHECK_NOT_RUN.
+ *
+ * Errors: -EFAULT; -EINVAL for a nonzero flag or reserved field; -ENOENT
+ * for an @id that names no session the caller may list.
+ */
+struct kvmig_check {
+	__u32 flags;
+	__u32 nr_findings;
+	__u64 findings_ptr;
+	__u32 nr_filled;
+	__u32 status;
+	__u64 id;
+	__u64 reserved[2];
+};
+
+#define KVMIG_GET_CHECK		_IOWR(KVMIG_IO, 0x03, struct kvmig_check)
 
 /**
  * struct kvmig_dirty_start - start harvesting the VM's dirty pages
@@ -511,6 +696,7 @@ struct kvmig_throttle {
 #define KVMIG_STATE_RECEIVING	5
 #define KVMIG_STATE_DONE	6
 #define KVMIG_STATE_IN_DOUBT	7
+#define KVMIG_STATE_CHECKED	8	/* a dry run ended; no page moved */
 
 /* Why a session failed (struct kvmig_stats.fail_reason). */
 #define KVMIG_FAIL_NONE		0
@@ -524,6 +710,7 @@ struct kvmig_throttle {
 #define KVMIG_FAIL_LOCAL	8	/* guest memory could not be accessed */
 #define KVMIG_FAIL_ABORTED	9	/* KVMIG_XFER_RESOLVE(ABORT) while in doubt */
 #define KVMIG_FAIL_STREAMS	10	/* the peer's streams differ in number or order */
+#define KVMIG_FAIL_CHECK	11	/* the pre-check found an error (KVMIG_GET_CHECK) */
 
 /**
  * struct kvmig_stats - what a session is doing
@@ -698,14 +885,29 @@ struct kvmig_list {
  * run by run, for one run at a time, and invalidates before it takes the
  * next record. One connection: not with KVMIG_XFER_SETUP_STREAMS.
  *
+ * The handshake runs the pre-check (KVMIG_F0_CHECK, struct
+ * kvmig_check_setup): the destination compares, answers and sends its
+ * findings, which both ends then read with KVMIG_GET_CHECK. An error
+ * among them refuses the migration before any page moves: the call fails
+ * with -ECONNREFUSED and the session is FAILED (KVMIG_FAIL_CHECK); a
+ * memslot layout that differs still fails with -EPROTO
+ * (KVMIG_FAIL_LAYOUT), and is a finding too. With
+ * KVMIG_XFER_SETUP_DRY_RUN (source only) the handshake is all that runs:
+ * both sessions end in KVMIG_STATE_CHECKED, no page is sent, and the call
+ * returns 0, or -ECONNREFUSED if a finding is an error; the destination
+ * learns of the dry run from the source. A CHECKED session can only be
+ * read and closed: a migration after a dry run takes new sessions.
+ *
  * Errors: -EFAULT; -EINVAL for an unknown flag, a nonzero reserved field,
+ * KVMIG_XFER_SETUP_DRY_RUN at a destination,
  * a socket that is not a connected TCP socket, the same socket twice,
  * @nr_streams or @streams_ptr without KVMIG_XFER_SETUP_STREAMS, or
  * @nr_streams out of range, KVMIG_XFER_SETUP_RDMA with
  * KVMIG_XFER_SETUP_STREAMS, or an @event_fd that is not an eventfd;
  * -EOPNOTSUPP for KVMIG_XFER_SETUP_RDMA from a module without RDMA;
  * -ENOTSOCK; -EBADF; -EBUSY in the wrong state; -ESRCH if the VMM's
- * address space is gone; -EPROTO (the session FAILED) if the peer's
+ * address space is gone; -ECONNREFUSED if the pre-check refused the
+ * migration (see above); -EPROTO (the session FAILED) if the peer's
  * layout, version or number of streams differs, a stream is not in its
  * place, or the peer sent garbage; -ETIMEDOUT,
  * -ECONNRESET, -EPIPE (FAILED) for connection trouble.
@@ -735,9 +937,11 @@ struct kvmig_xfer_setup {
 #define KVMIG_XFER_SETUP_EVENTFD	_BITUL(0)	/* @event_fd is set */
 #define KVMIG_XFER_SETUP_STREAMS	_BITUL(1)	/* @nr_streams, @streams_ptr */
 #define KVMIG_XFER_SETUP_RDMA		_BITUL(2)	/* over RDMA, see above */
+#define KVMIG_XFER_SETUP_DRY_RUN	_BITUL(3)	/* source: pre-check only */
 #define KVMIG_XFER_SETUP_FLAGS		(KVMIG_XFER_SETUP_EVENTFD | \
 					 KVMIG_XFER_SETUP_STREAMS | \
-					 KVMIG_XFER_SETUP_RDMA)
+					 KVMIG_XFER_SETUP_RDMA | \
+					 KVMIG_XFER_SETUP_DRY_RUN)
 
 #define KVMIG_MAX_STREAMS	16
 

@@ -217,3 +217,218 @@ int kvmig_wire_check_rdma_msg(const struct kvmig_rdma_msg *m, u32 got,
 	return -EPROTO;
 }
 EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_check_rdma_msg);
+
+/*
+ * The CPUID registers whose bits are features a guest may rely on: what
+ * the pre-check compares. @ignore: bits the CPU or KVM set at run time
+ * (OSXSAVE, OSPKE follow CR4) or that the VMM sets whatever KVM reports
+ * (the hypervisor bit).
+ */
+const struct kvmig_feature_reg kvmig_feature_regs[] = {
+	{ 0x1, 0, KVMIG_CPUID_ECX, false, BIT(27) | BIT(31) },
+	{ 0x1, 0, KVMIG_CPUID_EDX, false, 0 },
+	{ 0x7, 0, KVMIG_CPUID_EBX, true, 0 },
+	{ 0x7, 0, KVMIG_CPUID_ECX, true, BIT(4) },
+	{ 0x7, 0, KVMIG_CPUID_EDX, true, 0 },
+	{ 0x7, 1, KVMIG_CPUID_EAX, true, 0 },
+	{ 0x7, 1, KVMIG_CPUID_EDX, true, 0 },
+	{ 0xd, 0, KVMIG_CPUID_EAX, true, 0 },	/* XCR0, low half */
+	{ 0xd, 0, KVMIG_CPUID_EDX, true, 0 },	/* XCR0, high half */
+	{ 0xd, 1, KVMIG_CPUID_EAX, true, 0 },	/* XSAVEOPT, XSAVEC, XSAVES */
+	{ 0x80000001, 0, KVMIG_CPUID_ECX, false, 0 },
+	{ 0x80000001, 0, KVMIG_CPUID_EDX, false, 0 },
+	{ 0x80000007, 0, KVMIG_CPUID_EDX, false, 0 },	/* invariant TSC */
+	{ 0x80000008, 0, KVMIG_CPUID_EBX, false, 0 },
+	{ 0x80000021, 0, KVMIG_CPUID_EAX, false, 0 },
+};
+EXPORT_SYMBOL_IF_KUNIT(kvmig_feature_regs);
+
+/* The entry for @function (and @index, if @indexed) in @e, or NULL. */
+const struct kvmig_cpuid_entry *
+kvmig_cpuid_find(const struct kvmig_cpuid_entry *e, u32 nr, u32 function,
+		 u32 index, bool indexed)
+{
+	u32 i;
+
+	for (i = 0; i < nr; i++)
+		if (e[i].function == function &&
+		    (!indexed || e[i].index == index))
+			return &e[i];
+	return NULL;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_cpuid_find);
+
+u32 kvmig_cpuid_reg(const struct kvmig_cpuid_entry *e, u32 reg)
+{
+	switch (reg) {
+	case KVMIG_CPUID_EAX:
+		return e->eax;
+	case KVMIG_CPUID_EBX:
+		return e->ebx;
+	case KVMIG_CPUID_ECX:
+		return e->ecx;
+	default:
+		return e->edx;
+	}
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_cpuid_reg);
+
+/* Is the source's CHECK well formed? Return: 0 or KVMIG_WIRE_E_PROTO. */
+int kvmig_wire_check_check(const struct kvmig_wire_check *c)
+{
+	u32 flags = le32_to_cpu(c->flags);
+	static const u8 none[16];
+
+	if (flags & ~KVMIG_WIRE_CHECK_FLAGS ||
+	    le32_to_cpu(c->nr_features) > KVMIG_WIRE_MAX_FEATURES)
+		return KVMIG_WIRE_E_PROTO;
+	if (!!(flags & KVMIG_WIRE_CHECK_UUID) == !memcmp(c->uuid, none, 16))
+		return KVMIG_WIRE_E_PROTO;
+	if (!(flags & KVMIG_WIRE_CHECK_DIFFERS) && c->vcpu_differs)
+		return KVMIG_WIRE_E_PROTO;
+	if (!(flags & KVMIG_WIRE_CHECK_UNREAD) && c->vcpu_unread)
+		return KVMIG_WIRE_E_PROTO;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_check_check);
+
+static void finding(struct kvmig_wire_finding *out, u32 max, u32 *n,
+		    u32 code, u32 function, u32 index, u32 reg, u32 bits,
+		    u64 source, u64 dest)
+{
+	struct kvmig_wire_finding *f = &out[*n];
+
+	if (*n >= max)
+		return;
+	(*n)++;
+	f->code = cpu_to_le32(code);
+	f->severity = cpu_to_le32(code < KVMIG_CHECK_W_UUID ?
+				  KVMIG_CHECK_ERROR : KVMIG_CHECK_WARNING);
+	f->function = cpu_to_le32(function);
+	f->index = cpu_to_le32(index);
+	f->reg = cpu_to_le32(reg);
+	f->bits = cpu_to_le32(bits);
+	f->source = cpu_to_le64(source);
+	f->dest = cpu_to_le64(dest);
+}
+
+/* The source's CPUID features against what the destination offers. */
+static void eval_cpuid(const struct kvmig_check_local *l,
+		       const struct kvmig_wire_check *c,
+		       const struct kvmig_wire_feature *f,
+		       struct kvmig_wire_finding *out, u32 max, u32 *n)
+{
+	u32 i, nr = le32_to_cpu(c->nr_features);
+	const struct kvmig_cpuid_entry *e;
+	const struct kvmig_feature_reg *r;
+	u32 fn, idx, reg, bits, have, j;
+
+	for (i = 0; i < nr; i++) {
+		fn = le32_to_cpu(f[i].function);
+		idx = le32_to_cpu(f[i].index);
+		reg = le32_to_cpu(f[i].reg);
+		bits = le32_to_cpu(f[i].bits);
+		/* Only the registers both ends know are compared. */
+		for (j = 0, r = NULL; j < KVMIG_NR_FEATURE_REGS && !r; j++)
+			if (kvmig_feature_regs[j].function == fn &&
+			    kvmig_feature_regs[j].index == idx &&
+			    kvmig_feature_regs[j].reg == reg)
+				r = &kvmig_feature_regs[j];
+		if (!r)
+			continue;
+		bits &= ~r->ignore;
+		e = kvmig_cpuid_find(l->cpuid, l->nr_cpuid, fn, idx,
+				     r->indexed);
+		have = e ? kvmig_cpuid_reg(e, reg) : 0;
+		if (bits & ~have)
+			finding(out, max, n, KVMIG_CHECK_E_CPUID, fn, idx, reg,
+				bits & ~have, bits, have);
+	}
+}
+
+static u32 max_leaf(const struct kvmig_check_local *l, u32 function)
+{
+	const struct kvmig_cpuid_entry *e;
+
+	e = kvmig_cpuid_find(l->cpuid, l->nr_cpuid, function, 0, false);
+	return e ? e->eax : 0;
+}
+
+/*
+ * The destination's pre-check: compare the source's @c and its features
+ * @f (c->nr_features of them, checked by kvmig_wire_check_check()) with
+ * @l. Writes at most @max findings to @out, errors first.
+ * Return: how many.
+ */
+u32 kvmig_wire_check_eval(const struct kvmig_check_local *l,
+			  const struct kvmig_wire_check *c,
+			  const struct kvmig_wire_feature *f,
+			  struct kvmig_wire_finding *out, u32 max)
+{
+	u32 flags = le32_to_cpu(c->flags), n = 0, v;
+	bool uuid = flags & KVMIG_WIRE_CHECK_UUID;
+
+	if (uuid && l->has_uuid && memcmp(c->uuid, l->uuid, 16))
+		finding(out, max, &n, KVMIG_CHECK_E_UUID, 0, 0, 0, 0, 0, 0);
+	if (!l->layout_ok)
+		finding(out, max, &n, KVMIG_CHECK_E_LAYOUT, 0, l->layout_slot,
+			0, 0, 0, 0);
+	v = le32_to_cpu(c->nr_vcpus);
+	if (l->nr_vcpus && v != l->nr_vcpus)
+		finding(out, max, &n, KVMIG_CHECK_E_VCPUS, 0, 0, 0, 0, v,
+			l->nr_vcpus);
+	if (l->cpuid)
+		eval_cpuid(l, c, f, out, max, &n);
+
+	if (uuid != l->has_uuid)
+		finding(out, max, &n, KVMIG_CHECK_W_UUID, 0, 0, 0, 0, uuid,
+			l->has_uuid);
+	v = le32_to_cpu(c->dirty_ring);
+	if (v != l->dirty_ring)
+		finding(out, max, &n, KVMIG_CHECK_W_DIRTY, 0, 0, 0, 0, v,
+			l->dirty_ring);
+	v = !!(flags & KVMIG_WIRE_CHECK_MANUAL);
+	if (v != l->manual)
+		finding(out, max, &n, KVMIG_CHECK_W_MANUAL, 0, 0, 0, 0, v,
+			l->manual);
+	if (!l->cpuid)
+		finding(out, max, &n, KVMIG_CHECK_W_NO_CPUID, 0, 0, 0, 0, 0, 0);
+	if (flags & KVMIG_WIRE_CHECK_DIFFERS)
+		finding(out, max, &n, KVMIG_CHECK_W_CPUID_VCPUS, 0,
+			le32_to_cpu(c->vcpu_differs), 0, 0, 0, 0);
+	if (flags & KVMIG_WIRE_CHECK_UNREAD)
+		finding(out, max, &n, KVMIG_CHECK_W_CPUID_UNREAD, 0,
+			le32_to_cpu(c->vcpu_unread), 0, 0, 0, 0);
+	if (l->cpuid) {
+		v = max_leaf(l, 0);
+		if (le32_to_cpu(c->max_basic) > v)
+			finding(out, max, &n, KVMIG_CHECK_W_CPUID_LEAF, 0, 0,
+				0, 0, le32_to_cpu(c->max_basic), v);
+		v = max_leaf(l, 0x80000000);
+		if (le32_to_cpu(c->max_ext) > v)
+			finding(out, max, &n, KVMIG_CHECK_W_CPUID_LEAF,
+				0x80000000, 0, 0, 0, le32_to_cpu(c->max_ext),
+				v);
+	}
+	return n;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_check_eval);
+
+/* A finding from the peer. Return: 0, or -EPROTO for a bad severity. */
+int kvmig_wire_decode_finding(const struct kvmig_wire_finding *w,
+			      struct kvmig_finding *f)
+{
+	f->code = le32_to_cpu(w->code);
+	f->severity = le32_to_cpu(w->severity);
+	f->function = le32_to_cpu(w->function);
+	f->index = le32_to_cpu(w->index);
+	f->reg = le32_to_cpu(w->reg);
+	f->bits = le32_to_cpu(w->bits);
+	f->source = le64_to_cpu(w->source);
+	f->dest = le64_to_cpu(w->dest);
+	if (f->severity != KVMIG_CHECK_ERROR &&
+	    f->severity != KVMIG_CHECK_WARNING)
+		return -EPROTO;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kvmig_wire_decode_finding);

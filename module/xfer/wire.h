@@ -45,6 +45,7 @@
 #else
 #include "kshim.h"
 #endif
+#include <kvmig.h>
 
 #define KVMIG_WIRE_MAGIC	0x474d564bU	/* "KVMG" */
 #define KVMIG_WIRE_VERSION	4
@@ -82,7 +83,14 @@ struct kvmig_wire_stream {
  * refuses the hello, and both ends must agree on it.
  */
 #define KVMIG_WIRE_HELLO_REGIONS	0x1U
-#define KVMIG_WIRE_HELLO_FLAGS		KVMIG_WIRE_HELLO_REGIONS
+/*
+ * A CHECK and its FEATUREs follow the SLOTs, and FINDINGS follow the
+ * destination's REPLY whenever it read them (status OK, E_LAYOUT,
+ * E_STREAMS or E_CHECK).
+ */
+#define KVMIG_WIRE_HELLO_CHECK		0x2U
+#define KVMIG_WIRE_HELLO_FLAGS		(KVMIG_WIRE_HELLO_REGIONS | \
+					 KVMIG_WIRE_HELLO_CHECK)
 
 struct kvmig_wire_slot {
 	__le32 id;
@@ -90,6 +98,96 @@ struct kvmig_wire_slot {
 	__le64 base_gfn;
 	__le64 npages;
 };
+
+/*
+ * The pre-check: what the source's VM is, for the destination to compare
+ * with its own. The source's vCPUs' CPUID goes as the union, over the
+ * vCPUs, of each feature register kvmig_wire_check_eval() compares.
+ */
+struct kvmig_wire_check {
+	__le32 flags;		/* KVMIG_WIRE_CHECK_* */
+	__le32 nr_vcpus;
+	u8 uuid[16];		/* with KVMIG_WIRE_CHECK_UUID */
+	__le32 dirty_ring;	/* bytes of dirty ring per vCPU, 0: none */
+	__le32 max_basic;	/* CPUID.0:EAX, highest of the vCPUs */
+	__le32 max_ext;		/* CPUID.80000000h:EAX, highest */
+	__le32 vcpu_differs;	/* with _DIFFERS: the first such vCPU */
+	__le32 vcpu_unread;	/* with _UNREAD: the first such vCPU */
+	__le32 nr_features;	/* FEATUREs that follow */
+};
+
+#define KVMIG_WIRE_CHECK_UUID		0x1U	/* @uuid is the VM's identity */
+#define KVMIG_WIRE_CHECK_DRY_RUN	0x2U	/* no page follows: end here */
+#define KVMIG_WIRE_CHECK_MANUAL		0x4U	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 */
+#define KVMIG_WIRE_CHECK_DIFFERS	0x8U	/* vCPUs' features differ */
+#define KVMIG_WIRE_CHECK_UNREAD		0x10U	/* a vCPU's CPUID not read */
+#define KVMIG_WIRE_CHECK_FLAGS		0x1fU
+#define KVMIG_WIRE_MAX_FEATURES		32
+
+struct kvmig_wire_feature {
+	__le32 function;
+	__le32 index;
+	__le32 reg;		/* KVMIG_CPUID_* */
+	__le32 bits;
+};
+
+/* After the REPLY: @nr FINDINGs, errors first. */
+struct kvmig_wire_findings {
+	__le32 magic;
+	__le32 nr;		/* at most KVMIG_MAX_FINDINGS */
+};
+
+struct kvmig_wire_finding {
+	__le32 code;
+	__le32 severity;
+	__le32 function;
+	__le32 index;
+	__le32 reg;
+	__le32 bits;
+	__le64 source;
+	__le64 dest;
+};
+
+/* The destination's side of the pre-check. */
+struct kvmig_check_local {
+	bool has_uuid;
+	u8 uuid[16];
+	u32 nr_vcpus;
+	u32 dirty_ring;
+	bool manual;
+	bool layout_ok;
+	u32 layout_slot;	/* the first slot that differs */
+	const struct kvmig_cpuid_entry *cpuid;	/* NULL: none given */
+	u32 nr_cpuid;
+};
+
+/* The feature registers the pre-check compares. */
+struct kvmig_feature_reg {
+	u32 function;
+	u32 index;
+	u32 reg;
+	bool indexed;		/* the leaf has subleaves */
+	u32 ignore;		/* bits set at run time, or by the VMM alone */
+};
+
+/*
+ * The array is declared with its size, so that a row missing from it
+ * breaks the build; the source sends them all (KVMIG_WIRE_MAX_FEATURES).
+ */
+#define KVMIG_NR_FEATURE_REGS	15
+extern const struct kvmig_feature_reg kvmig_feature_regs[KVMIG_NR_FEATURE_REGS];
+
+int kvmig_wire_check_check(const struct kvmig_wire_check *c);
+u32 kvmig_wire_check_eval(const struct kvmig_check_local *l,
+			  const struct kvmig_wire_check *c,
+			  const struct kvmig_wire_feature *f,
+			  struct kvmig_wire_finding *out, u32 max);
+int kvmig_wire_decode_finding(const struct kvmig_wire_finding *w,
+			      struct kvmig_finding *f);
+const struct kvmig_cpuid_entry *
+kvmig_cpuid_find(const struct kvmig_cpuid_entry *e, u32 nr, u32 function,
+		 u32 index, bool indexed);
+u32 kvmig_cpuid_reg(const struct kvmig_cpuid_entry *e, u32 reg);
 
 /* Status of a REPLY. */
 enum {
@@ -99,6 +197,7 @@ enum {
 	KVMIG_WIRE_E_PROTO	= 3,	/* malformed stream */
 	KVMIG_WIRE_E_LOCAL	= 4,	/* the destination failed on its own */
 	KVMIG_WIRE_E_STREAMS	= 5,	/* streams differ in number, or out of place */
+	KVMIG_WIRE_E_CHECK	= 6,	/* the pre-check found an error */
 };
 
 struct kvmig_wire_reply {

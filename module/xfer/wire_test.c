@@ -121,7 +121,9 @@ static void hello_test(struct kunit *test)
 	b = h;
 	b.flags = cpu_to_le32(KVMIG_WIRE_HELLO_REGIONS);
 	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), 0);
-	b.flags = cpu_to_le32(2);
+	b.flags = cpu_to_le32(KVMIG_WIRE_HELLO_CHECK);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), 0);
+	b.flags = cpu_to_le32(4);
 	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), KVMIG_WIRE_E_PROTO);
 	b.flags = cpu_to_le32(1U << 31 | KVMIG_WIRE_HELLO_REGIONS);
 	KUNIT_EXPECT_EQ(test, kvmig_wire_check_hello(&b), KVMIG_WIRE_E_PROTO);
@@ -474,6 +476,234 @@ static void rdma_msg_test(struct kunit *test)
 			-EPROTO);
 }
 
+/* A destination's KVM_GET_SUPPORTED_CPUID, cut down. */
+static const struct kvmig_cpuid_entry offered[] = {
+	{ .function = 0, .eax = 0xd },
+	{ .function = 1, .ecx = 0x7ef83203, .edx = 0x178bfbff },
+	{ .function = 7, .index = 0, .ebx = 0x219c07ab, .ecx = 0x0040069c },
+	{ .function = 7, .index = 1, .eax = 0x10 },
+	{ .function = 0xd, .index = 0, .eax = 0x7 },
+	{ .function = 0x80000000, .eax = 0x80000021 },
+};
+
+struct check_env {
+	struct kvmig_check_local l;
+	struct kvmig_wire_check c;
+	struct kvmig_wire_feature f[KVMIG_NR_FEATURE_REGS];
+	struct kvmig_wire_finding out[KVMIG_MAX_FINDINGS];
+	struct kvmig_finding d[KVMIG_MAX_FINDINGS];
+};
+
+/* A source that asks for exactly what @offered has, same identity. */
+static void check_env_init(struct check_env *e)
+{
+	const struct kvmig_cpuid_entry *o;
+	u32 i;
+
+	memset(e, 0, sizeof(*e));
+	e->l = (struct kvmig_check_local) {
+		.has_uuid = true, .uuid = { 0xaa, 1 }, .nr_vcpus = 4,
+		.dirty_ring = 65536, .layout_ok = true, .cpuid = offered,
+		.nr_cpuid = ARRAY_SIZE(offered),
+	};
+	e->c.flags = cpu_to_le32(KVMIG_WIRE_CHECK_UUID);
+	e->c.uuid[0] = 0xaa;
+	e->c.uuid[1] = 1;
+	e->c.nr_vcpus = cpu_to_le32(4);
+	e->c.dirty_ring = cpu_to_le32(65536);
+	e->c.max_basic = cpu_to_le32(0xd);
+	e->c.max_ext = cpu_to_le32(0x80000008);
+	e->c.nr_features = cpu_to_le32(KVMIG_NR_FEATURE_REGS);
+	for (i = 0; i < KVMIG_NR_FEATURE_REGS; i++) {
+		const struct kvmig_feature_reg *r = &kvmig_feature_regs[i];
+
+		e->f[i].function = cpu_to_le32(r->function);
+		e->f[i].index = cpu_to_le32(r->index);
+		e->f[i].reg = cpu_to_le32(r->reg);
+		o = kvmig_cpuid_find(offered, ARRAY_SIZE(offered), r->function,
+				     r->index, r->indexed);
+		e->f[i].bits = cpu_to_le32(o ? kvmig_cpuid_reg(o, r->reg) : 0);
+	}
+}
+
+static u32 check_run(struct kunit *test, struct check_env *e, u32 max)
+{
+	u32 i, n;
+
+	KUNIT_ASSERT_EQ(test, kvmig_wire_check_check(&e->c), 0);
+	n = kvmig_wire_check_eval(&e->l, &e->c, e->f, e->out, max);
+	KUNIT_ASSERT_LE(test, n, max);
+	for (i = 0; i < n; i++)
+		KUNIT_ASSERT_EQ(test, kvmig_wire_decode_finding(&e->out[i],
+								&e->d[i]), 0);
+	return n;
+}
+
+static void check_same_test(struct kunit *test)
+{
+	struct check_env *e = kunit_kzalloc(test, sizeof(*e), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, e);
+	check_env_init(e);
+	KUNIT_EXPECT_EQ(test, check_run(test, e, KVMIG_MAX_FINDINGS), 0);
+}
+
+static void check_errors_test(struct kunit *test)
+{
+	struct check_env *e = kunit_kzalloc(test, sizeof(*e), GFP_KERNEL);
+	u32 n;
+
+	KUNIT_ASSERT_NOT_NULL(test, e);
+	/* Another VM; a feature of leaf 7.0 EBX the destination lacks. */
+	check_env_init(e);
+	e->c.uuid[15] = 1;
+	e->f[2].bits |= cpu_to_le32(BIT(16) | BIT(30));	/* AVX512F, _BW */
+	n = check_run(test, e, KVMIG_MAX_FINDINGS);
+	KUNIT_ASSERT_EQ(test, n, 2);
+	KUNIT_EXPECT_EQ(test, e->d[0].code, KVMIG_CHECK_E_UUID);
+	KUNIT_EXPECT_EQ(test, e->d[0].severity, KVMIG_CHECK_ERROR);
+	KUNIT_EXPECT_EQ(test, e->d[1].code, KVMIG_CHECK_E_CPUID);
+	KUNIT_EXPECT_EQ(test, e->d[1].function, 7);
+	KUNIT_EXPECT_EQ(test, e->d[1].index, 0);
+	KUNIT_EXPECT_EQ(test, e->d[1].reg, KVMIG_CPUID_EBX);
+	KUNIT_EXPECT_EQ(test, e->d[1].bits, BIT(16) | BIT(30));
+
+	/* Run-time bits (OSXSAVE, OSPKE) and the hypervisor bit pass. */
+	check_env_init(e);
+	e->f[0].bits |= cpu_to_le32(BIT(27) | BIT(31));
+	e->f[3].bits |= cpu_to_le32(BIT(4));
+	KUNIT_EXPECT_EQ(test, check_run(test, e, KVMIG_MAX_FINDINGS), 0);
+
+	/* A leaf the destination has no entry for: every bit is missing. */
+	check_env_init(e);
+	e->f[14].bits = cpu_to_le32(0x41);		/* 0x80000021 EAX */
+	KUNIT_ASSERT_EQ(test, check_run(test, e, KVMIG_MAX_FINDINGS), 1);
+	KUNIT_EXPECT_EQ(test, e->d[0].function, 0x80000021);
+	KUNIT_EXPECT_EQ(test, e->d[0].bits, 0x41);
+
+	/* vCPUs: 4 against 2 refuses; a destination with none yet passes. */
+	check_env_init(e);
+	e->l.nr_vcpus = 2;
+	KUNIT_ASSERT_EQ(test, check_run(test, e, KVMIG_MAX_FINDINGS), 1);
+	KUNIT_EXPECT_EQ(test, e->d[0].code, KVMIG_CHECK_E_VCPUS);
+	KUNIT_EXPECT_EQ(test, e->d[0].source, 4);
+	KUNIT_EXPECT_EQ(test, e->d[0].dest, 2);
+	e->l.nr_vcpus = 0;
+	KUNIT_EXPECT_EQ(test, check_run(test, e, KVMIG_MAX_FINDINGS), 0);
+
+	/* The layout, as the handshake found it. */
+	check_env_init(e);
+	e->l.layout_ok = false;
+	e->l.layout_slot = 3;
+	KUNIT_ASSERT_EQ(test, check_run(test, e, KVMIG_MAX_FINDINGS), 1);
+	KUNIT_EXPECT_EQ(test, e->d[0].code, KVMIG_CHECK_E_LAYOUT);
+	KUNIT_EXPECT_EQ(test, e->d[0].index, 3);
+}
+
+static void check_warnings_test(struct kunit *test)
+{
+	struct check_env *e = kunit_kzalloc(test, sizeof(*e), GFP_KERNEL);
+	u32 n, i;
+
+	KUNIT_ASSERT_NOT_NULL(test, e);
+	check_env_init(e);
+	e->l.has_uuid = false;
+	e->l.dirty_ring = 0;
+	e->l.manual = true;
+	e->c.flags |= cpu_to_le32(KVMIG_WIRE_CHECK_DIFFERS |
+				  KVMIG_WIRE_CHECK_UNREAD);
+	e->c.vcpu_differs = cpu_to_le32(2);
+	e->c.vcpu_unread = cpu_to_le32(3);
+	e->c.max_basic = cpu_to_le32(0x1f);
+	n = check_run(test, e, KVMIG_MAX_FINDINGS);
+	KUNIT_ASSERT_EQ(test, n, 6);
+	for (i = 0; i < n; i++)
+		KUNIT_EXPECT_EQ(test, e->d[i].severity, KVMIG_CHECK_WARNING);
+	KUNIT_EXPECT_EQ(test, e->d[0].code, KVMIG_CHECK_W_UUID);
+	KUNIT_EXPECT_EQ(test, e->d[0].source, 1);
+	KUNIT_EXPECT_EQ(test, e->d[1].code, KVMIG_CHECK_W_DIRTY);
+	KUNIT_EXPECT_EQ(test, e->d[1].source, 65536);
+	KUNIT_EXPECT_EQ(test, e->d[1].dest, 0);
+	KUNIT_EXPECT_EQ(test, e->d[2].code, KVMIG_CHECK_W_MANUAL);
+	KUNIT_EXPECT_EQ(test, e->d[3].code, KVMIG_CHECK_W_CPUID_VCPUS);
+	KUNIT_EXPECT_EQ(test, e->d[3].index, 2);
+	KUNIT_EXPECT_EQ(test, e->d[4].code, KVMIG_CHECK_W_CPUID_UNREAD);
+	KUNIT_EXPECT_EQ(test, e->d[4].index, 3);
+	KUNIT_EXPECT_EQ(test, e->d[5].code, KVMIG_CHECK_W_CPUID_LEAF);
+	KUNIT_EXPECT_EQ(test, e->d[5].source, 0x1f);
+	KUNIT_EXPECT_EQ(test, e->d[5].dest, 0xd);
+
+	/* No CPUID at the destination: nothing compared, one warning. */
+	check_env_init(e);
+	e->l.cpuid = NULL;
+	e->l.nr_cpuid = 0;
+	e->f[2].bits = cpu_to_le32(~0U);
+	KUNIT_ASSERT_EQ(test, check_run(test, e, KVMIG_MAX_FINDINGS), 1);
+	KUNIT_EXPECT_EQ(test, e->d[0].code, KVMIG_CHECK_W_NO_CPUID);
+
+	/* Short of room: the errors are kept, warnings dropped. */
+	check_env_init(e);
+	e->l.has_uuid = false;
+	e->l.nr_vcpus = 1;
+	e->f[0].bits = cpu_to_le32(~0U);
+	e->f[1].bits = cpu_to_le32(~0U);
+	KUNIT_ASSERT_EQ(test, check_run(test, e, 2), 2);
+	KUNIT_EXPECT_EQ(test, e->d[0].code, KVMIG_CHECK_E_VCPUS);
+	KUNIT_EXPECT_EQ(test, e->d[1].code, KVMIG_CHECK_E_CPUID);
+	KUNIT_EXPECT_EQ(test, e->d[1].bits, ~0x7ef83203U & ~(BIT(27) | BIT(31)));
+}
+
+static void check_check_test(struct kunit *test)
+{
+	struct kvmig_wire_check c = {};
+	struct kvmig_wire_finding w = {};
+	struct kvmig_finding d;
+
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_check(&c), 0);
+	c.flags = cpu_to_le32(KVMIG_WIRE_CHECK_UUID);	/* and a zero uuid */
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_check(&c), KVMIG_WIRE_E_PROTO);
+	c.uuid[7] = 1;
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_check(&c), 0);
+	c.flags = 0;					/* a uuid, unflagged */
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_check(&c), KVMIG_WIRE_E_PROTO);
+	memset(&c, 0, sizeof(c));
+	c.flags = cpu_to_le32(0x20);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_check(&c), KVMIG_WIRE_E_PROTO);
+	c.flags = 0;
+	c.nr_features = cpu_to_le32(KVMIG_WIRE_MAX_FEATURES + 1);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_check(&c), KVMIG_WIRE_E_PROTO);
+	c.nr_features = cpu_to_le32(KVMIG_WIRE_MAX_FEATURES);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_check(&c), 0);
+	c.vcpu_differs = cpu_to_le32(1);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_check(&c), KVMIG_WIRE_E_PROTO);
+	c.vcpu_differs = 0;
+	c.vcpu_unread = cpu_to_le32(1);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_check_check(&c), KVMIG_WIRE_E_PROTO);
+
+	/* A finding from the peer must say error or warning. */
+	KUNIT_EXPECT_EQ(test, kvmig_wire_decode_finding(&w, &d), -EPROTO);
+	w.severity = cpu_to_le32(KVMIG_CHECK_WARNING);
+	w.code = cpu_to_le32(1000);			/* unknown: kept */
+	KUNIT_EXPECT_EQ(test, kvmig_wire_decode_finding(&w, &d), 0);
+	KUNIT_EXPECT_EQ(test, d.code, 1000);
+	w.severity = cpu_to_le32(3);
+	KUNIT_EXPECT_EQ(test, kvmig_wire_decode_finding(&w, &d), -EPROTO);
+}
+
+/* The findings and CPUID entries as the UAPI and KVM lay them out. */
+static void check_layout_test(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_cpuid_entry),
+			sizeof(struct kvm_cpuid_entry2));
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_cpuid_entry, edx),
+			offsetof(struct kvm_cpuid_entry2, edx));
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_finding), 40);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_wire_finding), 40);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_wire_check), 48);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_check_setup), 64);
+	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_check), 48);
+}
+
 static struct kunit_case kvmig_wire_cases[] = {
 	KUNIT_CASE_PARAM(decode_rec_test, rec_gen_params),
 	KUNIT_CASE(hello_test),
@@ -484,6 +714,11 @@ static struct kunit_case kvmig_wire_cases[] = {
 	KUNIT_CASE(wire_layout_test),
 	KUNIT_CASE(rdma_boot_test),
 	KUNIT_CASE(rdma_msg_test),
+	KUNIT_CASE(check_same_test),
+	KUNIT_CASE(check_errors_test),
+	KUNIT_CASE(check_warnings_test),
+	KUNIT_CASE(check_check_test),
+	KUNIT_CASE(check_layout_test),
 	{}
 };
 

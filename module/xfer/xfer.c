@@ -670,6 +670,20 @@ static void send_status(struct kvmig_stream *s, u32 status, u64 pages)
 	s->ops->send(s, &rep, sizeof(rep), false);
 }
 
+/* Destination: the findings, after the REPLY to a CHECK hello. */
+static void send_findings(struct kvmig_stream *s,
+			  const struct kvmig_wire_finding *w, u32 nr)
+{
+	struct kvmig_wire_findings hdr = {
+		.magic = cpu_to_le32(KVMIG_WIRE_MAGIC),
+		.nr = cpu_to_le32(nr),
+	};
+
+	if (s->ops->send(s, &hdr, sizeof(hdr), nr) || !nr)
+		return;
+	s->ops->send(s, w, nr * sizeof(*w), false);
+}
+
 /*
  * Before writing into the destination guest: is the memslot layout still
  * the one the source was promised, and so are the host addresses we write
@@ -945,6 +959,58 @@ int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r)
 	return 0;
 }
 
+/* Does a CHECK hello's REPLY with @status carry FINDINGS after it? */
+static bool findings_follow(u32 status)
+{
+	return status == KVMIG_WIRE_OK || status == KVMIG_WIRE_E_LAYOUT ||
+	       status == KVMIG_WIRE_E_STREAMS || status == KVMIG_WIRE_E_CHECK;
+}
+
+/* Keep the findings, in wire order, and what they amount to. */
+static int keep_findings(struct kvmig_xfer *x,
+			 const struct kvmig_wire_finding *w, u32 nr)
+{
+	bool error = false;
+	u32 i;
+
+	for (i = 0; i < nr; i++) {
+		if (kvmig_wire_decode_finding(&w[i], &x->findings[i]))
+			return -EPROTO;
+		error |= x->findings[i].severity == KVMIG_CHECK_ERROR;
+	}
+	x->nr_findings = nr;
+	x->check_status = error ? KVMIG_CHECK_REFUSED :
+			  nr ? KVMIG_CHECK_WARNED : KVMIG_CHECK_PASSED;
+	return 0;
+}
+
+/* Source: the destination's findings, after its REPLY. */
+static int recv_findings(struct kvmig_xfer *x, struct kvmig_stream *s0)
+{
+	struct kvmig_wire_finding *w;
+	struct kvmig_wire_findings hdr;
+	u32 nr;
+	int ret;
+
+	ret = s0->ops->recv(s0, &hdr, sizeof(hdr));
+	if (ret)
+		return ret;
+	nr = le32_to_cpu(hdr.nr);
+	if (le32_to_cpu(hdr.magic) != KVMIG_WIRE_MAGIC ||
+	    nr > KVMIG_MAX_FINDINGS)
+		return -EPROTO;
+	if (!nr)
+		return keep_findings(x, NULL, 0);
+	w = kcalloc(nr, sizeof(*w), GFP_KERNEL);
+	if (!w)
+		return -ENOMEM;
+	ret = s0->ops->recv(s0, w, nr * sizeof(*w));
+	if (!ret)
+		ret = keep_findings(x, w, nr);
+	kfree(w);
+	return ret;
+}
+
 /* Source: send the layout and open every stream, wait for the verdict. */
 static int handshake_source(struct kvmig_xfer *x)
 {
@@ -965,21 +1031,31 @@ static int handshake_source(struct kvmig_xfer *x)
 		.version = cpu_to_le16(KVMIG_WIRE_VERSION),
 		.token = cpu_to_le64(x->token),
 	};
+	struct kvmig_wire_feature f[KVMIG_NR_FEATURE_REGS];
+	struct kvmig_wire_check c;
 	struct kvmig_wire_slot sl;
 	struct kvmig_wire_reply rep;
+	u32 i, status;
 	int ret;
-	u32 i;
 
+	kvmig_check_describe(d->kvm, x->check->has_uuid ? x->check->uuid : NULL,
+			     x->dry_run, &c, f);
+	h.flags |= cpu_to_le32(KVMIG_WIRE_HELLO_CHECK);
 	/* bytes_sent counts the handshake: all that kvmig writes. */
-	stream_add(&s0->bytes_sent, sizeof(h) + d->nr_slots * sizeof(sl));
+	stream_add(&s0->bytes_sent, sizeof(h) + d->nr_slots * sizeof(sl) +
+		   sizeof(c) + sizeof(f));
 	ret = s0->ops->send(s0, &h, sizeof(h), true);
 	for (i = 0; i < d->nr_slots && !ret; i++) {
 		sl.id = cpu_to_le32(d->slots[i].id);
 		sl.flags = cpu_to_le32(d->slots[i].flags);
 		sl.base_gfn = cpu_to_le64(d->slots[i].base_gfn);
 		sl.npages = cpu_to_le64(d->slots[i].npages);
-		ret = s0->ops->send(s0, &sl, sizeof(sl), i + 1 < d->nr_slots);
+		ret = s0->ops->send(s0, &sl, sizeof(sl), true);
 	}
+	if (!ret)
+		ret = s0->ops->send(s0, &c, sizeof(c), true);
+	if (!ret)
+		ret = s0->ops->send(s0, f, sizeof(f), false);
 	for (i = 1; i < x->nr_streams && !ret; i++) {
 		ws.index = cpu_to_le16(i);
 		stream_add(&x->streams[i].bytes_sent, sizeof(ws));
@@ -988,15 +1064,29 @@ static int handshake_source(struct kvmig_xfer *x)
 	}
 	if (!ret)
 		ret = recv_reply(s0, &rep);
+	status = le32_to_cpu(rep.status);
+	if (!ret && findings_follow(status))
+		ret = recv_findings(x, s0);
 	if (ret)
 		return ret;
-	switch (le32_to_cpu(rep.status)) {
+	if (x->dry_run &&
+	    (status == KVMIG_WIRE_E_LAYOUT || status == KVMIG_WIRE_E_CHECK)) {
+		x->outcome = KVMIG_STATE_CHECKED;
+		return -ECONNREFUSED;
+	}
+	switch (status) {
 	case KVMIG_WIRE_OK:
+		if (x->dry_run)
+			x->outcome = KVMIG_STATE_CHECKED;
 		return 0;
 	case KVMIG_WIRE_E_LAYOUT:
 		pr_warn_ratelimited("destination refused: its memslot layout differs\n");
 		x->fail_reason = KVMIG_FAIL_LAYOUT;
 		return -EPROTO;
+	case KVMIG_WIRE_E_CHECK:
+		pr_warn_ratelimited("destination refused: the pre-check found an error\n");
+		x->fail_reason = KVMIG_FAIL_CHECK;
+		return -ECONNREFUSED;
 	case KVMIG_WIRE_E_STREAMS:
 		pr_warn_ratelimited("destination refused: its streams differ\n");
 		x->fail_reason = KVMIG_FAIL_STREAMS;
@@ -1017,10 +1107,15 @@ static int handshake_dest(struct kvmig_xfer *x)
 {
 	struct kvmig_stream *s0 = &x->streams[0];
 	struct kvmig_dirty *d = x->d;
+	struct kvmig_check_local l = { .layout_ok = true };
+	struct kvmig_wire_finding *wf = NULL;
+	struct kvmig_wire_feature *f = NULL;
+	struct kvmig_wire_check c;
 	struct kvmig_wire_hello h;
 	struct kvmig_wire_stream ws;
 	struct kvmig_wire_slot sl;
-	u32 i, nr, status;
+	u32 i, nr, status, nf = 0;
+	bool check, dry_run;
 	int ret;
 
 	ret = s0->ops->recv(s0, &h, sizeof(h));
@@ -1041,36 +1136,96 @@ static int handshake_dest(struct kvmig_xfer *x)
 		if (ret)
 			return ret;
 		if (!status && (i >= d->nr_slots ||
-				kvmig_wire_compare_slot(&sl, &x->layout[i])))
+				kvmig_wire_compare_slot(&sl, &x->layout[i]))) {
 			status = KVMIG_WIRE_E_LAYOUT;
+			l.layout_slot = i;
+		}
 	}
-	if (nr != d->nr_slots ||
-	    le64_to_cpu(h.guest_pages) != d->guest_pages ||
-	    !!(le32_to_cpu(h.flags) & KVMIG_WIRE_HELLO_REGIONS) != d->regions)
+	if (!status && (nr != d->nr_slots ||
+			le64_to_cpu(h.guest_pages) != d->guest_pages ||
+			!!(le32_to_cpu(h.flags) & KVMIG_WIRE_HELLO_REGIONS) !=
+			d->regions)) {
 		status = KVMIG_WIRE_E_LAYOUT;
+		l.layout_slot = min(nr, d->nr_slots);
+	}
+	l.layout_ok = !status;
+	check = le32_to_cpu(h.flags) & KVMIG_WIRE_HELLO_CHECK;
+	dry_run = false;
+	if (check) {
+		ret = s0->ops->recv(s0, &c, sizeof(c));
+		if (ret)
+			return ret;
+		if (kvmig_wire_check_check(&c)) {
+			pr_warn_ratelimited("bad pre-check from the source\n");
+			send_status(s0, KVMIG_WIRE_E_PROTO, 0);
+			x->fail_reason = KVMIG_FAIL_PROTOCOL;
+			return -EPROTO;
+		}
+		dry_run = le32_to_cpu(c.flags) & KVMIG_WIRE_CHECK_DRY_RUN;
+		nr = le32_to_cpu(c.nr_features);
+		f = kcalloc(KVMIG_WIRE_MAX_FEATURES, sizeof(*f), GFP_KERNEL);
+		wf = kcalloc(KVMIG_MAX_FINDINGS, sizeof(*wf), GFP_KERNEL);
+		ret = -ENOMEM;
+		if (!f || !wf)
+			goto out;
+		ret = nr ? s0->ops->recv(s0, f, nr * sizeof(*f)) : 0;
+		if (ret)
+			goto out;
+		kvmig_check_local(d->kvm, &l);
+		l.has_uuid = x->check->has_uuid;
+		memcpy(l.uuid, x->check->uuid, sizeof(l.uuid));
+		l.cpuid = x->check->cpuid;
+		l.nr_cpuid = x->check->nr_cpuid;
+		nf = kvmig_wire_check_eval(&l, &c, f, wf, KVMIG_MAX_FINDINGS);
+		ret = keep_findings(x, wf, nf);
+		if (ret)
+			goto out;
+	}
 	if (!status && le32_to_cpu(h.nr_streams) != x->nr_streams)
 		status = KVMIG_WIRE_E_STREAMS;
 	x->token = le64_to_cpu(h.token);
 	for (i = 1; i < x->nr_streams && !status; i++) {
 		ret = x->streams[i].ops->recv(&x->streams[i], &ws, sizeof(ws));
 		if (ret)
-			return ret;
+			goto out;
 		status = kvmig_wire_check_stream(&ws, i, x->token);
 	}
+	if (!status && x->check_status == KVMIG_CHECK_REFUSED)
+		status = KVMIG_WIRE_E_CHECK;
 	send_status(s0, status, 0);
+	if (check)
+		send_findings(s0, wf, nf);
+	ret = 0;
+	if (dry_run && status != KVMIG_WIRE_E_STREAMS) {
+		x->dry_run = true;
+		x->outcome = KVMIG_STATE_CHECKED;
+		ret = status ? -ECONNREFUSED : 0;
+		goto out;
+	}
 	switch (status) {
 	case KVMIG_WIRE_OK:
-		return 0;
+		break;
+	case KVMIG_WIRE_E_CHECK:
+		pr_warn_ratelimited("refused the source: the pre-check found an error\n");
+		x->fail_reason = KVMIG_FAIL_CHECK;
+		ret = -ECONNREFUSED;
+		break;
 	case KVMIG_WIRE_E_STREAMS:
 		pr_warn_ratelimited("refused the source: its streams differ (%u, here %u) or are out of place\n",
 				    le32_to_cpu(h.nr_streams), x->nr_streams);
 		x->fail_reason = KVMIG_FAIL_STREAMS;
-		return -EPROTO;
+		ret = -EPROTO;
+		break;
 	default:
 		pr_warn_ratelimited("refused the source: memslot layout differs\n");
 		x->fail_reason = KVMIG_FAIL_LAYOUT;
-		return -EPROTO;
+		ret = -EPROTO;
+		break;
 	}
+out:
+	kfree(wf);
+	kfree(f);
+	return ret;
 }
 
 /* Give stream @i its connection, and its thread (all but the first). */
@@ -1111,7 +1266,8 @@ static void stream_fini(struct kvmig_stream *s)
  */
 struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
 				     const struct kvmig_xfer_setup *setup,
-				     const u32 *fds, u64 id)
+				     const u32 *fds, u64 id,
+				     const struct kvmig_check_cfg *check)
 {
 	u32 i, timeout = setup->io_timeout_ms ?: 10000;
 	struct kvmig_xfer *x;
@@ -1123,6 +1279,8 @@ struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
 	x->d = d;
 	x->role = role;
 	x->id = id;
+	x->check = check;
+	x->dry_run = setup->flags & KVMIG_XFER_SETUP_DRY_RUN;
 	x->nr_streams = setup->nr_streams ?: 1;
 	x->token = get_random_u64();
 	atomic_set(&x->busy, 0);
@@ -1195,6 +1353,10 @@ int kvmig_xfer_handshake(struct kvmig_xfer *x)
 		return xfer_fail(x, ret);
 	ret = x->role == KVMIG_ROLE_SOURCE ? handshake_source(x) :
 					      handshake_dest(x);
+	sum_streams(x);
+	/* A dry run that got its findings ended as it should. */
+	if (x->outcome == KVMIG_STATE_CHECKED)
+		return ret;
 	return ret ? xfer_fail(x, ret) : 0;
 }
 

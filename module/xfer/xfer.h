@@ -171,12 +171,31 @@ struct kvmig_stream {
  * @last_bytes: @st.bytes_sent at that harvest
  * @fail_reason: KVMIG_FAIL_*, when an operation failed the session
  * @outcome: after final or receive: KVMIG_STATE_DONE, _FAILED or
- *	_IN_DOUBT (the two-phase commit, see wire.h)
+ *	_IN_DOUBT (the two-phase commit, see wire.h); after a dry run's
+ *	handshake, KVMIG_STATE_CHECKED
  * @id: the session's id, for the tracepoints
  * @progress: called by the worker after each record sent or received, so
  *	that the session publishes @st while a call runs; may be NULL
  * @progress_arg: its argument
+ * @check: the session's pre-check settings
+ * @dry_run: the handshake is all there is (KVMIG_XFER_SETUP_DRY_RUN, or
+ *	the source's CHECK asked for it)
+ * @findings: the pre-check's findings, written by the handshake alone;
+ *	the session reads them once the handshake has ended
+ * @nr_findings: how many
+ * @check_status: KVMIG_CHECK_NOT_RUN, _PASSED, _WARNED or _REFUSED
  */
+/*
+ * The pre-check's settings (KVMIG_SET_CHECK), owned by the session, which
+ * refuses to change them once the transfer exists.
+ */
+struct kvmig_check_cfg {
+	bool has_uuid;
+	u8 uuid[16];
+	struct kvmig_cpuid_entry *cpuid;	/* NULL: none given */
+	u32 nr_cpuid;
+};
+
 struct kvmig_xfer {
 	bool cancelled;
 	struct kvmig_stream *failed;
@@ -213,11 +232,23 @@ struct kvmig_xfer {
 	u64 id;
 	void (*progress)(void *arg);
 	void *progress_arg;
+	const struct kvmig_check_cfg *check;
+	bool dry_run;
+	struct kvmig_finding findings[KVMIG_MAX_FINDINGS];
+	u32 nr_findings;
+	u32 check_status;
 };
+
+struct kvm;
+void kvmig_check_describe(struct kvm *kvm, const u8 *uuid, bool dry_run,
+			  struct kvmig_wire_check *c,
+			  struct kvmig_wire_feature *f);
+void kvmig_check_local(struct kvm *kvm, struct kvmig_check_local *l);
 
 struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
 				     const struct kvmig_xfer_setup *setup,
-				     const u32 *fds, u64 id);
+				     const u32 *fds, u64 id,
+				     const struct kvmig_check_cfg *check);
 int kvmig_xfer_handshake(struct kvmig_xfer *x);
 void kvmig_xfer_destroy(struct kvmig_xfer *x);
 int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r);

@@ -163,6 +163,9 @@ static int setup_vcpu(struct vmm *vmm, unsigned int i)
 		}
 	}
 
+	if (vmm->cfg.cpuid && ioctl(v->fd, KVM_SET_CPUID2, vmm->cfg.cpuid))
+		return fail("KVM_SET_CPUID2");
+
 	/* 32-bit protected mode, flat segments, no paging. */
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs))
 		return fail("KVM_GET_SREGS");
@@ -176,6 +179,33 @@ static int setup_vcpu(struct vmm *vmm, unsigned int i)
 	if (ioctl(v->fd, KVM_SET_REGS, &regs))
 		return fail("KVM_SET_REGS");
 	return 0;
+}
+
+struct kvm_cpuid2 *vmm_supported_cpuid(void)
+{
+	unsigned int n = 256;	/* KVM_MAX_CPUID_ENTRIES */
+	struct kvm_cpuid2 *c;
+	int kvm, err;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		return NULL;
+	c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+	if (!c) {
+		close(kvm);
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->nent = n;
+	if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c)) {
+		err = errno;
+		free(c);
+		close(kvm);
+		errno = err;
+		return NULL;
+	}
+	close(kvm);
+	return c;
 }
 
 int vmm_create(struct vmm *vmm, const struct vmm_config *cfg)

@@ -55,6 +55,8 @@ struct vmm_config {
 	 */
 	bool initially_set;
 	bool memfd;			/* data slots in a memfd, MAP_SHARED */
+	/* KVM_SET_CPUID2 on every vCPU, before it first runs; NULL: none. */
+	const struct kvm_cpuid2 *cpuid;
 };
 
 struct vmm;
@@ -147,6 +149,11 @@ struct vmm {
 
 /* Every call returns 0 or -errno, and says why on stderr. */
 int vmm_create(struct vmm *vmm, const struct vmm_config *cfg);
+/*
+ * What this host's KVM offers a guest (KVM_GET_SUPPORTED_CPUID), malloc'd;
+ * NULL with errno set.
+ */
+struct kvm_cpuid2 *vmm_supported_cpuid(void);
 void vmm_destroy(struct vmm *vmm);
 int vmm_load(struct vmm *vmm, const void *code, size_t len);
 void *vmm_mbox(struct vmm *vmm, unsigned int vcpu);
