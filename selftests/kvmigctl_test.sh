@@ -77,7 +77,7 @@ else
 fi
 
 echo "TAP version 13"
-echo "1..20"
+echo "1..24"
 fail=0
 n=0
 check() { # check NAME COMMAND...: one TAP line
@@ -176,6 +176,10 @@ wjpid=$!
 wait_until 300 has "$tmp/s" 'layout accepted'
 "$ctl" list >"$tmp/list.txt" 2>&1
 "$ctl" list --json >"$tmp/list.json" 2>&1
+# The pre-check's findings of both live sessions, from another process.
+"$ctl" check >"$tmp/check.txt" 2>&1
+checkrc=$?
+"$ctl" check --json >"$tmp/check.json" 2>&1
 # reap SECONDS NAME PID: wait for the background job PID, SECONDS at most:
 # its exit status, or 124 once killed. A job that hangs fails this test
 # with what it was waiting on, rather than holding the whole lab run
@@ -438,8 +442,61 @@ check "errors: no module 3, no session 4, bad interface 5, bad usage 2" \
 	"$(grep -c 'is kvmig.ko loaded' "$tmp/e1")" = 1 -a \
 	"$(grep -c 'no session 999999999' "$tmp/e2")" = 1 -a \
 	"$(grep -c "no interface 'nosuchif0'" "$tmp/e3")" = 1
+# The pre-check of the migration above, as kvmigctl check read it: the
+# demo's destination VM logs dirty pages by bitmap, its source by ring,
+# which both ends report as warnings; nothing refused it.
+prechecked() {
+	python3 - "$tmp/check.json" "$main_id" <<'PY' || { show "$tmp/check.txt"; return 1; }
+import json, sys
+doc = json.load(open(sys.argv[1]))
+dest = [s for s in doc if str(s["id"]) == sys.argv[2]]
+src = [s for s in doc if s["role"] == "source"]
+assert len(dest) == 1 and len(src) == 1, doc
+for s in dest + src:
+    assert s["status"] == "passed with warnings", s
+    names = [f["name"] for f in s["findings"]]
+    assert names == ["dirty-ring", "manual-protect"], names
+    assert all(f["severity"] == "warning" for f in s["findings"]), s
+    ring = s["findings"][0]
+    assert (ring["source"], ring["dest"]) == (65536, 0), ring
+assert dest[0]["findings"] == src[0]["findings"]
+print("# pre-check: both sessions passed with warnings:", names)
+PY
+	test "$checkrc" = 0
+}
+check "kvmigctl check: both live sessions' findings, the same, warnings only" \
+	prechecked
+# A dry run: the pre-check alone, no page sent. Another VM (a different
+# identity) is refused at both ends; the same one may go ahead.
+dry_run() { # dry_run WANT_RC DEST_UUID: both demos exit WANT_RC
+	local want=$1 rc_s rc_d
+	in_d "$demo" dest --listen 10.97.0.2:$((port + 2)) --mem 16 \
+		--uuid "$2" >"$tmp/dry-d" 2>&1 &
+	local pid=$!
+	wait_until 300 has "$tmp/dry-d" listening
+	in_s "$demo" source --connect 10.97.0.2:$((port + 2)) --mem 16 \
+		--uuid 6b766d69-6700-4000-8000-000000000001 --dry-run \
+		>"$tmp/dry-s" 2>&1
+	rc_s=$?
+	reap 120 "the dry run's destination" $pid
+	rc_d=$?
+	show "$tmp/dry-s" "$tmp/dry-d"
+	[ "$rc_s" = "$want" ] && [ "$rc_d" = "$want" ] &&
+		! grep -q 'round ' "$tmp/dry-s" &&
+		grep -q 'dry run over, no page moved' "$tmp/dry-s"
+}
+check "kvmig-demo --dry-run: another VM's identity refused at both ends" \
+	eval 'dry_run 1 6b766d69-6700-4000-8000-000000000002 &&
+	      grep -q "error   uuid" "$tmp/dry-s" &&
+	      grep -q "error   uuid" "$tmp/dry-d"'
+check "kvmig-demo --dry-run: the same identity may go ahead" \
+	eval 'dry_run 0 6b766d69-6700-4000-8000-000000000001 &&
+	      grep -q "may go ahead" "$tmp/dry-d"'
+"$ctl" check 999999999 >"$tmp/e4" 2>&1
+check "kvmigctl check: an unknown session is exit 4" \
+	test $? = 4 -a "$(grep -c 'no session 999999999' "$tmp/e4")" = 1
 check "kvmigctl --help names every command" \
-	test "$(grep -cE '^  (version|list|watch|monitor|announce)' "$tmp/help")" -ge 5
+	test "$(grep -cE '^  (version|list|check|watch|monitor|announce)' "$tmp/help")" -ge 6
 
 # Durations take units (a bare number is ms); a short option means one
 # thing in every command (-I, -r and -w are watch's, not announce's). Each

@@ -435,10 +435,18 @@ static int ring_full(struct vmm *vmm, void *arg)
 
 static struct vmm_config config(unsigned long mib, enum vmm_dirty mode)
 {
+	static struct kvm_cpuid2 *cpuid;
 	struct vmm_config cfg = {
 		.dirty = mode, .nr_vcpus = 1, .nr_slots = 1,
 		.slot_size = mib << 20,
 	};
+
+	/* As a VMM's "-cpu host": what this host's KVM offers. */
+	if (!cpuid)
+		cpuid = vmm_supported_cpuid();
+	if (!cpuid)
+		die("KVM_GET_SUPPORTED_CPUID");
+	cfg.cpuid = cpuid;
 	return cfg;
 }
 
@@ -468,6 +476,74 @@ static bool parse_throttle(const char *s, struct kvmig_throttle *t)
 	return s[5] && !*end && t->dirty_rate;
 }
 
+/* --uuid and --dry-run: the pre-check (KVMIG_SET_CHECK). */
+static bool has_uuid, dry_run;
+static uint8_t uuid[16];
+
+/* "6b766d69-6700-...": 32 hex digits, dashes anywhere. */
+static bool parse_uuid(const char *s, uint8_t *out)
+{
+	unsigned int n = 0, v;
+
+	for (; *s; s++) {
+		if (*s == '-')
+			continue;
+		if (n == 32 || sscanf((char[2]){ *s, 0 }, "%1x", &v) != 1)
+			return false;
+		out[n / 2] = (out[n / 2] << 4) | v;
+		n++;
+	}
+	return n == 32;
+}
+
+/*
+ * What the pre-check compares: the identity, if given; at the destination
+ * also what this host's KVM offers a guest.
+ */
+static void set_check(int dev, bool dest)
+{
+	struct kvmig_check_setup c = {};
+	struct kvm_cpuid2 *cpuid = NULL;
+
+	if (has_uuid) {
+		c.flags |= KVMIG_CHECK_UUID;
+		memcpy(c.uuid, uuid, sizeof(uuid));
+	}
+	if (dest) {
+		cpuid = vmm_supported_cpuid();
+		if (!cpuid)
+			die("KVM_GET_SUPPORTED_CPUID");
+		c.flags |= KVMIG_CHECK_CPUID;
+		c.nr_cpuid = cpuid->nent;
+		c.cpuid_ptr = (uintptr_t)cpuid->entries;
+	}
+	if (ioctl(dev, KVMIG_SET_CHECK, &c))
+		die("KVMIG_SET_CHECK");
+	free(cpuid);
+}
+
+/* The pre-check's findings, as kvmigctl check prints them. */
+static void print_check(const char *who, int dev)
+{
+	struct kvmig_finding f[KVMIG_MAX_FINDINGS];
+	struct kvmig_check c = { .nr_findings = KVMIG_MAX_FINDINGS,
+				 .findings_ptr = (uintptr_t)f };
+	char text[256];
+	uint32_t i;
+
+	if (ioctl(dev, KVMIG_GET_CHECK, &c))
+		die("KVMIG_GET_CHECK");
+	printf("%s: pre-check %s, %u finding%s\n", who,
+	       kvmig_check_status_name(c.status), c.nr_filled,
+	       c.nr_filled == 1 ? "" : "s");
+	for (i = 0; i < c.nr_filled; i++) {
+		kvmig_finding_text(&f[i], text, sizeof(text));
+		printf("%s:   %-7s %-18s %s\n", who,
+		       f[i].severity == KVMIG_CHECK_ERROR ? "error" : "warning",
+		       kvmig_finding_name(f[i].code), text);
+	}
+}
+
 static int dest(const char *addr, unsigned long mib, uint32_t io_ms,
 		unsigned int nr_streams, const struct psk *psk, bool rdma)
 {
@@ -495,6 +571,7 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms,
 	dev = session(&vmm, KVMIG_ROLE_DEST, KVMIG_DIRTY_AUTO);
 	check_streams(dev, nr_streams);
 	check_rdma(dev, rdma);
+	set_check(dev, true);
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* A backlog of all of them: the source connects without waiting. */
@@ -540,8 +617,19 @@ static int dest(const char *addr, unsigned long mib, uint32_t io_ms,
 	if (rdma)
 		su.flags |= KVMIG_XFER_SETUP_RDMA;
 	su.io_timeout_ms = io_ms;
-	if (xfer(dev, KVMIG_XFER_SETUP, &su))
+	err = xfer(dev, KVMIG_XFER_SETUP, &su) ? errno : 0;
+	print_check("dest", dev);
+	ioctl(dev, KVMIG_GET_STATS, &st);
+	if (st.state == KVMIG_STATE_CHECKED) {
+		printf("dest: dry run over, no page moved: %s\n",
+		       err ? "the migration would be refused" :
+		       "the migration may go ahead");
+		return err ? 1 : 0;
+	}
+	if (err) {
+		errno = err;
 		die("KVMIG_XFER_SETUP");
+	}
 	rv.state_ptr = (uintptr_t)&state;
 	rv.state_cap = sizeof(state);
 	err = xfer(dev, KVMIG_XFER_RECV, &rv) ? errno : 0;
@@ -707,6 +795,7 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	check_rdma(dev, rdma);
 	if (ioctl(dev, KVMIG_DIRTY_START, &ds))
 		die("KVMIG_DIRTY_START");
+	set_check(dev, false);
 	if (thr) {
 		if (ioctl(dev, KVMIG_SET_THROTTLE, thr))
 			die("KVMIG_SET_THROTTLE");
@@ -775,7 +864,23 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	su.max_rounds = max_rounds;
 	su.bandwidth = bw;
 	su.io_timeout_ms = io_ms;
-	if (xfer(dev, KVMIG_XFER_SETUP, &su))
+	if (dry_run)
+		su.flags |= KVMIG_XFER_SETUP_DRY_RUN;
+	ret = xfer(dev, KVMIG_XFER_SETUP, &su) ? errno : 0;
+	print_check("source", dev);
+	if (dry_run) {
+		printf("source: dry run over, no page moved: %s\n",
+		       ret ? "the migration would be refused" :
+		       "the migration may go ahead");
+		errno = ret;
+		if (ret && ret != ECONNREFUSED)
+			return source_failed(&run, &t, dev, "KVMIG_XFER_SETUP");
+		atomic_store(&run.pause, true);
+		pthread_join(t, NULL);
+		return ret ? 1 : 0;
+	}
+	errno = ret;
+	if (ret)
 		return source_failed(&run, &t, dev, "KVMIG_XFER_SETUP");
 	t0 = now();
 	if (nr_streams > 1)
@@ -908,6 +1013,8 @@ int main(int argc, char **argv)
 		{ "streams", required_argument, NULL, 's' },
 		{ "tls-psk", required_argument, NULL, 'K' },
 		{ "rdma", no_argument, NULL, 'R' },
+		{ "uuid", required_argument, NULL, 'U' },
+		{ "dry-run", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -927,7 +1034,7 @@ int main(int argc, char **argv)
 	/* Line by line even into a file: tests and scripts follow progress. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	while ((c = getopt_long(argc, argv, "l:c:m:u:r:d:n:b:t:D:T:s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:c:m:u:r:d:n:b:t:D:T:s:hK:RU:N", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 		case 'c':
@@ -992,14 +1099,25 @@ int main(int argc, char **argv)
 		case 'R':
 			rdma = true;
 			break;
+		case 'U':
+			has_uuid = parse_uuid(optarg, uuid);
+			if (!has_uuid || !memcmp(uuid, (uint8_t[16]){ 0 }, 16)) {
+				fprintf(stderr, "kvmig-demo: --uuid takes a VM's UUID, 32 hex digits, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'N':
+			dry_run = true;
+			break;
 		case 'h':
 			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB] [--io-timeout MS] [--streams N]\n"
-			       "                  [--tls-psk FILE] [--rdma]\n"
+			       "                  [--tls-psk FILE] [--rdma] [--uuid UUID]\n"
 			       "       kvmig-demo source --connect ADDR:PORT [--mem MIB] [--touch MIB] [--rate PAGES/S]\n"
 			       "                  [--downtime MS] [--max-rounds N] [--bandwidth MB/S]\n"
 			       "                  [--io-timeout MS] [--dirty ring|bitmap]\n"
 			       "                  [--throttle off|auto|rate=PAGES/S] [--streams N]\n"
-			       "                  [--tls-psk FILE] [--rdma]\n"
+			       "                  [--tls-psk FILE] [--rdma] [--uuid UUID] [--dry-run]\n"
 			       "\n"
 			       "--mem: guest RAM, up to 65536 MiB (reserved, populated as written)\n"
 			       "--touch: the guest writes only its first MIB (up to 3072): a sparse guest\n"
@@ -1017,7 +1135,11 @@ int main(int argc, char **argv)
 			       "  (openssl rand -hex %d > FILE); both ends must give the same key\n"
 			       "--rdma: migrate over RDMA, set up through the TCP connection, whose\n"
 			       "  addresses an RDMA device must carry (KVMIG_XFER_SETUP_RDMA); both ends;\n"
-			       "  one connection, not with --streams above 1 or --tls-psk\n",
+			       "  one connection, not with --streams above 1 or --tls-psk\n"
+			       "--uuid: the VM's identity; the pre-check refuses a peer that names another\n"
+			       "--dry-run: the pre-check alone, both ends then exit (0: it would go ahead,\n"
+			       "  1: refused); no page moves. The destination passes this host's\n"
+			       "  KVM_GET_SUPPORTED_CPUID, against which the guest's CPUID is checked\n",
 			       KVMIG_MAX_STREAMS, KTLS_PSK_MIN, KTLS_PSK_MAX,
 			       KTLS_PSK_MIN);
 			return 0;

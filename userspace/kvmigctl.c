@@ -52,6 +52,11 @@ static void usage(FILE *f)
 		"                     wait that long for the session to appear;\n"
 		"                     --iface: add the wire rate measured by the\n"
 		"                     eBPF monitor on IF (see monitor)\n");
+	fprintf(f,
+		"  check [ID...]      the pre-check's findings of sessions ID (default:\n"
+		"                     every session whose handshake ran): each error\n"
+		"                     and warning, and whether it refused the\n"
+		"                     migration (exit 1 if any session was refused)\n");
 	kvmigctl_bpf_usage(f);
 	fprintf(f,
 		"\n"
@@ -133,6 +138,7 @@ static const char *state_name(__u32 state)
 		[KVMIG_STATE_RECEIVING] = "receiving",
 		[KVMIG_STATE_DONE] = "done",
 		[KVMIG_STATE_IN_DOUBT] = "in_doubt",
+		[KVMIG_STATE_CHECKED] = "checked",
 	};
 
 	return state < sizeof(names) / sizeof(names[0]) && names[state] ?
@@ -191,7 +197,8 @@ int kvmigctl_live_dests(__u64 *ids, int max)
 
 		if (st->role != KVMIG_ROLE_DEST ||
 		    st->state == KVMIG_STATE_DONE ||
-		    st->state == KVMIG_STATE_FAILED)
+		    st->state == KVMIG_STATE_FAILED ||
+		    st->state == KVMIG_STATE_CHECKED)
 			continue;
 		if (live < max)
 			ids[live] = st->id;
@@ -674,7 +681,8 @@ static int cmd_watch(int argc, char **argv, bool json)
 		/* In doubt is as far as a session goes on its own. */
 		if (st->state == KVMIG_STATE_DONE ||
 		    st->state == KVMIG_STATE_FAILED ||
-		    st->state == KVMIG_STATE_IN_DOUBT)
+		    st->state == KVMIG_STATE_IN_DOUBT ||
+		    st->state == KVMIG_STATE_CHECKED)
 			break;
 		if (count && n >= count)
 			break;
@@ -733,6 +741,126 @@ static int cmd_watch(int argc, char **argv, bool json)
 	return st->state == KVMIG_STATE_FAILED ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* How many of @argv's arguments are --json. */
+static int json_args(int argc, char **argv)
+{
+	int a, n = 0;
+
+	for (a = 1; a < argc; a++)
+		n += !strcmp(argv[a], "--json") || !strcmp(argv[a], "-j");
+	return n;
+}
+
+/* Session @id's findings, printed; 1 if it was refused, -1 if gone. */
+static int check_one(int fd, const struct kvmig_session_info *info,
+		     bool json, bool *first)
+{
+	struct kvmig_finding f[KVMIG_MAX_FINDINGS];
+	struct kvmig_check c = { .nr_findings = KVMIG_MAX_FINDINGS,
+				 .findings_ptr = (uintptr_t)f,
+				 .id = info->stats.id };
+	const char *role = role_name(info->stats.role);
+	const char *state = state_name(info->stats.state);
+	const char *sev, *status;
+	unsigned long long id;
+	char text[256];
+	__u32 i;
+
+	if (ioctl(fd, KVMIG_GET_CHECK, &c))
+		return -1;
+	id = c.id;
+	status = kvmig_check_status_name(c.status);
+	if (json)
+		printf("%s{\"id\": %llu, \"pid\": %u, \"role\": \"%s\", \"state\": \"%s\", \"status\": \"%s\", \"findings\": [",
+		       *first ? "\n  " : ",\n  ", id, info->pid, role, state,
+		       status);
+	else
+		printf("session %llu (pid %u, %s, %s): pre-check %s\n", id,
+		       info->pid, role, state, status);
+	for (i = 0; i < c.nr_filled; i++) {
+		kvmig_finding_text(&f[i], text, sizeof(text));
+		sev = f[i].severity == KVMIG_CHECK_ERROR ? "error" : "warning";
+		if (!json) {
+			printf("  %-7s %-18s %s\n", sev,
+			       kvmig_finding_name(f[i].code), text);
+			continue;
+		}
+		printf("%s\n    {\"severity\": \"%s\", \"code\": %u, \"name\": \"%s\", \"function\": %u, \"index\": %u, \"reg\": %u, \"bits\": %u, \"source\": %llu, \"dest\": %llu, \"text\": \"%s\"}",
+		       i ? "," : "", sev, f[i].code,
+		       kvmig_finding_name(f[i].code), f[i].function,
+		       f[i].index, f[i].reg, f[i].bits,
+		       (unsigned long long)f[i].source,
+		       (unsigned long long)f[i].dest, text);
+	}
+	if (json)
+		printf("%s]}", c.nr_filled ? "\n  " : "");
+	*first = false;
+	return c.status == KVMIG_CHECK_REFUSED;
+}
+
+static int cmd_check(int argc, char **argv, bool json)
+{
+	struct kvmig_session_info *info = NULL;
+	int fd, n, i, a, ret = EXIT_SUCCESS, r;
+	bool first = true, found;
+	char *end;
+
+	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--json") || !strcmp(argv[a], "-j")) {
+			json = true;
+			continue;
+		}
+		strtoull(argv[a], &end, 10);
+		if (!*argv[a] || *end) {
+			fprintf(stderr, "kvmigctl: check: '%s' is not a session id\n",
+				argv[a]);
+			return EXIT_USAGE;
+		}
+	}
+	fd = open_dev();
+	n = list_sessions(fd, &info);
+	if (n < 0)
+		return EXIT_FAILURE;
+	if (json)
+		printf("[");
+	for (a = 1; a < argc; a++) {
+		unsigned long long id;
+
+		if (argv[a][0] == '-')
+			continue;
+		id = strtoull(argv[a], NULL, 10);
+		for (i = 0, found = false; i < n && !found; i++) {
+			if (info[i].stats.id != id)
+				continue;
+			found = true;
+			r = check_one(fd, &info[i], json, &first);
+			if (r > 0)
+				ret = EXIT_FAILURE;
+			else if (r < 0)
+				found = false;
+		}
+		if (!found) {
+			fprintf(stderr, "kvmigctl: check: no session %llu\n", id);
+			ret = EXIT_NOSESSION;
+		}
+	}
+	for (i = 0; i < n && argc == 1 + json_args(argc, argv); i++) {
+		/* By default, the sessions whose handshake got somewhere. */
+		if (info[i].flags & KVMIG_SESSION_SELF ||
+		    info[i].stats.state == KVMIG_STATE_IDLE ||
+		    info[i].stats.state == KVMIG_STATE_ATTACHED ||
+		    info[i].stats.state == KVMIG_STATE_TRACKING)
+			continue;
+		if (check_one(fd, &info[i], json, &first) > 0)
+			ret = EXIT_FAILURE;
+	}
+	if (json)
+		printf("%s]\n", first ? "" : "\n");
+	close(fd);
+	free(info);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -780,6 +908,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(sub[0], "list"))
 		return cmd_list(nsub, sub, json);
+	if (!strcmp(sub[0], "check"))
+		return cmd_check(nsub, sub, json);
 	if (!strcmp(sub[0], "watch"))
 		return cmd_watch(nsub, sub, json);
 	if (!strcmp(sub[0], "monitor"))
