@@ -11,6 +11,15 @@ scripts/lab-modprobe kvm_amd
 # parameters): the kernel's list of TCP upper layer protocols names it.
 # gcm(aes)'s pieces go in first: the kernel's own modprobe would not find
 # the lab's modules.
+# AES-NI and PCLMULQDQ (TCG emulates both) go first where the CPU has
+# them, as a host's kernel would load them: without them gcm(aes) is the
+# kernel's generic C code, which no host with AES-NI uses.
+if [ -n "${KVMIG_MODROOT:-}" ] && grep -qw aes /proc/cpuinfo &&
+	grep -qw pclmulqdq /proc/cpuinfo; then
+	for m in aesni_intel ghash_clmulni_intel; do
+		scripts/lab-modprobe $m || echo "lab-bench: no $m" >&2
+	done
+fi
 if ! grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp; then
 	for m in tls gcm ctr ghash_generic; do scripts/lab-modprobe $m; done
 fi
@@ -76,6 +85,10 @@ if want ktls; then
 	echo "# command: make bench (bench/migrate_bench $ktls_args)"
 	# shellcheck disable=SC2086 # words
 	bench/migrate_bench $ktls_args
+	# Which AES-GCM kTLS used: the gcm(aes) drivers, by priority.
+	awk '/^name/ { n = $3 } /^driver/ { d = $3 } /^priority/ {
+		if (n == "gcm(aes)") print "# gcm(aes) driver " d ", priority " $3 }' \
+		/proc/crypto
 } | tee "$out/bench-ktls.txt"
 fi
 # iperf3 ADDR P: plain TCP at ADDR over P connections for 5 s, one line,
