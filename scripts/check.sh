@@ -65,6 +65,9 @@ result "Debian's QEMU with userspace/qemu/patches (x-kvmig) built or cached" $?
 scripts/checkpatch.sh
 result "checkpatch: module/ and uapi/ clean" $?
 
+scripts/sparse.sh
+result "sparse (C=2, debug kernel): module/ clean" $?
+
 make -s -C fuzz run FUZZ_SECONDS="${KVMIG_FUZZ_SECONDS:-30}" >"$res/fuzz.txt" 2>&1
 rc=$?
 sed 's/^/  /' "$res/fuzz.txt"
