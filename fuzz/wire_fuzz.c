@@ -268,6 +268,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *p, size_t n)
 			p += rec.len;
 			n -= rec.len;
 			break;
+		case KVMIG_REC_WAIT:
+			if (rec.gfn || rec.npages || rec.len)
+				abort();
+			break;
 		case KVMIG_REC_ROUND:
 			break;
 		case KVMIG_REC_END:

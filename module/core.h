@@ -113,6 +113,8 @@ struct kvmig_op {
  * @snap: what KVMIG_GET_STATS reports. Each part is published by whoever
  *	owns it: the state under @lock, the tracker's figures under its lock,
  *	the transfer's by the worker (kvmig_session_publish()).
+ * @snap_host: what KVMIG_LIST_SESSIONS reports of the host's queue, as
+ *	@snap: published with the transfer's figures, under @snap_lock.
  * @check: the pre-check's settings (KVMIG_SET_CHECK), under @lock; fixed
  *	once @xfer exists, which reads them during its handshake.
  * @checked: the handshake has ended: @findings, @nr_findings and
@@ -127,6 +129,14 @@ struct kvmig_op {
  * Allocated by open(), freed by the file's release: its lifetime is exactly
  * the file's, and so is every reference it holds.
  */
+/* A session's place in the host's queue, as listed (struct kvmig_session_info). */
+struct kvmig_snap_host {
+	u32 flags;		/* KVMIG_SESSION_QUEUED or 0 */
+	u32 priority;
+	u32 queue_pos;
+	u64 wait_ns;
+};
+
 struct kvmig_session {
 	struct mutex lock; /* see above */
 	u32 state;
@@ -154,6 +164,7 @@ struct kvmig_session {
 	struct list_head node;
 	seqlock_t snap_lock; /* see above */
 	struct kvmig_stats snap;
+	struct kvmig_snap_host snap_host;
 	struct kvmig_check_cfg check;
 	bool checked;
 	struct kvmig_finding findings[KVMIG_MAX_FINDINGS];

@@ -97,6 +97,7 @@ void kvmig_session_publish(struct kvmig_session *s, unsigned int what)
 	struct kvmig_dirty_counters c = {};
 	struct kvmig_stats *st = &s->snap;
 	struct kvmig_xfer *x = s->xfer;
+	struct kvmig_snap_host h = {};
 
 	if (what & KVMIG_PUB_STATE)
 		lockdep_assert_held(&s->lock);
@@ -106,6 +107,14 @@ void kvmig_session_publish(struct kvmig_session *s, unsigned int what)
 		what &= ~KVMIG_PUB_XFER;
 	if (what & KVMIG_PUB_DIRTY)
 		kvmig_dirty_counters(s->dirty, &c);
+	if (what & KVMIG_PUB_XFER) {
+		h.priority = x->ticket.priority;
+		if (s->role == KVMIG_ROLE_SOURCE)
+			h.queue_pos = kvmig_host_position(&x->ticket,
+							  &h.wait_ns);
+		if (h.queue_pos || READ_ONCE(x->peer_waits))
+			h.flags = KVMIG_SESSION_QUEUED;
+	}
 
 	write_seqlock(&s->snap_lock);
 	if (what & KVMIG_PUB_STATE) {
@@ -132,6 +141,7 @@ void kvmig_session_publish(struct kvmig_session *s, unsigned int what)
 		st->downtime_ns = x->st.downtime_ns;
 		st->remaining = x->st.remaining;
 		st->hole_pages = x->st.hole_pages;
+		s->snap_host = h;
 	}
 	if (what & KVMIG_PUB_DIRTY) {
 		st->rounds = c.rounds;
@@ -159,13 +169,16 @@ static void xfer_progress(void *arg)
 	kvmig_session_publish(arg, KVMIG_PUB_XFER | KVMIG_PUB_DIRTY);
 }
 
-static void session_snapshot(struct kvmig_session *s, struct kvmig_stats *st)
+static void session_snapshot(struct kvmig_session *s, struct kvmig_stats *st,
+			     struct kvmig_snap_host *h)
 {
 	unsigned int seq;
 
 	do {
 		seq = read_seqbegin(&s->snap_lock);
 		*st = s->snap;
+		if (h)
+			*h = s->snap_host;
 	} while (read_seqretry(&s->snap_lock, seq));
 }
 
@@ -184,6 +197,13 @@ static void set_state(struct kvmig_session *s, u32 state)
 	if (s->dirty && state != KVMIG_STATE_TRACKING &&
 	    state != KVMIG_STATE_PRECOPY)
 		kvmig_throttle_wake(s->dirty);
+	/*
+	 * Nor does the source hold a place under the host's limits. Its
+	 * worker joined the queue during a call, which has ended: no call
+	 * runs when the state leaves PRECOPY (kvmig_xfer_leave_host()).
+	 */
+	if (s->xfer && state != KVMIG_STATE_PRECOPY)
+		kvmig_xfer_leave_host(s->xfer);
 }
 
 /* The checks that need no VM: one rule per line. */
@@ -606,7 +626,7 @@ long kvmig_session_stats(struct kvmig_session *s,
 	/* All but @flags is output: a struct from an earlier call is fine. */
 	if (st.flags)
 		return -EINVAL;
-	session_snapshot(s, &st);
+	session_snapshot(s, &st, NULL);
 	if (copy_to_user(argp, &st, sizeof(st)))
 		return -EFAULT;
 	return 0;
@@ -782,8 +802,8 @@ static int __xfer_setup(struct kvmig_session *s, struct kvmig_xfer_setup *a,
 
 	if (s->state != (source ? KVMIG_STATE_TRACKING : KVMIG_STATE_ATTACHED))
 		return -EBUSY;
-	/* A destination follows the source's CHECK. */
-	if ((a->flags & KVMIG_XFER_SETUP_DRY_RUN) && !source)
+	/* A destination follows the source's CHECK and its host's limits. */
+	if ((a->flags & KVMIG_XFER_SETUP_DRY_RUN || a->priority) && !source)
 		return -EINVAL;
 
 	if (a->flags & KVMIG_XFER_SETUP_EVENTFD) {
@@ -839,8 +859,8 @@ long kvmig_session_xfer_setup(struct kvmig_session *s,
 
 	if (copy_from_user(&a, argp, sizeof(a)))
 		return -EFAULT;
-	if (a.flags & ~KVMIG_XFER_SETUP_FLAGS ||
-	    memchr_inv(a.reserved, 0, sizeof(a.reserved)))
+	if (a.flags & ~KVMIG_XFER_SETUP_FLAGS || a.pad ||
+	    a.priority > KVMIG_PRIORITY_HIGH || a.reserved)
 		return -EINVAL;
 
 	if (!(a.flags & KVMIG_XFER_SETUP_EVENTFD) && a.event_fd)
@@ -1234,6 +1254,7 @@ long kvmig_session_list(struct kvmig_session *self,
 {
 	struct kvmig_session_info *info = NULL, *i;
 	bool all = capable(CAP_SYS_ADMIN);
+	struct kvmig_snap_host h;
 	struct kvmig_session *s;
 	u32 n = 0, filled = 0;
 	struct kvmig_list l;
@@ -1260,8 +1281,12 @@ long kvmig_session_list(struct kvmig_session *self,
 		if (filled < l.nr_sessions) {
 			i = &info[filled++];
 			i->pid = pid_vnr(s->pid);
-			i->flags = s == self ? KVMIG_SESSION_SELF : 0;
-			session_snapshot(s, &i->stats);
+			session_snapshot(s, &i->stats, &h);
+			i->flags = h.flags |
+				   (s == self ? KVMIG_SESSION_SELF : 0);
+			i->priority = h.priority;
+			i->queue_pos = h.queue_pos;
+			i->wait_ns = h.wait_ns;
 		}
 		n++;
 	}

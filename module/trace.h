@@ -50,6 +50,20 @@ TRACE_EVENT(kvmig_round_start,
 		  __entry->id, __entry->round, __entry->pending)
 );
 
+TRACE_EVENT(kvmig_admitted,
+	TP_PROTO(u64 id, u64 wait_ns),
+	TP_ARGS(id, wait_ns),
+	TP_STRUCT__entry(
+		__field(u64, id)
+		__field(u64, wait_ns)
+	),
+	TP_fast_assign(
+		__entry->id = id;
+		__entry->wait_ns = wait_ns;
+	),
+	TP_printk("session=%llu wait_ns=%llu", __entry->id, __entry->wait_ns)
+);
+
 TRACE_EVENT(kvmig_round_end,
 	TP_PROTO(u64 id, u64 round, u32 status, u64 pages, u64 zero_pages,
 		 u64 bytes, u64 remaining, u64 dirty_rate, u64 throughput,

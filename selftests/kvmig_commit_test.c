@@ -57,9 +57,9 @@
  */
 #define DEST_END_MS	(4 * IO_MS + 10000)
 
-/* The wire protocol, version 4, as the relay reads it (little-endian). */
+/* The wire protocol, version 5, as the relay reads it (little-endian). */
 #define WIRE_MAGIC	0x474d564bU
-#define WIRE_VERSION	4
+#define WIRE_VERSION	5
 /*
  * le32 magic, le16 version, page_shift, le32 nr_slots, flags, le64
  * guest_pages, le32 nr_streams, pad, le64 token; then nr_slots slots of
@@ -88,6 +88,7 @@ enum {
 	REC_STATE,		/* len bytes follow */
 	REC_END,
 	REC_COMMIT,
+	REC_WAIT,		/* the source waits for its turn */
 };
 
 /* The destination's replies, in the order it sends them. */
@@ -225,6 +226,7 @@ static void on_record(struct relay *r)
 		break;
 	case REC_ZERO:
 	case REC_ROUND:
+	case REC_WAIT:
 		break;
 	case REC_STATE:
 		r->skip = get32(r->hdr + 20);

@@ -63,7 +63,7 @@ extern const char guest_sweep[], guest_sweep_end[];
 #define SLOT_SIZE	(2UL << 20)
 #define SLOT_PAGES	(SLOT_SIZE / 4096)
 #define WIRE_MAGIC	0x474d564b
-#define WIRE_VERSION	4
+#define WIRE_VERSION	5
 #define STATE_MAX	(16U << 20)	/* KVMIG_WIRE_MAX_STATE */
 
 static uint64_t now_ns(void)
@@ -1722,6 +1722,20 @@ TEST_F_TIMEOUT(check, calls_check_their_arguments, 300)
 	st.flags = KVMIG_XFER_SETUP_DRY_RUN;
 	EXPECT_EQ(-1, ioctl(self->m.dst->dev, KVMIG_XFER_SETUP, &st));
 	EXPECT_EQ(EINVAL, errno);
+	/* Nor a priority: the host's limits are the source's (KVMIG_F0_HOST). */
+	st.flags = 0;
+	st.priority = KVMIG_PRIORITY_HIGH;
+	EXPECT_EQ(-1, ioctl(self->m.dst->dev, KVMIG_XFER_SETUP, &st));
+	EXPECT_EQ(EINVAL, errno);
+	/* At a source: only the two priorities, and pad 0. */
+	st.sock_fd = self->m.sock;
+	st.priority = KVMIG_PRIORITY_HIGH + 1;
+	EXPECT_EQ(-1, ioctl(self->m.dev, KVMIG_XFER_SETUP, &st));
+	EXPECT_EQ(EINVAL, errno);
+	st.priority = KVMIG_PRIORITY_HIGH;
+	st.pad = 1;
+	EXPECT_EQ(-1, ioctl(self->m.dev, KVMIG_XFER_SETUP, &st));
+	EXPECT_EQ(EINVAL, errno);
 	/* Once the transfer exists, the settings are fixed. */
 	ASSERT_EQ(0, mig_connect(&self->m, 0, 0, 0));
 	EXPECT_EQ(-EBUSY, set_check(self->m.dev, uuid_a, NULL));
@@ -1794,10 +1808,10 @@ TEST(xfer_abi)
 	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
 	EXPECT_EQ(EINVAL, errno);
 	su.nr_streams = 0;
-	su.reserved[1] = 1;
+	su.reserved = 1;
 	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
 	EXPECT_EQ(EINVAL, errno);
-	su.reserved[1] = 0;
+	su.reserved = 0;
 	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_SETUP, &su));
 	EXPECT_EQ(EBUSY, errno);
 	EXPECT_EQ(-1, ioctl(dev, KVMIG_XFER_ROUND, &r));

@@ -91,6 +91,14 @@
  * KVMIG_GET_CHECK, KVMIG_XFER_SETUP_DRY_RUN, KVMIG_STATE_CHECKED).
  */
 #define KVMIG_F0_CHECK		_BITULL(14)
+/*
+ * Host-wide limits on outgoing migrations: a source beyond the module's
+ * max_outgoing waits for its turn in round 0 (KVMIG_SESSION_QUEUED), and
+ * the module's max_bandwidth is shared among the running sources by
+ * priority (struct kvmig_xfer_setup.priority). See
+ * Documentation/host-limits.rst.
+ */
+#define KVMIG_F0_HOST		_BITULL(15)
 #define KVMIG_F_ALL_0		(KVMIG_F0_DIRTY_RING | KVMIG_F0_DIRTY_BITMAP | \
 				 KVMIG_F0_DIRTY_READ | KVMIG_F0_STATS | \
 				 KVMIG_F0_XFER_TCP | KVMIG_F0_DIRTY_MARK | \
@@ -98,7 +106,7 @@
 				 KVMIG_F0_WORKER | KVMIG_F0_REGIONS | \
 				 KVMIG_F0_THROTTLE | KVMIG_F0_HOLES | \
 				 KVMIG_F0_STREAMS | KVMIG_F0_RDMA | \
-				 KVMIG_F0_CHECK)
+				 KVMIG_F0_CHECK | KVMIG_F0_HOST)
 
 /* Number of 64-bit feature words this header knows about. */
 #define KVMIG_NR_FEATURE_WORDS	1
@@ -799,17 +807,30 @@ struct kvmig_stats {
  * @pid: the process that opened the session, in the caller's PID
  *	namespace (0: not visible there)
  * @flags: KVMIG_SESSION_*
+ * @priority: a source's KVMIG_PRIORITY_*, as set at KVMIG_XFER_SETUP
+ * @queue_pos: a source waiting for its turn (KVMIG_SESSION_QUEUED): its
+ *	place in the host's queue, 1 first; otherwise 0
+ * @wait_ns: a source: how long it waited in the queue, so far while it
+ *	still waits (KVMIG_F0_HOST)
  * @reserved: 0
  * @stats: the session's KVMIG_GET_STATS snapshot; @stats.id names it
  */
 struct kvmig_session_info {
 	__u32 pid;
 	__u32 flags;
-	__u64 reserved[3];
+	__u32 priority;
+	__u32 queue_pos;
+	__u64 wait_ns;
+	__u64 reserved;
 	struct kvmig_stats stats;
 };
 
 #define KVMIG_SESSION_SELF	_BITUL(0)	/* the caller's own fd */
+/*
+ * Source: in PRECOPY but waiting for its turn under the host's
+ * max_outgoing; no page has left yet. Destination: its source said so.
+ */
+#define KVMIG_SESSION_QUEUED	_BITUL(1)
 
 /**
  * struct kvmig_list - list the module's sessions (KVMIG_F0_LIST)
@@ -857,6 +878,9 @@ struct kvmig_list {
  * @streams_ptr: in: with KVMIG_XFER_SETUP_STREAMS, user address of an
  *	array of @nr_streams - 1 __u32 socket fds, connected TCP sockets as
  *	@sock_fd, in the same order at both ends; otherwise 0
+ * @priority: in: source: KVMIG_PRIORITY_*, its weight in the host's
+ *	bandwidth budget; destination: 0
+ * @pad: must be 0
  * @reserved: must be 0
  *
  * Starts the session's worker, a kernel thread that runs every transfer
@@ -873,6 +897,15 @@ struct kvmig_list {
  * always follows its older one on the same connection. The handshake
  * checks that every stream belongs to the same migration, in its place;
  * any connection failing fails the migration.
+ *
+ * A source's round 0 waits for its turn when the host already runs the
+ * module's max_outgoing sources (KVMIG_F0_HOST): sources leave the queue
+ * in the order their round 0 was called, and each running one holds its
+ * place until it is DONE, FAILED or IN_DOUBT. While it waits, it keeps
+ * every stream alive for the destination. Running sources share the
+ * module's max_bandwidth (bytes per second, 0: none) in proportion to
+ * their priority's weight (KVMIG_PRIORITY_STANDARD 1, KVMIG_PRIORITY_HIGH
+ * the module's high_weight); @bandwidth caps the session below its share.
  *
  * With KVMIG_XFER_SETUP_RDMA, at both ends, @sock_fd only sets up an RDMA
  * connection and is then let go: the destination listens (rdma_cm) on the
@@ -899,8 +932,8 @@ struct kvmig_list {
  * read and closed: a migration after a dry run takes new sessions.
  *
  * Errors: -EFAULT; -EINVAL for an unknown flag, a nonzero reserved field,
- * KVMIG_XFER_SETUP_DRY_RUN at a destination,
- * a socket that is not a connected TCP socket, the same socket twice,
+ * KVMIG_XFER_SETUP_DRY_RUN at a destination, an unknown @priority or one
+ * at a destination, a socket that is not a connected TCP socket, the same socket twice,
  * @nr_streams or @streams_ptr without KVMIG_XFER_SETUP_STREAMS, or
  * @nr_streams out of range, KVMIG_XFER_SETUP_RDMA with
  * KVMIG_XFER_SETUP_STREAMS, or an @event_fd that is not an eventfd;
@@ -930,8 +963,14 @@ struct kvmig_xfer_setup {
 	__u32 event_fd;
 	__u32 nr_streams;
 	__u64 streams_ptr;
-	__u64 reserved[2];
+	__u32 priority;
+	__u32 pad;
+	__u64 reserved;
 };
+
+/* struct kvmig_xfer_setup.priority */
+#define KVMIG_PRIORITY_STANDARD	0	/* weight 1 */
+#define KVMIG_PRIORITY_HIGH	1	/* weight: the module's high_weight */
 
 /* struct kvmig_xfer_setup.flags */
 #define KVMIG_XFER_SETUP_EVENTFD	_BITUL(0)	/* @event_fd is set */

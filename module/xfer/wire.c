@@ -59,6 +59,7 @@ int kvmig_wire_check_share(const struct kvmig_rec *rec, u32 stream,
 	case KVMIG_REC_PAGES:
 	case KVMIG_REC_ZERO:
 		break;
+	case KVMIG_REC_WAIT:
 	case KVMIG_REC_ROUND:
 	case KVMIG_REC_END:
 		return 0;
@@ -119,6 +120,10 @@ int kvmig_wire_decode_rec(const struct kvmig_wire_rec *w,
 	case KVMIG_REC_STATE:
 		if (w->slot || out->gfn || out->npages ||
 		    out->len > KVMIG_WIRE_MAX_STATE)
+			return -EPROTO;
+		return 0;
+	case KVMIG_REC_WAIT:
+		if (w->slot || out->gfn || out->npages || out->len)
 			return -EPROTO;
 		return 0;
 	case KVMIG_REC_ROUND:

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * kvmig wire protocol, version 4: what travels on the migration socket.
+ * kvmig wire protocol, version 5: what travels on the migration socket.
  * Little-endian, fixed-size headers; every field from the peer is checked
  * by the functions below before it is used.
  *
@@ -8,6 +8,7 @@
  *   HELLO + nr_slots x SLOT  ------------->  compares with its own layout
  *   (each other stream: STREAM)  --------->  checks it is in its place
  *                            <-------------  REPLY (status)
+ *   REC(WAIT), every quarter I/O timeout ->  the source waits for its turn
  *   REC(PAGES, slot, gfn, n) + n pages  -->  written into the guest's pages
  *   REC(ZERO, slot, gfn, n)  ------------->  only populated nonzero pages cleared
  *   REC(ROUND, round)        ------------->  round boundary
@@ -48,7 +49,7 @@
 #include <kvmig.h>
 
 #define KVMIG_WIRE_MAGIC	0x474d564bU	/* "KVMG" */
-#define KVMIG_WIRE_VERSION	4
+#define KVMIG_WIRE_VERSION	5
 #define KVMIG_WIRE_PAGE_SHIFT	12
 #define KVMIG_WIRE_MAX_SLOTS	512
 #define KVMIG_WIRE_MAX_RUN	64		/* pages per PAGES record */
@@ -214,6 +215,7 @@ enum {
 	KVMIG_REC_STATE	= 4,
 	KVMIG_REC_END	= 5,
 	KVMIG_REC_COMMIT = 6,
+	KVMIG_REC_WAIT	= 7,	/* before round 0: queued at the source's host */
 };
 
 struct kvmig_wire_rec {

@@ -63,7 +63,11 @@ static const struct rec_case rec_cases[] = {
 	{ "commit", KVMIG_REC_COMMIT, 0, 0, 0, 0, 0, 0 },
 	{ "commit with pages", KVMIG_REC_COMMIT, 0, 0, 0, 1, 0, -EPROTO },
 	{ "commit with a length", KVMIG_REC_COMMIT, 0, 0, 0, 0, 8, -EPROTO },
-	{ "type 7", 7, 0, 1, 0x20000, 1, 0, -EPROTO },
+	{ "wait", KVMIG_REC_WAIT, 0, 0, 0, 0, 0, 0 },
+	{ "wait with a gfn", KVMIG_REC_WAIT, 0, 0, 1, 0, 0, -EPROTO },
+	{ "wait with pages", KVMIG_REC_WAIT, 0, 0, 0, 1, 0, -EPROTO },
+	{ "wait with a slot", KVMIG_REC_WAIT, 0, 1, 0, 0, 0, -EPROTO },
+	{ "type 8", 8, 0, 1, 0x20000, 1, 0, -EPROTO },
 };
 
 static void rec_case_desc(const struct rec_case *c, char *desc)
@@ -225,6 +229,7 @@ static const struct share_case share_cases[] = {
 	{ "state on stream 1", KVMIG_REC_STATE, 0, 0, 1, 4, -EPROTO },
 	{ "commit on stream 1", KVMIG_REC_COMMIT, 0, 0, 1, 4, -EPROTO },
 	{ "end on stream 1", KVMIG_REC_END, 0, 0, 1, 4, 0 },
+	{ "wait on stream 1", KVMIG_REC_WAIT, 0, 0, 1, 4, 0 },
 	{ "end on the last stream", KVMIG_REC_END, 0, 0, 15, 16, 0 },
 	{ "pages across a share, one stream", KVMIG_REC_PAGES, 510, 4, 0, 1, 0 },
 	{ "pages across a share, two streams", KVMIG_REC_PAGES, 510, 4, 0, 2, -EPROTO },

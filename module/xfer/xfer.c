@@ -255,22 +255,40 @@ static unsigned long slot_hva(struct kvmig_slot *ks, u64 gfn)
 	return ks->userspace_addr + ((gfn - ks->base_gfn) << PAGE_SHIFT);
 }
 
-/*
- * Keep under the bandwidth cap: sleep until the round's average fits. Each
- * of n streams takes 1/n of the cap.
- */
-static void cap_bandwidth(struct kvmig_stream *s)
-{
-	struct kvmig_xfer *x = s->x;
-	u64 due, t0 = x->round_t0;
+/* How far behind its rate a stream may fall and still catch up. */
+#define KVMIG_PACE_SLACK_NS	(50 * NSEC_PER_MSEC)
 
-	if (!x->bandwidth)
+/*
+ * A stream's rate: its part of the session's cap or of the session's
+ * share of the host's budget, whichever is lower; 0: unpaced.
+ */
+static u64 pace_rate(struct kvmig_xfer *x)
+{
+	u64 share = kvmig_host_share(&x->ticket);
+	u64 rate = x->bandwidth;
+
+	if (share && (!rate || share < rate))
+		rate = share;
+	return rate ? max(div_u64(rate, x->nr_streams), 1ULL) : 0;
+}
+
+/*
+ * Keep under the rate: the bytes sent since the last call move the
+ * stream's due time on by their time at today's rate, so that a new share
+ * applies from the next run on, and a pause earns no burst beyond
+ * KVMIG_PACE_SLACK_NS.
+ */
+static void pace(struct kvmig_stream *s)
+{
+	u64 bytes = s->bytes_sent - s->paced_bytes;
+	u64 rate = pace_rate(s->x), now = now_ns();
+
+	s->paced_bytes = s->bytes_sent;
+	if (!rate)
 		return;
-	due = t0 + min(kvmig_ns_for(s->bytes_sent - s->round_bytes,
-				    max(div_u64(x->bandwidth, x->nr_streams),
-					1ULL)),
-		       U64_MAX - t0);
-	while (now_ns() < due && !stopping(x))
+	s->pace_due = max(s->pace_due, now - min(now, KVMIG_PACE_SLACK_NS));
+	s->pace_due += min(kvmig_ns_for(bytes, rate), U64_MAX - s->pace_due);
+	while (now_ns() < s->pace_due && !stopping(s->x))
 		usleep_range(500, 1000);
 }
 
@@ -382,7 +400,7 @@ static int send_share(struct kvmig_stream *s)
 			stream_add(&s->done, n);
 			if (!s->index)
 				progress(x);
-			cap_bandwidth(s);
+			pace(s);
 			/*
 			 * A round can cover all of guest memory and,
 			 * on a fast link, never block in the socket:
@@ -471,16 +489,6 @@ static void update_expected(struct kvmig_xfer *x)
 		kvmig_ns_for(x->st.remaining * PAGE_SIZE, x->st.throughput);
 }
 
-/* Start the round's accounts: the bandwidth cap's, per stream. */
-static void round_start(struct kvmig_xfer *x)
-{
-	u32 i;
-
-	x->round_t0 = now_ns();
-	for (i = 0; i < x->nr_streams; i++)
-		x->streams[i].round_bytes = x->streams[i].bytes_sent;
-}
-
 /*
  * ROUND on every stream, by the worker while the others are idle: a stream
  * whose shares the guest leaves clean still hears from the source every
@@ -497,6 +505,53 @@ static int send_round(struct kvmig_xfer *x)
 	return ret;
 }
 
+static bool stop_waiting(void *x)
+{
+	return stopping(x);
+}
+
+/* WAIT on every stream: the destination's receives must not time out. */
+static int send_wait(struct kvmig_xfer *x)
+{
+	int ret = 0;
+	u32 i;
+
+	for (i = 0; i < x->nr_streams && !ret; i++)
+		ret = send_rec(&x->streams[i], KVMIG_REC_WAIT, 0, 0, 0, 0,
+			       false);
+	return ret;
+}
+
+/*
+ * Before round 0: take a place under the host's max_outgoing, waiting in
+ * line if there is none, and telling the destination so every quarter of
+ * the I/O timeout (at most every second). The session publishes where it
+ * stands in the queue as it moves.
+ */
+static int wait_turn(struct kvmig_xfer *x)
+{
+	u64 tick = clamp_t(u64, x->io_timeout_ms / 4, 10, 1000) * NSEC_PER_MSEC;
+	u64 next = now_ns() + tick;
+	int ret = 0;
+
+	kvmig_host_join(&x->ticket);
+	while (!kvmig_host_wait(&x->ticket, stop_waiting, x,
+				nsecs_to_jiffies(tick))) {
+		if (stopping(x))
+			return -ECANCELED;
+		if (now_ns() >= next) {
+			ret = send_wait(x);
+			if (ret)
+				return ret;
+			next = now_ns() + tick;
+		}
+		progress(x);
+	}
+	trace_kvmig_admitted(x->id, x->ticket.wait_ns);
+	progress(x);
+	return 0;
+}
+
 /* One pre-copy round; see struct kvmig_round. */
 int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 {
@@ -506,6 +561,11 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 	int ret;
 
 	r->round = x->st.xfer_round;
+	if (first) {
+		ret = wait_turn(x);
+		if (ret)
+			return xfer_fail(x, ret);
+	}
 	ret = harvest(x);
 	if (ret)
 		return xfer_fail(x, ret);
@@ -542,7 +602,6 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 	p0 = x->st.pages_sent;
 	z0 = x->st.zero_pages;
 	h0 = x->st.hole_pages;
-	round_start(x);
 	ret = send_round(x);
 	if (!ret)
 		ret = send_pending(x, first);
@@ -600,7 +659,6 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 				     f->state_len);
 	sum_streams(x);
 	p0 = x->st.pages_sent;
-	round_start(x);
 	ret = send_round(x);
 	if (!ret)
 		ret = send_pending(x, false);
@@ -820,8 +878,19 @@ static int recv_rec(struct kvmig_stream *s, const struct kvmig_rec *rec,
 			stream_add(&s->zero_pages, rec->npages);
 		return ret;
 	case KVMIG_REC_ROUND:
-		if (!s->index)
+		s->started = true;
+		if (!s->index) {
 			x->st.xfer_round = rec->gfn;
+			WRITE_ONCE(x->peer_waits, false);
+		}
+		return 0;
+	case KVMIG_REC_WAIT:
+		if (s->started) {
+			pr_warn_ratelimited("WAIT after the first round\n");
+			return -EPROTO;
+		}
+		if (!s->index)
+			WRITE_ONCE(x->peer_waits, true);
 		return 0;
 	case KVMIG_REC_STATE:
 		return recv_state(s, rec, cap, status);
@@ -1289,6 +1358,9 @@ struct kvmig_xfer *kvmig_xfer_create(struct kvmig_dirty *d, u32 role,
 	x->max_rounds = setup->max_rounds ?: 30;
 	x->downtime_ns = setup->downtime_ns ?: 300 * NSEC_PER_MSEC;
 	x->bandwidth = setup->bandwidth;
+	x->io_timeout_ms = timeout;
+	INIT_LIST_HEAD(&x->ticket.node);
+	x->ticket.priority = setup->priority;
 	if (setup->timeout_ms)
 		x->deadline_ns = kvmig_deadline(now_ns(), setup->timeout_ms);
 
@@ -1360,11 +1432,25 @@ int kvmig_xfer_handshake(struct kvmig_xfer *x)
 	return ret ? xfer_fail(x, ret) : 0;
 }
 
+/*
+ * The source has left PRECOPY, or its session goes: its place under the
+ * host's limits goes to the next in line.
+ */
+void kvmig_xfer_leave_host(struct kvmig_xfer *x)
+{
+	u32 state = READ_ONCE(x->ticket.state);
+
+	/* Only the worker joins, and never while this runs: see session.c. */
+	if (state != KVMIG_TICKET_NONE && state != KVMIG_TICKET_DONE)
+		kvmig_host_leave(&x->ticket);
+}
+
 /* Called once no call runs: every stream is idle. */
 void kvmig_xfer_destroy(struct kvmig_xfer *x)
 {
 	u32 i = x->nr_streams;
 
+	kvmig_xfer_leave_host(x);
 	while (i--)
 		stream_fini(&x->streams[i]);
 	if (x->mm)
@@ -1383,4 +1469,5 @@ void kvmig_xfer_cancel(struct kvmig_xfer *x)
 	WRITE_ONCE(x->cancelled, true);
 	for (i = 0; i < x->nr_streams; i++)
 		x->streams[i].ops->shutdown(&x->streams[i], false);
+	kvmig_host_kick();	/* a source waiting for its turn stops now */
 }

@@ -10,6 +10,7 @@
 #include <linux/atomic.h>
 #include <linux/bvec.h>
 #include <linux/limits.h>
+#include <linux/list.h>
 #include <linux/math64.h>
 #include <linux/overflow.h>
 #include <linux/time64.h>
@@ -102,7 +103,9 @@ static inline int kvmig_rdma_attach(struct kvmig_stream *s, int fd,
  * @pages_spliced: pages sent zero-copy
  * @pages_received: pages written into the guest (destination)
  * @done: pages of the current batch it has passed (source)
- * @round_bytes: @bytes_sent when the round started (source)
+ * @started: destination: a ROUND came, after which no WAIT may
+ * @paced_bytes: @bytes_sent that the pacing has accounted for (source)
+ * @pace_due: ktime by which those bytes may have left, at the rate (source)
  * @pages: pages pinned for one record
  * @bvec: the transport's vector over @pages
  */
@@ -122,7 +125,9 @@ struct kvmig_stream {
 	u64 pages_spliced;
 	u64 pages_received;
 	u64 done;
-	u64 round_bytes;
+	bool started;
+	u64 paced_bytes;
+	u64 pace_due;
 	struct page *pages[KVMIG_WIRE_MAX_RUN];
 	struct bio_vec bvec[KVMIG_WIRE_MAX_RUN];
 };
@@ -153,7 +158,9 @@ struct kvmig_stream {
  * @batch_runs: source job: the runs to send
  * @batch_nr: source job: how many; 0 outside a pass
  * @batch_base: source: pages pending, with the batch's, when it was taken
- * @round_t0: source: when the round started, for the bandwidth cap
+ * @ticket: source: its place under the host's limits
+ * @io_timeout_ms: the I/O timeout, for the keepalive while queued
+ * @peer_waits: destination: the source said it waits for its turn
  * @d: the session's layout and, for a source, its dirty tracker
  * @layout: @d's memslots as the wire describes them
  * @role: KVMIG_ROLE_*
@@ -185,6 +192,45 @@ struct kvmig_stream {
  * @nr_findings: how many
  * @check_status: KVMIG_CHECK_NOT_RUN, _PASSED, _WARNED or _REFUSED
  */
+/* struct kvmig_ticket.state; see host.c */
+enum {
+	KVMIG_TICKET_NONE,	/* round 0 has not started */
+	KVMIG_TICKET_QUEUED,	/* waits in the host's queue */
+	KVMIG_TICKET_RUNNING,	/* holds one of the host's places */
+	KVMIG_TICKET_DONE,	/* gave its place back, for good */
+};
+
+#define KVMIG_MAX_WEIGHT	1000	/* the module's high_weight, at most */
+
+/**
+ * struct kvmig_ticket - a source's place under the host's limits (host.c)
+ * @node: in the host's queue while QUEUED, under kvmig_host_lock
+ * @state: KVMIG_TICKET_*, written under kvmig_host_lock, read with
+ *	READ_ONCE by the pacing and the waiter
+ * @priority: KVMIG_PRIORITY_*, fixed at create
+ * @queued_at: ktime when it joined the queue
+ * @wait_ns: how long it waited, once admitted or gone
+ */
+struct kvmig_ticket {
+	struct list_head node;
+	u32 state;
+	u32 priority;
+	u64 queued_at;
+	u64 wait_ns;
+};
+
+void kvmig_host_join(struct kvmig_ticket *t);
+void kvmig_host_leave(struct kvmig_ticket *t);
+u32 kvmig_host_position(const struct kvmig_ticket *t, u64 *wait_ns);
+bool kvmig_host_wait(struct kvmig_ticket *t, bool (*stop)(void *), void *arg,
+		     long timeout);
+void kvmig_host_kick(void);
+u64 kvmig_host_share(const struct kvmig_ticket *t);
+#if IS_ENABLED(CONFIG_KUNIT)
+u64 kvmig_host_share_of(u64 budget, u32 weight, u32 nr_high, u32 nr_std,
+			u32 high_w);
+#endif
+
 /*
  * The pre-check's settings (KVMIG_SET_CHECK), owned by the session, which
  * refuses to change them once the transfer exists.
@@ -212,7 +258,9 @@ struct kvmig_xfer {
 	struct kvmig_dirty_run *batch_runs;
 	u32 batch_nr;
 	u64 batch_base;
-	u64 round_t0;
+	struct kvmig_ticket ticket;
+	u32 io_timeout_ms;
+	bool peer_waits;
 	struct kvmig_dirty *d;
 	struct kvmig_wire_layout_slot *layout;
 	u32 role;
@@ -256,6 +304,7 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 		     const void *state);
 int kvmig_xfer_recv(struct kvmig_xfer *x, struct kvmig_recv *r);
 void kvmig_xfer_cancel(struct kvmig_xfer *x);
+void kvmig_xfer_leave_host(struct kvmig_xfer *x);
 
 unsigned long kvmig_hole_span(struct mm_struct *mm, unsigned long addr,
 			      unsigned long n, bool *hole);

@@ -82,15 +82,58 @@ static void uapi_layout_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, event_fd), 40);
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, nr_streams), 44);
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, streams_ptr), 48);
-	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, reserved), 56);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, priority), 56);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_xfer_setup, reserved), 64);
+	/* priority, queue_pos and wait_ns took reserved[0..1]: same size. */
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_session_info, wait_ns), 16);
+	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_session_info, stats), 32);
 	KUNIT_EXPECT_EQ(test, KVMIG_STATE_IN_DOUBT, 7);
 	KUNIT_EXPECT_EQ(test, KVMIG_REC_COMMIT, 6);
-	KUNIT_EXPECT_EQ(test, KVMIG_WIRE_VERSION, 4);
+	KUNIT_EXPECT_EQ(test, KVMIG_REC_WAIT, 7);
+	KUNIT_EXPECT_EQ(test, KVMIG_WIRE_VERSION, 5);
 	KUNIT_EXPECT_EQ(test, sizeof(struct kvmig_round), 80);
 	KUNIT_EXPECT_EQ(test, offsetof(struct kvmig_round, hole_pages), 48);
 }
 
+/*
+ * The host's budget shared by weight: exact where it divides, rounded
+ * down where it does not, never 0 with a budget, and in 128 bits at
+ * terabytes per second.
+ */
+static void host_share_test(struct kunit *test)
+{
+	const u64 tb = 1000ULL * 1000 * 1000 * 1000;
+
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(0, 3, 1, 1, 3), 0);
+	/* One high (3) and one standard (1): 3/4 and 1/4. */
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(16000000, 3, 1, 1, 3),
+			12000000);
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(16000000, 1, 1, 1, 3),
+			4000000);
+	/* Alone, whatever its weight: everything. */
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(16000000, 1, 0, 1, 3),
+			16000000);
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(16000000, 3, 1, 0, 3),
+			16000000);
+	/* Not counted yet (a racing snapshot): its own weight still counts. */
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(16000000, 3, 0, 0, 3),
+			16000000);
+	/* Three ways: 10 / 3 rounds down; the shares never add up to more. */
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(10, 1, 0, 3, 3), 3);
+	/* 1 byte/s among 1000 standard ones: 1, not 0 (0 means unpaced). */
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(1, 1, 0, 1000, 3), 1);
+	/* 100 TB/s among 4 high at 1000 and 4 standard; then budget * w > 2^64. */
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(100 * tb, 1000, 4, 4, 1000),
+			div_u64(100 * tb * 1000, 4004));
+	KUNIT_EXPECT_EQ(test, kvmig_host_share_of(U64_MAX, 1000, 1, 0, 1000),
+			U64_MAX);
+	KUNIT_EXPECT_EQ(test,
+			kvmig_host_share_of(U64_MAX, 1, U32_MAX, U32_MAX, 1000),
+			div64_u64(U64_MAX, (u64)U32_MAX * 1001));
+}
+
 static struct kunit_case kvmig_xfer_cases[] = {
+	KUNIT_CASE(host_share_test),
 	KUNIT_CASE(uapi_layout_test),
 	KUNIT_CASE(ns_for_test),
 	KUNIT_CASE(per_sec_test),
