@@ -32,6 +32,9 @@ check:
 demo:
 	scripts/demo.sh
 
+demo-evacuate:
+	scripts/demo.sh evacuate
+
 bench:
 	scripts/bench.sh $(KERNEL)
 
@@ -54,4 +57,4 @@ clean:
 		-o -name '*.mod.c' -o -name '.*.cmd' | xargs rm -f
 	rm -f modules.order Module.symvers module/modules.order
 
-.PHONY: all module selftests userspace check demo bench checkpatch sparse modules_install clean
+.PHONY: all module selftests userspace check demo demo-evacuate bench checkpatch sparse modules_install clean

@@ -9,7 +9,7 @@
  *                     [--downtime MS] [--max-rounds N] [--bandwidth MB/S]
  *                     [--io-timeout MS] [--dirty ring|bitmap]
  *                     [--throttle off|auto|rate=PAGES/S] [--streams N]
- *                     [--tls-psk FILE] [--rdma]
+ *                     [--tls-psk FILE] [--rdma] [--priority high|standard]
  *
  * If the migration fails, the source resumes its guest and shows it runs;
  * the destination discards its partial VM. If its outcome is in doubt (the
@@ -476,6 +476,31 @@ static bool parse_throttle(const char *s, struct kvmig_throttle *t)
 	return s[5] && !*end && t->dirty_rate;
 }
 
+/* --priority: the source's weight in the host's bandwidth budget. */
+static uint32_t priority = KVMIG_PRIORITY_STANDARD;
+
+/* How long this session waited under the host's max_outgoing, in s. */
+static double queue_wait(void)
+{
+	struct kvmig_session_info info[64];
+	struct kvmig_list l = { .nr_sessions = 64,
+				.sessions_ptr = (uintptr_t)info };
+	int fd = open("/dev/kvmig", O_RDWR | O_CLOEXEC);
+	double wait = -1;
+	unsigned int i;
+
+	/* Any fd lists; ours is the process's only session (by pid). */
+	if (fd < 0)
+		return -1;
+	if (!ioctl(fd, KVMIG_LIST_SESSIONS, &l))
+		for (i = 0; i < l.nr_filled; i++)
+			if (info[i].pid == (uint32_t)getpid() &&
+			    info[i].stats.role == KVMIG_ROLE_SOURCE)
+				wait = info[i].wait_ns / 1e9;
+	close(fd);
+	return wait;
+}
+
 /* --uuid and --dry-run: the pre-check (KVMIG_SET_CHECK). */
 static bool has_uuid, dry_run;
 static uint8_t uuid[16];
@@ -764,7 +789,7 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	struct vmm vmm;
 	uint32_t *mbox;
 	pthread_t t;
-	double t0, t_pause, t_done, t_round0 = 0;
+	double t0, t_pause, t_done, t_round0 = 0, wait = 0;
 	uint64_t sum, slept_ns, pages = (touch ?: mib) << 8;
 	int socks[KVMIG_MAX_STREAMS] = {};
 	uint32_t fds[KVMIG_MAX_STREAMS - 1];
@@ -864,6 +889,7 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	su.max_rounds = max_rounds;
 	su.bandwidth = bw;
 	su.io_timeout_ms = io_ms;
+	su.priority = priority;
 	if (dry_run)
 		su.flags |= KVMIG_XFER_SETUP_DRY_RUN;
 	ret = xfer(dev, KVMIG_XFER_SETUP, &su) ? errno : 0;
@@ -897,8 +923,13 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 		memset(&r, 0, sizeof(r));
 		if (xfer(dev, KVMIG_XFER_ROUND, &r))
 			return source_failed(&run, &t, dev, "KVMIG_XFER_ROUND");
-		if (!r.round)
+		if (!r.round) {
 			t_round0 = now() - t0;
+			wait = queue_wait();
+			if (wait > 0)
+				printf("source: waited %.3f s for its turn (the host's max_outgoing)\n",
+				       wait);
+		}
 		memset(&st, 0, sizeof(st));
 		ioctl(dev, KVMIG_GET_STATS, &st);
 		printf("source: %5llu %8llu %7llu %10llu %11llu %6.1f  %4u  ",
@@ -971,8 +1002,10 @@ static int source(const char *addr, unsigned long mib, unsigned long touch,
 	       (unsigned long long)st.pages_copied,
 	       (unsigned long long)st.zero_pages,
 	       (unsigned long long)st.hole_pages);
-	printf("  round 0             %.3f s, %llu pages never populated passed over\n",
-	       t_round0, (unsigned long long)st.hole_pages);
+	printf("  round 0             %.3f s (%.3f s of it waiting for its turn), %llu pages never populated passed over\n",
+	       t_round0, wait > 0 ? wait : 0, (unsigned long long)st.hole_pages);
+	printf("  priority            %s\n",
+	       priority == KVMIG_PRIORITY_HIGH ? "high" : "standard");
 	printf("  bytes sent          %llu (%.1f MiB)\n",
 	       (unsigned long long)st.bytes_sent, st.bytes_sent / 1048576.0);
 	printf("  total time          %.3f s, throughput %.1f MB/s\n",
@@ -1015,6 +1048,7 @@ int main(int argc, char **argv)
 		{ "rdma", no_argument, NULL, 'R' },
 		{ "uuid", required_argument, NULL, 'U' },
 		{ "dry-run", no_argument, NULL, 'N' },
+		{ "priority", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -1034,7 +1068,7 @@ int main(int argc, char **argv)
 	/* Line by line even into a file: tests and scripts follow progress. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	while ((c = getopt_long(argc, argv, "l:c:m:u:r:d:n:b:t:D:T:s:hK:RU:N", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:c:m:u:r:d:n:b:t:D:T:s:hK:RU:NP:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 		case 'c':
@@ -1110,6 +1144,16 @@ int main(int argc, char **argv)
 		case 'N':
 			dry_run = true;
 			break;
+		case 'P':
+			if (!strcmp(optarg, "high")) {
+				priority = KVMIG_PRIORITY_HIGH;
+			} else if (!strcmp(optarg, "standard")) {
+				priority = KVMIG_PRIORITY_STANDARD;
+			} else {
+				fprintf(stderr, "kvmig-demo: --priority high or standard\n");
+				return 2;
+			}
+			break;
 		case 'h':
 			printf("usage: kvmig-demo dest --listen ADDR:PORT [--mem MIB] [--io-timeout MS] [--streams N]\n"
 			       "                  [--tls-psk FILE] [--rdma] [--uuid UUID]\n"
@@ -1118,6 +1162,7 @@ int main(int argc, char **argv)
 			       "                  [--io-timeout MS] [--dirty ring|bitmap]\n"
 			       "                  [--throttle off|auto|rate=PAGES/S] [--streams N]\n"
 			       "                  [--tls-psk FILE] [--rdma] [--uuid UUID] [--dry-run]\n"
+			       "                  [--priority high|standard]\n"
 			       "\n"
 			       "--mem: guest RAM, up to 65536 MiB (reserved, populated as written)\n"
 			       "--touch: the guest writes only its first MIB (up to 3072): a sparse guest\n"
@@ -1139,7 +1184,9 @@ int main(int argc, char **argv)
 			       "--uuid: the VM's identity; the pre-check refuses a peer that names another\n"
 			       "--dry-run: the pre-check alone, both ends then exit (0: it would go ahead,\n"
 			       "  1: refused); no page moves. The destination passes this host's\n"
-			       "  KVM_GET_SUPPORTED_CPUID, against which the guest's CPUID is checked\n",
+			       "  KVM_GET_SUPPORTED_CPUID, against which the guest's CPUID is checked\n"
+			       "--priority: the source's share of the host's max_bandwidth (kvmig's\n"
+			       "  high_weight against 1); beyond max_outgoing, round 0 waits its turn\n",
 			       KVMIG_MAX_STREAMS, KTLS_PSK_MIN, KTLS_PSK_MAX,
 			       KTLS_PSK_MIN);
 			return 0;

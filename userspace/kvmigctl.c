@@ -39,7 +39,8 @@ static void usage(FILE *f)
 		"  version            the module's API version and feature words\n"
 		"  list [--all]       the migration sessions and their statistics;\n"
 		"                     --all includes sessions with no VM, such as\n"
-		"                     kvmigctl's own\n"
+		"                     kvmigctl's own; NOTE says which sources wait\n"
+		"                     under the host's limit (queued #N)\n"
 		"  watch [ID] [--interval DUR] [--count N] [--wait DUR] [--iface IF]\n"
 		"        [--role source|dest]\n"
 		"                     a live progress line for session ID (default:\n"
@@ -51,7 +52,13 @@ static void usage(FILE *f)
 		"                     its VMM must have it resolved) or closed. --wait:\n"
 		"                     wait that long for the session to appear;\n"
 		"                     --iface: add the wire rate measured by the\n"
-		"                     eBPF monitor on IF (see monitor)\n");
+		"                     eBPF monitor on IF (see monitor)\n"
+		"  watch --all [--interval DUR] [--count N] [--wait DUR]\n"
+		"                     every migration of this host, a line each:\n"
+		"                     running, queued under the host's limit (its\n"
+		"                     place and wait), ended; ends when all have\n"
+		"                     ended (exit 0 all done, 1 one failed or closed\n"
+		"                     unfinished, 6 one in doubt)\n");
 	fprintf(f,
 		"  check [ID...]      the pre-check's findings of sessions ID (default:\n"
 		"                     every session whose handshake ran): each error\n"
@@ -208,6 +215,38 @@ int kvmigctl_live_dests(__u64 *ids, int max)
 	return live;
 }
 
+static const char *priority_name(const struct kvmig_session_info *i)
+{
+	return i->priority == KVMIG_PRIORITY_HIGH ? "high" : "standard";
+}
+
+/*
+ * What the NOTE column says of a session: why it failed, that it waits,
+ * its priority. Into @buf, which it returns.
+ */
+static const char *session_note(const struct kvmig_session_info *i,
+				char *buf, size_t size)
+{
+	const struct kvmig_stats *st = &i->stats;
+
+	buf[0] = '\0';
+	if (st->state == KVMIG_STATE_FAILED)
+		snprintf(buf, size, "%s", kvmig_fail_name(st->fail_reason));
+	else if (st->state == KVMIG_STATE_IN_DOUBT)
+		snprintf(buf, size, "outcome in doubt: to be resolved");
+	else if (i->flags & KVMIG_SESSION_SELF)
+		snprintf(buf, size, "(kvmigctl)");
+	else if (i->flags & KVMIG_SESSION_QUEUED && i->queue_pos)
+		snprintf(buf, size, "queued #%u, %.1f s", i->queue_pos,
+			 i->wait_ns / 1e9);
+	else if (i->flags & KVMIG_SESSION_QUEUED)
+		snprintf(buf, size, "queued at the source");
+	if (st->role == KVMIG_ROLE_SOURCE && i->priority == KVMIG_PRIORITY_HIGH)
+		snprintf(buf + strlen(buf), size - strlen(buf), "%shigh priority",
+			 buf[0] ? ", " : "");
+	return buf;
+}
+
 static void json_session(const struct kvmig_session_info *i)
 {
 	const struct kvmig_stats *st = &i->stats;
@@ -224,7 +263,8 @@ static void json_session(const struct kvmig_session_info *i)
 	       "\"expected_downtime_ns\": %llu, \"downtime_ns\": %llu, "
 	       "\"remaining\": %llu, \"throttle\": \"%s\", "
 	       "\"throttle_pct\": %u, \"throttle_ns\": %llu, "
-	       "\"hole_pages\": %llu}",
+	       "\"hole_pages\": %llu, \"priority\": \"%s\", "
+	       "\"queued\": %s, \"queue_pos\": %u, \"wait_ns\": %llu}",
 	       (unsigned long long)st->id, i->pid,
 	       i->flags & KVMIG_SESSION_SELF ? "true" : "false",
 	       state_name(st->state), role_name(st->role), st->fail_reason,
@@ -248,7 +288,9 @@ static void json_session(const struct kvmig_session_info *i)
 	       (unsigned long long)st->remaining,
 	       kvmig_throttle_name(st->throttle_policy), st->throttle_pct,
 	       (unsigned long long)st->throttle_ns,
-	       (unsigned long long)st->hole_pages);
+	       (unsigned long long)st->hole_pages, priority_name(i),
+	       i->flags & KVMIG_SESSION_QUEUED ? "true" : "false",
+	       i->queue_pos, (unsigned long long)i->wait_ns);
 }
 
 static int cmd_list(int argc, char **argv, bool json)
@@ -293,7 +335,7 @@ static int cmd_list(int argc, char **argv, bool json)
 		double mib = st->role == KVMIG_ROLE_DEST ?
 			     st->pages_received * 4096.0 / (1 << 20) :
 			     st->bytes_sent / (double)(1 << 20);
-		char dt[32] = "-";
+		char dt[32] = "-", note[96];
 
 		/* Sessions with no VM yet (kvmigctl's own, say) only with --all. */
 		if (!all && (info[i].flags & KVMIG_SESSION_SELF ||
@@ -315,11 +357,7 @@ static int cmd_list(int argc, char **argv, bool json)
 		       st->throughput / 1e6,
 		       (unsigned long long)st->pages_pending,
 		       (unsigned long long)st->dirty_rate, dt,
-		       st->state == KVMIG_STATE_FAILED ?
-		       kvmig_fail_name(st->fail_reason) :
-		       st->state == KVMIG_STATE_IN_DOUBT ?
-		       "outcome in doubt: to be resolved" :
-		       info[i].flags & KVMIG_SESSION_SELF ? "(kvmigctl)" : "");
+		       session_note(&info[i], note, sizeof(note)));
 	}
 	if (json)
 		printf("%s]\n", first ? "" : "\n");
@@ -450,6 +488,238 @@ appendf(char *buf, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* watch --all: every migration of this host, one line each. */
+#define WATCH_ALL_MAX	256
+
+struct watched {
+	struct kvmig_session_info si;
+	__u64 done_prev;	/* bytes at the sample before */
+	double rate;		/* bytes per second, smoothed */
+	bool listed;		/* in the last listing */
+	bool closed;		/* gone before it ended, as far as we know */
+};
+
+static bool state_ended(__u32 state)
+{
+	return state == KVMIG_STATE_DONE || state == KVMIG_STATE_FAILED ||
+	       state == KVMIG_STATE_IN_DOUBT || state == KVMIG_STATE_CHECKED;
+}
+
+static bool state_migrating(__u32 state)
+{
+	return state == KVMIG_STATE_TRACKING || state == KVMIG_STATE_PRECOPY ||
+	       state == KVMIG_STATE_RECEIVING;
+}
+
+/*
+ * A source that has sent pages and not ended: it holds a place under the
+ * host's max_outgoing (one that has set up but not called round 0 yet
+ * holds none, and is not queued either).
+ */
+static bool watched_sending(const struct kvmig_stats *st)
+{
+	return st->role == KVMIG_ROLE_SOURCE &&
+	       st->state == KVMIG_STATE_PRECOPY &&
+	       st->pages_sent + st->zero_pages > 0;
+}
+
+static bool watched_ended(const struct watched *w)
+{
+	return w->closed || state_ended(w->si.stats.state);
+}
+
+static __u64 watched_bytes(const struct kvmig_stats *st)
+{
+	return st->role == KVMIG_ROLE_DEST ? st->pages_received * 4096ULL :
+	       st->bytes_sent;
+}
+
+/* Take a listing into @w: new migrations join, gone ones are settled. */
+static int watch_all_sample(int fd, struct watched *w, unsigned int *nr,
+			    struct kvmig_done_watch *dw, double dt)
+{
+	struct kvmig_session_info *info = NULL;
+	struct kvmig_done_event ev;
+	unsigned int j;
+	int n, i;
+
+	n = list_sessions(fd, &info);
+	if (n < 0)
+		return -1;
+	for (j = 0; j < *nr; j++)
+		w[j].listed = false;
+	for (i = 0; i < n; i++) {
+		const struct kvmig_stats *st = &info[i].stats;
+
+		if (info[i].flags & KVMIG_SESSION_SELF)
+			continue;
+		for (j = 0; j < *nr && w[j].si.stats.id != st->id; j++)
+			;
+		/* Only migrations that were under way when seen first. */
+		if (j == *nr) {
+			if (!state_migrating(st->state) ||
+			    *nr == WATCH_ALL_MAX)
+				continue;
+			memset(&w[j], 0, sizeof(w[j]));
+			w[j].done_prev = watched_bytes(st);
+			(*nr)++;
+		}
+		if (dt > 0) {
+			double inst = (watched_bytes(st) - w[j].done_prev) / dt;
+
+			w[j].rate = w[j].rate ? 0.5 * w[j].rate + 0.5 * inst :
+				    inst;
+		}
+		w[j].done_prev = watched_bytes(st);
+		w[j].si = info[i];
+		w[j].listed = true;
+	}
+	free(info);
+	/* Closed between two samples: done, if the tracepoint said so. */
+	for (j = 0; j < *nr; j++) {
+		if (w[j].listed || watched_ended(&w[j]))
+			continue;
+		if (dw && kvmig_done_watch_find(dw, w[j].si.stats.id,
+						&ev) == 1) {
+			w[j].si.stats.state = KVMIG_STATE_DONE;
+			w[j].si.stats.downtime_ns = ev.downtime_ns;
+			w[j].si.flags &= ~KVMIG_SESSION_QUEUED;
+			w[j].si.queue_pos = 0;
+		} else {
+			w[j].closed = true;
+		}
+	}
+	return 0;
+}
+
+static void watch_all_line(const struct watched *w, char *line, size_t size)
+{
+	const struct kvmig_stats *st = &w->si.stats;
+	char note[96];
+
+	snprintf(line, size,
+		 "session %4llu %-6s %-9s round %2llu %9.1f MiB %7.1f MB/s",
+		 (unsigned long long)st->id, role_name(st->role),
+		 w->closed ? "closed" : state_name(st->state),
+		 (unsigned long long)st->xfer_round,
+		 watched_bytes(st) / (double)(1 << 20), w->rate / 1e6);
+	/* Before its round 0 a source has counted nothing yet. */
+	if (watched_sending(st))
+		appendf(line, size, "  remaining %8llu pages",
+			(unsigned long long)st->remaining);
+	if (st->state == KVMIG_STATE_DONE && st->downtime_ns)
+		appendf(line, size, "  downtime %.1f ms", st->downtime_ns / 1e6);
+	session_note(&w->si, note, sizeof(note));
+	if (note[0])
+		appendf(line, size, "  %s", note);
+}
+
+static int watch_all(unsigned long interval_ms, unsigned long count,
+		     double wait_s, bool json)
+{
+	static struct watched w[WATCH_ALL_MAX];
+	static char prev[WATCH_ALL_MAX][256];
+	unsigned int nr = 0, j, running, queued, ended;
+	struct kvmig_done_watch *dw;
+	bool tty = isatty(1), doubt = false, failed = false;
+	double t0 = now_s(), t, t_prev = 0;
+	unsigned long n = 0;
+	char line[256];
+	int fd;
+
+	fd = open_dev();
+	dw = kvmig_done_watch_open(0);
+	if (!dw)
+		fprintf(stderr, "kvmigctl: watch: no completion events (%s); a session closed between samples shows as closed\n",
+			strerror(errno));
+	for (;;) {
+		t = now_s();
+		if (watch_all_sample(fd, w, &nr, dw, n ? t - t_prev : 0)) {
+			kvmig_done_watch_close(dw);
+			close(fd);
+			return EXIT_FAILURE;
+		}
+		t_prev = t;
+		if (!nr) {
+			if (t - t0 >= wait_s) {
+				fprintf(stderr, "kvmigctl: watch: no session is migrating\n");
+				kvmig_done_watch_close(dw);
+				close(fd);
+				return EXIT_NOSESSION;
+			}
+			usleep(50000);
+			continue;
+		}
+		running = queued = ended = 0;
+		for (j = 0; j < nr; j++) {
+			if (watched_ended(&w[j]))
+				ended++;
+			else if (w[j].si.flags & KVMIG_SESSION_QUEUED)
+				queued++;
+			else if (watched_sending(&w[j].si.stats))
+				running++;
+		}
+		if (json) {
+			printf("{\"t\": %.3f, \"sending\": %u, \"queued\": %u, \"ended\": %u, \"sessions\": [",
+			       t - t0, running, queued, ended);
+			for (j = 0; j < nr; j++) {
+				const struct kvmig_stats *st = &w[j].si.stats;
+
+				printf("%s{\"id\": %llu, \"role\": \"%s\", \"state\": \"%s\", "
+				       "\"priority\": \"%s\", \"queued\": %s, \"queue_pos\": %u, "
+				       "\"wait_ns\": %llu, \"round\": %llu, \"bytes\": %llu, "
+				       "\"pages\": %llu, \"rate_Bps\": %.0f, "
+				       "\"remaining_pages\": %llu}",
+				       j ? ", " : "", (unsigned long long)st->id,
+				       role_name(st->role),
+				       w[j].closed ? "closed" : state_name(st->state),
+				       priority_name(&w[j].si),
+				       w[j].si.flags & KVMIG_SESSION_QUEUED ?
+				       "true" : "false", w[j].si.queue_pos,
+				       (unsigned long long)w[j].si.wait_ns,
+				       (unsigned long long)st->xfer_round,
+				       (unsigned long long)watched_bytes(st),
+				       (unsigned long long)(st->role == KVMIG_ROLE_DEST ?
+				       st->pages_received : st->pages_sent) +
+				       st->zero_pages,
+				       w[j].rate,
+				       (unsigned long long)st->remaining);
+			}
+			printf("]}\n");
+		} else {
+			/* A terminal gets the whole table again; a file, changes. */
+			if (tty)
+				printf("\033[H\033[J");
+			if (tty || !n)
+				printf("%.1f s: %u sources sending, %u queued, %u ended\n",
+				       t - t0, running, queued, ended);
+			for (j = 0; j < nr; j++) {
+				watch_all_line(&w[j], line, sizeof(line));
+				if (tty)
+					printf("%s\n", line);
+				else if (strcmp(line, prev[j]))
+					printf("%6.1f %s\n", t - t0, line);
+				strcpy(prev[j], line);
+			}
+		}
+		fflush(stdout);
+		n++;
+		if (ended == nr || (count && n >= count))
+			break;
+		usleep(interval_ms * 1000);
+	}
+	kvmig_done_watch_close(dw);
+	close(fd);
+	for (j = 0; j < nr; j++) {
+		doubt |= w[j].si.stats.state == KVMIG_STATE_IN_DOUBT;
+		failed |= w[j].closed ||
+			  w[j].si.stats.state == KVMIG_STATE_FAILED;
+	}
+	if (ended < nr)
+		return EXIT_SUCCESS;	/* --count: still under way */
+	return doubt ? EXIT_IN_DOUBT : failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 static int cmd_watch(int argc, char **argv, bool json)
 {
 	static const struct option opts[] = {
@@ -458,9 +728,11 @@ static int cmd_watch(int argc, char **argv, bool json)
 		{ "wait", required_argument, NULL, 'w' },
 		{ "iface", required_argument, NULL, 'I' },
 		{ "role", required_argument, NULL, 'r' },
+		{ "all", no_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
 		{ }
 	};
+	bool all = false;
 	double t, t0, t_prev = 0, rate = 0, wire = 0, wait_s = 0, left, eta;
 	double ahead;
 	char line[256], prev[256] = "";
@@ -481,8 +753,11 @@ static int cmd_watch(int argc, char **argv, bool json)
 	int fd, c, r, ret;
 
 	optind = 0;	/* a full reset: main() parsed with "+" */
-	while ((c = getopt_long(argc, argv, "i:c:w:I:r:j", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:c:w:I:r:aj", opts, NULL)) != -1) {
 		switch (c) {
+		case 'a':
+			all = true;
+			break;
 		case 'i':
 			if (kvmigctl_opt_ms("interval", optarg, 3600000, &ms) ||
 			    !ms)
@@ -521,6 +796,13 @@ static int cmd_watch(int argc, char **argv, bool json)
 		default:
 			return EXIT_USAGE;
 		}
+	}
+	if (all) {
+		if (optind < argc || iface || role) {
+			fprintf(stderr, "kvmigctl: watch: --all takes no session id, --iface or --role\n");
+			return EXIT_USAGE;
+		}
+		return watch_all(interval_ms, count, wait_s, json);
 	}
 	if (optind < argc) {
 		id = strtoull(argv[optind], &end, 0);

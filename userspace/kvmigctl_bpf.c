@@ -844,7 +844,7 @@ static int parse_mac(const char *s, __u8 *mac)
 	return 0;
 }
 
-#define DONE_SEEN_MAX	8
+#define DONE_SEEN_MAX	64
 
 /*
  * Waiting for one destination session's end: @session once @bound (by
@@ -1210,7 +1210,15 @@ static int on_any_done(void *ctx, void *data, size_t size)
 	struct done_wait *w = ctx;
 	const struct kvmig_done_event *ev = data;
 
-	if (w->done || size < sizeof(*ev) || ev->id != w->session)
+	if (size < sizeof(*ev))
+		return 0;
+	/* Any session (watch --all): keep them, kvmig_done_watch_find(). */
+	if (!w->session) {
+		if (w->nr_seen < DONE_SEEN_MAX)
+			w->seen[w->nr_seen++] = *ev;
+		return 0;
+	}
+	if (w->done || ev->id != w->session)
 		return 0;
 	w->ev = *ev;
 	w->done = true;
@@ -1264,6 +1272,23 @@ int kvmig_done_watch_check(struct kvmig_done_watch *dw,
 		return 0;
 	*ev = dw->w.ev;
 	return 1;
+}
+
+int kvmig_done_watch_find(struct kvmig_done_watch *dw, __u64 id,
+			  struct kvmig_done_event *ev)
+{
+	int err = ring_buffer__consume(dw->rb);
+	unsigned int i;
+
+	if (err < 0)
+		return err;
+	for (i = 0; i < dw->w.nr_seen; i++) {
+		if (dw->w.seen[i].id == id) {
+			*ev = dw->w.seen[i];
+			return 1;
+		}
+	}
+	return 0;
 }
 
 void kvmig_done_watch_close(struct kvmig_done_watch *dw)

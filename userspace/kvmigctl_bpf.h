@@ -61,6 +61,9 @@ struct kvmig_done_watch;
 struct kvmig_done_watch *kvmig_done_watch_open(__u64 id);
 int kvmig_done_watch_check(struct kvmig_done_watch *dw,
 			   struct kvmig_done_event *ev);
+/* Opened with id 0: the event of session @id, if it came (1), or 0. */
+int kvmig_done_watch_find(struct kvmig_done_watch *dw, __u64 id,
+			  struct kvmig_done_event *ev);
 void kvmig_done_watch_close(struct kvmig_done_watch *dw);
 
 #endif /* KVMIGCTL_BPF_H */
