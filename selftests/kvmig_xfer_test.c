@@ -1965,6 +1965,7 @@ static const struct raw_rec bad_recs[] = {
 	{ 4, 0, 0, 0, 0, 0x7fffffff },			/* huge state */
 	{ 5, 0, 0, 0, 0, 0 },				/* end, no state */
 	{ 6, 0, 0, 0, 0, 0 },				/* commit before end */
+	{ 7, 0, 0, 1, 0, 0 },				/* wait with a gfn */
 };
 
 TEST_F_TIMEOUT(raw, malformed_records_refused, 600)
@@ -2002,6 +2003,50 @@ TEST_F_TIMEOUT(raw, malformed_records_refused, 600)
 	/* Nothing was written into the guest. */
 	for (i = 0; i < SLOT_SIZE; i += 4096)
 		ASSERT_EQ(0, self->dst->vmm.slots[0].hva[i]);
+}
+
+/*
+ * WAIT (the source waits for its turn under its host's max_outgoing) is
+ * taken before the first ROUND, and the destination says so in its
+ * listing; after a ROUND it is a protocol error.
+ */
+TEST_F_TIMEOUT(raw, wait_after_round_refused, 600)
+{
+	const struct raw_rec wait = { 7, 0, 0, 0, 0, 0 };
+	const struct raw_rec round0 = { 3, 0, 0, 0, 0, 0 };
+	struct kvmig_session_info info[16];
+	struct kvmig_list l = { .nr_sessions = 16,
+				.sessions_ptr = (uintptr_t)info };
+	struct kvmig_stats st = {};
+	uint32_t reply[4], i, j;
+	bool queued = false;
+	int src;
+
+	ASSERT_EQ(0, tcp_pair(&src, &self->dst->sock));
+	ASSERT_EQ(0, pthread_create(&self->dst->thread, NULL, dest_thread,
+				    self->dst));
+	ASSERT_EQ(0, raw_handshake(&self->dst->vmm, src));
+	ASSERT_EQ(sizeof(wait), write(src, &wait, sizeof(wait)));
+	ASSERT_EQ(sizeof(wait), write(src, &wait, sizeof(wait)));
+	/* Taken: the destination lists itself as queued at the source. */
+	ASSERT_EQ(0, ioctl(self->dst->dev, KVMIG_GET_STATS, &st));
+	for (i = 0; i < 600 && !queued; i++) {
+		usleep(100000);
+		l.nr_sessions = 16;
+		ASSERT_EQ(0, ioctl(self->dst->dev, KVMIG_LIST_SESSIONS, &l));
+		for (j = 0; j < l.nr_filled; j++)
+			if (info[j].stats.id == st.id)
+				queued = info[j].flags & KVMIG_SESSION_QUEUED;
+	}
+	EXPECT_TRUE(queued);
+	ASSERT_EQ(sizeof(round0), write(src, &round0, sizeof(round0)));
+	ASSERT_EQ(sizeof(wait), write(src, &wait, sizeof(wait)));
+	pthread_join(self->dst->thread, NULL);
+	EXPECT_EQ(-EPROTO, self->dst->recv_ret);
+	EXPECT_EQ(16, read(src, reply, 16));
+	EXPECT_EQ(3, reply[1]);	/* E_PROTO */
+	expect_failed(_metadata, self->dst->dev, KVMIG_FAIL_PROTOCOL);
+	close(src);
 }
 
 TEST_F_TIMEOUT(raw, bad_handshakes_refused, 600)

@@ -62,7 +62,8 @@ static void admit(void)
 			break;
 		list_del_init(&t->node);
 		t->wait_ns = now - t->queued_at;
-		WRITE_ONCE(t->state, KVMIG_TICKET_RUNNING);
+		/* Pairs with kvmig_host_position(): @wait_ns first. */
+		smp_store_release(&t->state, KVMIG_TICKET_RUNNING);
 		WRITE_ONCE(kvmig_host_running[t->priority],
 			   kvmig_host_running[t->priority] + 1);
 	}
@@ -101,7 +102,8 @@ void kvmig_host_leave(struct kvmig_ticket *t)
 			   kvmig_host_running[t->priority] - 1);
 		break;
 	}
-	WRITE_ONCE(t->state, KVMIG_TICKET_DONE);
+	/* Pairs with kvmig_host_position(): @wait_ns first. */
+	smp_store_release(&t->state, KVMIG_TICKET_DONE);
 	admit();
 	spin_unlock(&kvmig_host_lock);
 	moved();
@@ -109,13 +111,19 @@ void kvmig_host_leave(struct kvmig_ticket *t)
 
 /*
  * Where @t waits: 1 at the head of the queue, 0 if it does not wait. Its
- * wait so far goes to *@wait_ns.
+ * wait so far goes to *@wait_ns. The session publishes it after every
+ * record: a ticket that does not wait is read without the lock.
  */
 u32 kvmig_host_position(const struct kvmig_ticket *t, u64 *wait_ns)
 {
 	const struct kvmig_ticket *q;
 	u32 pos = 0;
 
+	/* Pairs with admit() and kvmig_host_leave(). */
+	if (smp_load_acquire(&t->state) != KVMIG_TICKET_QUEUED) {
+		*wait_ns = t->wait_ns;
+		return 0;
+	}
 	spin_lock(&kvmig_host_lock);
 	*wait_ns = t->wait_ns;
 	if (t->state == KVMIG_TICKET_QUEUED) {
