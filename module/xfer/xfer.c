@@ -490,36 +490,24 @@ static void update_expected(struct kvmig_xfer *x)
 }
 
 /*
- * ROUND on every stream, by the worker while the others are idle: a stream
- * whose shares the guest leaves clean still hears from the source every
- * round, within the destination's I/O timeout.
+ * A control record on every stream, by the worker while the others are
+ * idle: ROUND, so that a stream whose shares the guest leaves clean still
+ * hears from the source every round, and WAIT, while the source waits
+ * for its turn; both within the destination's I/O timeout.
  */
-static int send_round(struct kvmig_xfer *x)
+static int send_all(struct kvmig_xfer *x, u32 type, u64 gfn, bool more)
 {
 	int ret = 0;
 	u32 i;
 
 	for (i = 0; i < x->nr_streams && !ret; i++)
-		ret = send_rec(&x->streams[i], KVMIG_REC_ROUND, 0,
-			       x->st.xfer_round, 0, 0, true);
+		ret = send_rec(&x->streams[i], type, 0, gfn, 0, 0, more);
 	return ret;
 }
 
 static bool stop_waiting(void *x)
 {
 	return stopping(x);
-}
-
-/* WAIT on every stream: the destination's receives must not time out. */
-static int send_wait(struct kvmig_xfer *x)
-{
-	int ret = 0;
-	u32 i;
-
-	for (i = 0; i < x->nr_streams && !ret; i++)
-		ret = send_rec(&x->streams[i], KVMIG_REC_WAIT, 0, 0, 0, 0,
-			       false);
-	return ret;
 }
 
 /*
@@ -540,7 +528,7 @@ static int wait_turn(struct kvmig_xfer *x)
 		if (stopping(x))
 			return -ECANCELED;
 		if (now_ns() >= next) {
-			ret = send_wait(x);
+			ret = send_all(x, KVMIG_REC_WAIT, 0, false);
 			if (ret)
 				return ret;
 			next = now_ns() + tick;
@@ -602,7 +590,7 @@ int kvmig_xfer_round(struct kvmig_xfer *x, struct kvmig_round *r)
 	p0 = x->st.pages_sent;
 	z0 = x->st.zero_pages;
 	h0 = x->st.hole_pages;
-	ret = send_round(x);
+	ret = send_all(x, KVMIG_REC_ROUND, x->st.xfer_round, true);
 	if (!ret)
 		ret = send_pending(x, first);
 	sum_streams(x);
@@ -659,7 +647,7 @@ int kvmig_xfer_final(struct kvmig_xfer *x, struct kvmig_final *f,
 				     f->state_len);
 	sum_streams(x);
 	p0 = x->st.pages_sent;
-	ret = send_round(x);
+	ret = send_all(x, KVMIG_REC_ROUND, x->st.xfer_round, true);
 	if (!ret)
 		ret = send_pending(x, false);
 	/* Each other stream ends here: its last page went before. */
